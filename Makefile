@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.cckit-installed
+
+.PHONY: setup demo test lint nbval golden lab clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,lab,keyring]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cckit)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv, install cckit with test + lab extras, register the kernel
+
+demo: setup  ## run the main job against the embedded VOS mock
+	$(BIN)/cckit demo
+
+test: setup lint  ## the whole suite, nbval included
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check cckit tests
+
+lab: setup  ## open the runbooks in JupyterLab
+	$(BIN)/jupyter lab runbooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

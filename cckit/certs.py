@@ -1,0 +1,571 @@
+"""X.509 core: load what CAs send back, describe it, and gate a signed certificate.
+
+Everything here is built on ``cryptography``; chain verification uses
+``cryptography.x509.verification`` rather than a hand-written walk.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
+
+from .errors import CertificateLoadError, GateError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ECDSA_UNIT",
+    "RSA_UNIT",
+    "CertInfo",
+    "GateResult",
+    "check_signed_certificate",
+    "check_trust_certificate",
+    "describe",
+    "fingerprint_sha256",
+    "gate_signed_certificate",
+    "load_certificates",
+    "load_csr",
+    "split_leaf_and_chain",
+    "to_dataframe",
+]
+
+ECDSA_UNIT = "tomcat-ECDSA"
+RSA_UNIT = "tomcat"
+#: Curves VOS accepts for tomcat-ECDSA (key sizes 256, 384, 521).
+VOS_EC_CURVES = {"secp256r1": 256, "secp384r1": 384, "secp521r1": 521}
+
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----(?P<body>.*?)-----END (?P=label)-----", re.S
+)
+_BEGIN = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----")
+_CERT_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
+_CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
+_PKCS7_LABELS = {"PKCS7", "CMS"}
+
+_RSA_SIGS = {
+    SignatureAlgorithmOID.RSA_WITH_MD5,
+    SignatureAlgorithmOID.RSA_WITH_SHA1,
+    SignatureAlgorithmOID.RSA_WITH_SHA224,
+    SignatureAlgorithmOID.RSA_WITH_SHA256,
+    SignatureAlgorithmOID.RSA_WITH_SHA384,
+    SignatureAlgorithmOID.RSA_WITH_SHA512,
+    SignatureAlgorithmOID.RSASSA_PSS,
+}
+_EC_SIGS = {
+    SignatureAlgorithmOID.ECDSA_WITH_SHA1,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA224,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512,
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read(data: bytes | str | Path, source: str | None) -> tuple[bytes, str]:
+    if isinstance(data, Path):
+        try:
+            return data.read_bytes(), source or str(data)
+        except OSError as e:
+            raise CertificateLoadError(
+                f"cannot read the file: {e.strerror}", file=str(data),
+                hint="check the path and that you may read it",
+            ) from None
+    if isinstance(data, str):
+        return data.encode("utf-8", "replace"), source or "<text>"
+    return bytes(data), source or "<bytes>"
+
+
+def _pem_blocks(raw: bytes, source: str) -> list[tuple[str, bytes]]:
+    """(label, DER) for each PEM block; text around the blocks is ignored."""
+    text = raw.decode("ascii", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    blocks: list[tuple[str, bytes]] = []
+    ends = 0
+    for m in _PEM_BLOCK.finditer(text):
+        label = m.group("label")
+        if "PRIVATE KEY" in label:
+            raise CertificateLoadError(
+                f"the file contains a private key ({label.title()}) where a certificate was "
+                "expected; its contents are not shown",
+                file=source,
+                hint="give the certificate file the CA returned, never a private key; "
+                "if the key left its server, treat it as compromised",
+            )
+        body = "".join(line.strip() for line in m.group("body").split("\n")
+                       if ":" not in line)  # drop RFC 1421 headers such as Proc-Type
+        try:
+            der = base64.b64decode(body, validate=True)
+        except ValueError:
+            raise CertificateLoadError(
+                f"PEM block {label!r} #{len(blocks) + 1} is not valid base64 "
+                "(damaged in copy/paste?)",
+                file=source,
+                hint="download the file again from the CA",
+            ) from None
+        blocks.append((label, der))
+        ends = m.end()
+    # A BEGIN after the last complete block means a truncated file.
+    tail = _BEGIN.search(text, ends)
+    if tail:
+        label = tail.group("label")
+        if "PRIVATE KEY" in label:
+            raise CertificateLoadError(
+                "the file contains a (truncated) private key; its contents are not shown",
+                file=source, hint="give the certificate file, never a private key",
+            )
+        raise CertificateLoadError(
+            f"PEM block {label!r} is truncated: BEGIN without a matching END line",
+            file=source,
+            hint="the file was cut off; download or copy it again in full",
+        )
+    return blocks
+
+
+def _parse_der_cert(der: bytes, source: str, index: int) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise CertificateLoadError(
+            f"certificate #{index} is not a valid X.509 certificate",
+            file=source, hint="download the file again from the CA",
+        ) from None
+
+
+def load_certificates(
+    data: bytes | str | Path, *, source: str | None = None
+) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, a DER file or a PKCS#7 (.p7b) bundle.
+
+    CRLF line endings and text around PEM blocks (as some CAs send) are accepted.
+    A private key, a CSR, a truncated block or garbage is a :class:`CertificateLoadError`
+    that names the file and never echoes key material.
+    """
+    raw, source = _read(data, source)
+    if not raw.strip():
+        raise CertificateLoadError("the file is empty", file=source,
+                                   hint="give the certificate file the CA returned")
+    if b"-----BEGIN" in raw:
+        certs: list[x509.Certificate] = []
+        for label, der in _pem_blocks(raw, source):
+            if label in _CERT_LABELS:
+                certs.append(_parse_der_cert(der, source, len(certs) + 1))
+            elif label in _PKCS7_LABELS:
+                try:
+                    certs.extend(pkcs7.load_der_pkcs7_certificates(der))
+                except ValueError:
+                    raise CertificateLoadError(
+                        "the PKCS#7 block holds no readable certificate", file=source
+                    ) from None
+            elif label in _CSR_LABELS:
+                raise CertificateLoadError(
+                    "the file holds a certificate signing request (CSR), not a certificate",
+                    file=source,
+                    hint="send the CSR to the CA and give the certificate it returns",
+                )
+            else:
+                raise CertificateLoadError(
+                    f"unexpected PEM block {label!r} where a certificate was expected",
+                    file=source,
+                )
+        if not certs:
+            raise CertificateLoadError("no certificate found in the file", file=source)
+        return certs
+    # Binary: a DER certificate or a DER PKCS#7 bundle.
+    try:
+        return [x509.load_der_x509_certificate(raw)]
+    except ValueError:
+        pass
+    try:
+        return list(pkcs7.load_der_pkcs7_certificates(raw))
+    except ValueError:
+        pass
+    if _looks_like_der_private_key(raw):
+        raise CertificateLoadError(
+            "the file contains a private key where a certificate was expected; "
+            "its contents are not shown",
+            file=source, hint="give the certificate file, never a private key",
+        )
+    raise CertificateLoadError(
+        "the file is neither PEM, DER nor PKCS#7: not a certificate",
+        file=source,
+        hint="give the certificate as the CA returned it (.pem, .cer, .crt, .der or .p7b)",
+    )
+
+
+def _looks_like_der_private_key(raw: bytes) -> bool:
+    try:
+        serialization.load_der_private_key(raw, password=None)
+        return True
+    except TypeError:  # an encrypted key
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+def load_csr(data: bytes | str | Path, *, source: str | None = None
+             ) -> x509.CertificateSigningRequest:
+    """The one CSR in a PEM or DER file."""
+    raw, source = _read(data, source)
+    if b"-----BEGIN" in raw:
+        csrs = [der for label, der in _pem_blocks(raw, source) if label in _CSR_LABELS]
+        if len(csrs) != 1:
+            raise CertificateLoadError(
+                f"expected exactly one CERTIFICATE REQUEST block, found {len(csrs)}",
+                file=source, hint="give the CSR downloaded from the node",
+            )
+        raw = csrs[0]
+    try:
+        return x509.load_der_x509_csr(raw)
+    except ValueError:
+        raise CertificateLoadError(
+            "not a valid certificate signing request", file=source,
+            hint="download the CSR from the node again",
+        ) from None
+
+
+# --------------------------------------------------------------------------- describing
+
+
+def fingerprint_sha256(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as colon-separated upper-case hex (as VOS and browsers show it)."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+def _sans(obj: x509.Certificate | x509.CertificateSigningRequest) -> tuple[str, ...]:
+    try:
+        ext = obj.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    out = [f"DNS:{n}" for n in ext.value.get_values_for_type(x509.DNSName)]
+    out += [f"IP:{ip}" for ip in ext.value.get_values_for_type(x509.IPAddress)]
+    return tuple(out)
+
+
+def _key_type(key: object) -> tuple[str, str, int]:
+    """(type, detail, bits) of a public key."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.name, key.curve.key_size
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", str(key.key_size), key.key_size
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", str(key.key_size), key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", "", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", "", 448
+    return type(key).__name__, "", 0
+
+
+def _signature_key_type(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    if oid in _EC_SIGS:
+        return "EC"
+    if oid in _RSA_SIGS:
+        return "RSA"
+    return oid._name  # type: ignore[attr-defined]
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What an engineer (and an auditor) needs to know about one certificate."""
+
+    subject_cn: str
+    sans: tuple[str, ...]
+    issuer: str
+    issuer_cn: str
+    serial_hex: str
+    key_type: str
+    key_detail: str
+    key_bits: int
+    signature_algorithm: str
+    signed_with: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    days_left: int
+    sha256: str
+    self_signed: bool
+    is_ca: bool
+
+    def as_row(self) -> dict[str, object]:
+        row = asdict(self)
+        row["sans"] = ", ".join(self.sans)
+        return row
+
+
+def describe(cert: x509.Certificate, *, now: dt.datetime | None = None) -> CertInfo:
+    """A typed record of one certificate."""
+    ktype, kdetail, kbits = _key_type(cert.public_key())
+    not_after = cert.not_valid_after_utc
+    return CertInfo(
+        subject_cn=_cn(cert.subject),
+        sans=_sans(cert),
+        issuer=cert.issuer.rfc4514_string(),
+        issuer_cn=_cn(cert.issuer),
+        serial_hex=format(cert.serial_number, "x"),
+        key_type=ktype,
+        key_detail=kdetail,
+        key_bits=kbits,
+        signature_algorithm=cert.signature_algorithm_oid._name,  # type: ignore[attr-defined]
+        signed_with=_signature_key_type(cert),
+        not_before=cert.not_valid_before_utc,
+        not_after=not_after,
+        days_left=(not_after - _now(now)).days,
+        sha256=fingerprint_sha256(cert),
+        self_signed=_is_self_signed(cert),
+        is_ca=_is_ca(cert),
+    )
+
+
+def to_dataframe(
+    certs: Iterable[x509.Certificate | CertInfo], *, now: dt.datetime | None = None
+) -> pd.DataFrame:
+    """One row per certificate, columns as in :class:`CertInfo`."""
+    import pandas as pd
+
+    rows = [
+        (c if isinstance(c, CertInfo) else describe(c, now=now)).as_row() for c in certs
+    ]
+    columns = list(CertInfo.__dataclass_fields__)
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of :func:`check_signed_certificate`; ``ok`` when ``reasons`` is empty."""
+
+    unit: str
+    leaf: CertInfo
+    reasons: tuple[str, ...]
+    chain_checked: bool
+    chain: tuple[CertInfo, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    def summary(self) -> str:
+        if not self.ok:
+            return f"REFUSED {self.unit} {self.leaf.subject_cn}: " + "; ".join(self.reasons)
+        chain = (
+            f"chain verified to {self.chain[-1].subject_cn!r}" if self.chain_checked and self.chain
+            else "chain not checked (no chain given)"
+        )
+        return (
+            f"OK {self.unit} {self.leaf.subject_cn} ({self.leaf.key_type} {self.leaf.key_detail},"
+            f" signed with {self.leaf.signature_algorithm} by {self.leaf.issuer_cn!r}, "
+            f"{self.leaf.days_left} days left, {chain}) sha256 {self.leaf.sha256}"
+        )
+
+
+def check_trust_certificate(cert: x509.Certificate) -> list[str]:
+    """Reasons a certificate must not go into tomcat-trust (empty when fine)."""
+    info = describe(cert)
+    if not info.is_ca:
+        return [
+            f"trust certificate {info.subject_cn!r} is not a CA certificate "
+            "(basicConstraints CA:TRUE missing): tomcat-trust takes only the root and "
+            "intermediate CA certificates"
+        ]
+    return []
+
+
+def split_leaf_and_chain(
+    certs: Sequence[x509.Certificate],
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """The end-entity certificate of a bundle CAs send back, and the CA certificates with it."""
+    leaves = [c for c in certs if not _is_ca(c)]
+    if not certs:
+        raise CertificateLoadError("no certificate given")
+    leaf = leaves[0] if leaves else certs[0]
+    return leaf, [c for c in certs if c is not leaf]
+
+
+def _public_bytes(key: object) -> bytes:
+    return key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def check_signed_certificate(
+    cert: x509.Certificate,
+    csr: x509.CertificateSigningRequest,
+    chain: Sequence[x509.Certificate] | None,
+    *,
+    unit: str = ECDSA_UNIT,
+    now: dt.datetime | None = None,
+) -> GateResult:
+    """Every reason the signed ``cert`` must not be uploaded to ``unit`` (none: it may).
+
+    ``chain`` holds the root and any intermediates; ``None`` skips the chain check
+    (an empty list is an incomplete chain).
+    """
+    if unit not in (ECDSA_UNIT, RSA_UNIT):
+        raise ValueError(f"unit must be {ECDSA_UNIT!r} or {RSA_UNIT!r}, not {unit!r}")
+    now = _now(now)
+    info = describe(cert, now=now)
+    reasons: list[str] = []
+
+    # 1. The key must fit the slot.
+    want = "EC" if unit == ECDSA_UNIT else "RSA"
+    if info.key_type != want:
+        reasons.append(
+            f"the certificate has an {info.key_type} key but {unit} takes only {want} keys"
+            + (" (an RSA certificate cannot go in the ECDSA slot)" if unit == ECDSA_UNIT else "")
+        )
+    elif unit == ECDSA_UNIT and info.key_detail not in VOS_EC_CURVES:
+        reasons.append(
+            f"EC curve {info.key_detail} is not one VOS accepts (P-256, P-384, P-521)"
+        )
+
+    # 2. An ECDSA certificate signed by an RSA CA is not presented to clients.
+    if unit == ECDSA_UNIT and info.signed_with == "RSA":
+        reasons.append(
+            f"the CA signed it with RSA ({info.signature_algorithm}): an ECDSA certificate "
+            "signed with RSA is not presented to clients, and on SocialMiner it breaks chat "
+            "and email (CSCvb58580). Get it signed by a CA that signs with an EC key, or use "
+            "the RSA-only scenario (install the ECDSA-disabling COP)"
+        )
+
+    # 3. Signed for this CSR's key?
+    if _public_bytes(cert.public_key()) != _public_bytes(csr.public_key()):
+        reasons.append(
+            "its public key differs from the pending CSR's: it was signed for another "
+            "(older?) CSR. Send the current CSR to the CA"
+        )
+
+    # 4. Same names as the CSR (VOS: "CSR SAN and Certificate SAN does not match").
+    csr_cn, cert_cn = _cn(csr.subject), info.subject_cn
+    if csr_cn != cert_cn:
+        reasons.append(f"subject CN {cert_cn!r} differs from the CSR's {csr_cn!r}")
+    csr_sans, cert_sans = set(_sans(csr)), set(info.sans)
+    if csr_sans != cert_sans:
+        missing = sorted(csr_sans - cert_sans)
+        extra = sorted(cert_sans - csr_sans)
+        detail = "; ".join(
+            p for p in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not in CSR {', '.join(extra)}" if extra else "",
+            ) if p
+        )
+        reasons.append(f"CSR SAN and Certificate SAN does not match ({detail})")
+
+    # 5. Validity window.
+    if now < info.not_before:
+        reasons.append(f"not yet valid: valid from {info.not_before:%Y-%m-%d %H:%M} UTC")
+    if now > info.not_after:
+        reasons.append(f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC")
+
+    # 6./7. Chain: every trust certificate a CA, and the leaf verifying up to a given root.
+    chain_infos: tuple[CertInfo, ...] = ()
+    if chain is not None:
+        for c in chain:
+            reasons.extend(check_trust_certificate(c))
+        roots = [c for c in chain if _is_self_signed(c)]
+        intermediates = [c for c in chain if not _is_self_signed(c)]
+        if not roots:
+            reasons.append(
+                "chain incomplete: no root CA certificate given (add the self-signed root "
+                "of the issuing CA)"
+            )
+        else:
+            try:
+                verified = _verify_chain(cert, roots, intermediates, now)
+                chain_infos = tuple(describe(c, now=now) for c in verified[1:])
+            except verification.VerificationError as e:
+                reasons.append(
+                    f"chain does not verify up to the given root(s) "
+                    f"{', '.join(repr(_cn(r.subject)) for r in roots)}: {e} "
+                    "(an intermediate missing, or a different CA?)"
+                )
+    return GateResult(unit=unit, leaf=info, reasons=tuple(reasons),
+                      chain_checked=chain is not None, chain=chain_infos)
+
+
+def _verify_chain(
+    leaf: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    now: dt.datetime,
+) -> list[x509.Certificate]:
+    # The leaf's extensions are VOS's business (it has no EKU rule); CA certificates must
+    # follow the web PKI profile, which is what browsers will apply.
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store(list(roots)))
+        .time(now)
+        .extension_policies(
+            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=verification.ExtensionPolicy.permit_all(),
+        )
+        .build_client_verifier()
+    )
+    return list(verifier.verify(leaf, list(intermediates)).chain)
+
+
+def gate_signed_certificate(
+    cert: x509.Certificate,
+    csr: x509.CertificateSigningRequest,
+    chain: Sequence[x509.Certificate] | None,
+    *,
+    unit: str = ECDSA_UNIT,
+    node: str | None = None,
+    file: str | None = None,
+    now: dt.datetime | None = None,
+) -> GateResult:
+    """Like :func:`check_signed_certificate`, but raise :class:`GateError` on any reason."""
+    result = check_signed_certificate(cert, csr, chain, unit=unit, now=now)
+    if not result.ok:
+        rsa_signed = unit == ECDSA_UNIT and result.leaf.signed_with == "RSA"
+        raise GateError(
+            list(result.reasons), node=node, file=file, unit=unit,
+            hint=(
+                "nothing was uploaded. Use a CA that signs with an EC key, or run the "
+                "rsa_only runbook" if rsa_signed else
+                "nothing was uploaded; get a corrected certificate from the CA and run again"
+            ),
+        )
+    return result

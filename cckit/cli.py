@@ -1,0 +1,144 @@
+"""The ``cckit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import CckitError
+
+
+def _cert_check(args: argparse.Namespace) -> int:
+    from . import certs
+
+    certificates = certs.load_certificates(Path(args.cert))
+    leaf, bundled_chain = certs.split_leaf_and_chain(certificates)
+    csr = certs.load_csr(Path(args.csr))
+    chain: list | None = None
+    if args.chain:
+        chain = bundled_chain + [c for f in args.chain
+                                 for c in certs.load_certificates(Path(f))]
+    elif bundled_chain:
+        chain = bundled_chain
+    result = certs.check_signed_certificate(leaf, csr, chain, unit=args.unit)
+    if result.ok:
+        print(result.summary())
+        return 0
+    print(f"REFUSED {args.cert} for {args.unit} ({len(result.reasons)} reason"
+          f"{'s' if len(result.reasons) != 1 else ''}):")
+    for r in result.reasons:
+        print(f"  - {r}")
+    return 1
+
+
+def _cert_show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import certs
+
+    frames = []
+    for f in args.files:
+        df = certs.to_dataframe(certs.load_certificates(Path(f)))
+        df.insert(0, "file", f)
+        frames.append(df)
+    cols = ["file", "subject_cn", "issuer_cn", "key_type", "key_detail", "signed_with",
+            "not_after", "days_left", "self_signed", "is_ca", "sha256"]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 100):
+        print(pd.concat(frames)[cols].to_string(index=False))
+    return 0
+
+
+def _site_check(args: argparse.Namespace) -> int:
+    from .inventory import load_site
+
+    site = load_site(args.site)
+    print(f"OK site {site.name}: " + ", ".join(f"{n.name} ({n.role}, {n.host})"
+                                             for n in site.nodes))
+    return 0
+
+
+DEMO_PLAN = """\
+cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)
+  1. start a simulated UCCX 11.5 site (publisher, subscriber, SocialMiner) under runs/<timestamp>/
+  2. run the preflight runbook (inventory + advisor) headless
+  3. run the CA-signed, self-signed and RSA-only runbooks, each on a fresh mock site
+  4. print a summary table (scenario, nodes, result, what each port presents) and where the
+     HTML reports are
+"""
+
+
+def _demo(args: argparse.Namespace) -> int:
+    print(DEMO_PLAN)
+    try:
+        from . import demo
+    except ImportError:
+        print("The runbooks are not in this version yet: only the plan above is shown.")
+        return 0
+    return demo.run(args)
+
+
+def _mock(argv: list[str]) -> int:
+    from .vosmock.cli import main as mock_main
+
+    return mock_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cckit",
+        description="ECDSA (tomcat-ECDSA) certificates on UCCX 11.5 and SocialMiner.",
+    )
+    p.add_argument("--version", action="version", version=f"cckit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    cert = sub.add_parser("cert", help="check and inspect certificate files").add_subparsers(
+        dest="cert_command", required=True)
+    chk = cert.add_parser(
+        "check",
+        help="check a signed certificate before the window: exit 0 and OK, or 1 and reasons",
+    )
+    chk.add_argument("cert", help="the certificate the CA returned (PEM/DER/PKCS#7; may "
+                     "include the chain)")
+    chk.add_argument("--csr", required=True, help="the CSR downloaded from the node")
+    chk.add_argument("--chain", action="append", metavar="FILE",
+                     help="root and intermediate CA certificates (repeatable)")
+    chk.add_argument("--unit", default="tomcat-ECDSA", choices=["tomcat-ECDSA", "tomcat"])
+    chk.set_defaults(func=_cert_check)
+    show = cert.add_parser("show", help="describe the certificates in files")
+    show.add_argument("files", nargs="+")
+    show.set_defaults(func=_cert_show)
+
+    site = sub.add_parser("site", help="site files").add_subparsers(dest="site_command",
+                                                                    required=True)
+    sc = site.add_parser("check", help="validate a site file")
+    sc.add_argument("site")
+    sc.set_defaults(func=_site_check)
+
+    demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
+    demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
+    demo.set_defaults(func=_demo)
+
+    sub.add_parser("mock", help="the VOS mock (cckit mock serve --help)", add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mock"]:
+        return _mock(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CckitError as e:
+        print(f"cckit: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cckit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

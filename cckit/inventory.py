@@ -1,0 +1,364 @@
+"""The site model: one UCCX site (publisher, subscriber, SocialMiner) from a YAML site file.
+
+The format is documented in ``docs/site-file.md``. Loading validates everything at once and
+raises :class:`~cckit.errors.SiteFileError` listing every problem, so an engineer fixes the
+file in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .credentials import Secret, SecretRef, parse_secret_ref, resolve
+from .errors import CredentialError, SiteFileError
+
+__all__ = [
+    "ROLES",
+    "CopFiles",
+    "CopRepository",
+    "Credential",
+    "Node",
+    "RestEndpoint",
+    "Site",
+    "load_site",
+    "parse_site",
+]
+
+PUBLISHER, SUBSCRIBER, SOCIALMINER = "uccx-publisher", "uccx-subscriber", "socialminer"
+ROLES = (PUBLISHER, SUBSCRIBER, SOCIALMINER)
+TRANSPORTS = ("ssh", "rest")
+DEFAULT_CREDENTIAL = "os-admin"
+COP_KEYS = ("uccx_disable", "uccx_rollback", "socialminer_disable", "socialminer_rollback")
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    username: str
+    password: SecretRef
+
+    def resolve(self, *, node: str | None = None) -> tuple[str, Secret]:
+        return self.username, resolve(self.password, node=node)
+
+
+@dataclass(frozen=True)
+class RestEndpoint:
+    port: int
+    cafile: Path | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    host: str
+    address: str
+    ssh_port: int = 22
+    transport: str = "ssh"
+    credential: str = DEFAULT_CREDENTIAL
+    web_ports: tuple[int, ...] = ()
+    rest: RestEndpoint | None = None
+    services: tuple[str, ...] = ("Cisco Tomcat",)
+
+    @property
+    def is_uccx(self) -> bool:
+        return self.role in (PUBLISHER, SUBSCRIBER)
+
+
+@dataclass(frozen=True)
+class CopRepository:
+    host: str
+    port: int
+    directory: str
+    credential: str
+
+
+@dataclass(frozen=True)
+class CopFiles:
+    uccx_disable: str | None = None
+    uccx_rollback: str | None = None
+    socialminer_disable: str | None = None
+    socialminer_rollback: str | None = None
+
+    def for_node(self, node: Node, action: str) -> str | None:
+        """The COP file for ``action`` (``disable`` or ``rollback``) on ``node``."""
+        family = "uccx" if node.is_uccx else "socialminer"
+        return getattr(self, f"{family}_{action}")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    nodes: tuple[Node, ...]
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    domain: str | None = None
+    known_hosts: Path | None = None
+    cop_repository: CopRepository | None = None
+    cop_files: CopFiles = CopFiles()
+    path: Path | None = None
+
+    @property
+    def publisher(self) -> Node:
+        return next(n for n in self.nodes if n.role == PUBLISHER)
+
+    @property
+    def subscribers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role == SUBSCRIBER)
+
+    @property
+    def socialminers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role == SOCIALMINER)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"site {self.name!r} has no node {name!r} "
+                       f"(nodes: {', '.join(n.name for n in self.nodes)})")
+
+    def select(self, names: Iterable[str] | None) -> tuple[Node, ...]:
+        """The nodes named (all when ``names`` is empty or None), in site order."""
+        if not names:
+            return self.nodes
+        wanted = list(names)
+        unknown = [w for w in wanted if w not in {n.name for n in self.nodes}]
+        if unknown:
+            raise SiteFileError(
+                [f"unknown node(s) {', '.join(unknown)}; the site has "
+                 f"{', '.join(n.name for n in self.nodes)}"],
+                file=str(self.path) if self.path else None,
+            )
+        return tuple(n for n in self.nodes if n.name in wanted)
+
+    def credential_for(self, node: Node) -> tuple[str, Secret]:
+        cred = self.credentials.get(node.credential)
+        if cred is None:  # validated on load; kept for hand-built Sites
+            raise CredentialError(f"no credential named {node.credential!r}", node=node.name)
+        return cred.resolve(node=node.name)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def load_site(path: str | Path) -> Site:
+    """Load and validate a site file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SiteFileError([f"cannot read the site file: {e.strerror}"], file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SiteFileError([f"not valid YAML{where}: {getattr(e, 'problem', e)}"],
+                            file=str(path)) from None
+    return parse_site(data, base_dir=path.parent, source=str(path))
+
+
+def _port(value: Any, where: str, problems: list[str]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        problems.append(f"{where}: bad port {value!r} (an integer 1..65535)")
+        return 0
+    return value
+
+
+def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool = True,
+         default: str | None = None) -> str | None:
+    v = d.get(key, default)
+    if v is None:
+        if required:
+            problems.append(f"{where}: missing {key!r}")
+        return None
+    if not isinstance(v, str) or not v.strip():
+        problems.append(f"{where}.{key}: expected a non-empty string, got {v!r}")
+        return None
+    return v.strip()
+
+
+_NODE_KEYS = {"name", "role", "host", "address", "ssh_port", "transport", "credential",
+              "web_ports", "rest", "services"}
+_SITE_KEYS = {"site", "domain", "credentials", "known_hosts", "nodes", "cop_repository",
+              "cop_files"}
+
+
+def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Site:
+    """Validate a parsed site file; raise :class:`SiteFileError` with every problem found."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise SiteFileError(["the site file must be a YAML mapping (site:, nodes:, ...)"],
+                            file=source)
+    base_dir = base_dir or Path.cwd()
+    for k in sorted(set(data) - _SITE_KEYS):
+        problems.append(f"unknown key {k!r} at the top level")
+    name = _str(data, "site", "site file", problems) or ""
+    domain = _str(data, "domain", "site file", problems, required=False)
+
+    credentials: dict[str, Credential] = {}
+    creds = data.get("credentials") or {}
+    if not isinstance(creds, dict):
+        problems.append("credentials: expected a mapping of name -> {username, password}")
+        creds = {}
+    for cname, spec in creds.items():
+        where = f"credentials.{cname}"
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: expected {{username, password}}")
+            continue
+        user = _str(spec, "username", where, problems)
+        ref, errs = parse_secret_ref(spec.get("password"), f"{where}.password", base_dir)
+        if "password" not in spec:
+            errs = [f"{where}: missing 'password' (where the secret is: env, keyring or file)"]
+        problems.extend(errs)
+        if user and ref:
+            credentials[str(cname)] = Credential(str(cname), user, ref)
+
+    known_hosts = None
+    if data.get("known_hosts") is not None:
+        kh = _str(data, "known_hosts", "site file", problems)
+        if kh:
+            known_hosts = Path(kh).expanduser()
+            if not known_hosts.is_absolute():
+                known_hosts = base_dir / known_hosts
+
+    nodes: list[Node] = []
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        problems.append("nodes: expected a list with at least the UCCX publisher")
+        raw_nodes = []
+    for i, rn in enumerate(raw_nodes):
+        node = _parse_node(rn, i, credentials, creds, problems, base_dir)
+        if node:
+            nodes.append(node)
+
+    # Count roles as written, so a publisher with another mistake is not also "missing".
+    roles = [rn.get("role") for rn in raw_nodes if isinstance(rn, dict)]
+    if raw_nodes and roles.count(PUBLISHER) == 0:
+        problems.append("no node has role uccx-publisher: a site needs exactly one")
+    if roles.count(PUBLISHER) > 1:
+        pubs = ", ".join(str(rn.get("name")) for rn in raw_nodes
+                         if isinstance(rn, dict) and rn.get("role") == PUBLISHER)
+        problems.append(f"two or more publishers ({pubs}): a site has exactly one")
+    if roles.count(SUBSCRIBER) > 1:
+        problems.append("more than one uccx-subscriber: a UCCX HA pair has one subscriber")
+    for attr, label in (("name", "node names"), ("host", "hosts")):
+        seen: dict[str, str] = {}
+        for n in nodes:
+            v = getattr(n, attr).lower()
+            if v in seen:
+                problems.append(f"duplicate {label[:-1]} {getattr(n, attr)!r} "
+                                f"(nodes {seen[v]} and {n.name})")
+            seen[v] = n.name
+    endpoints: dict[tuple[str, int], str] = {}
+    for n in nodes:
+        key = (n.address.lower(), n.ssh_port)
+        if key in endpoints and n.transport == "ssh":
+            problems.append(f"nodes {endpoints[key]} and {n.name} share the SSH endpoint "
+                            f"{n.address}:{n.ssh_port}")
+        endpoints[key] = n.name
+
+    repo = None
+    rr = data.get("cop_repository")
+    if rr is not None:
+        if not isinstance(rr, dict):
+            problems.append("cop_repository: expected {host, port, directory, credential}")
+        else:
+            where = "cop_repository"
+            host = _str(rr, "host", where, problems)
+            port = _port(rr.get("port", 22), f"{where}.port", problems)
+            directory = _str(rr, "directory", where, problems)
+            cname = _str(rr, "credential", where, problems)
+            if "password" in rr:
+                problems.append(f"{where}.password: secret written inline; name a credential "
+                                "under credentials: instead")
+            if cname and cname not in creds:
+                problems.append(f"{where}.credential: no credential named {cname!r}")
+            if host and port and directory and cname:
+                repo = CopRepository(host, port, directory, cname)
+
+    cop_files = CopFiles()
+    cf = data.get("cop_files")
+    if cf is not None:
+        if not isinstance(cf, dict):
+            problems.append(f"cop_files: expected a mapping with {', '.join(COP_KEYS)}")
+        else:
+            for k in sorted(set(cf) - set(COP_KEYS)):
+                problems.append(f"cop_files: unknown key {k!r} (known: {', '.join(COP_KEYS)})")
+            vals = {}
+            for k in COP_KEYS:
+                v = _str(cf, k, "cop_files", problems, required=False)
+                if v and ("/" in v or not v.endswith(".cop.sgn")):
+                    problems.append(f"cop_files.{k}: {v!r} should be a file name ending in "
+                                    ".cop.sgn (the directory is in cop_repository)")
+                vals[k] = v
+            cop_files = CopFiles(**vals)
+
+    if problems:
+        raise SiteFileError(problems, file=source)
+    return Site(name=name, nodes=tuple(nodes), credentials=credentials, domain=domain,
+                known_hosts=known_hosts, cop_repository=repo, cop_files=cop_files,
+                path=Path(source) if source else None)
+
+
+def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: dict,
+                problems: list[str], base_dir: Path) -> Node | None:
+    if not isinstance(rn, dict):
+        problems.append(f"nodes[{i}]: expected a mapping")
+        return None
+    where = f"nodes[{i}]" + (f" ({rn['name']})" if isinstance(rn.get("name"), str) else "")
+    n0 = len(problems)
+    for k in sorted(set(rn) - _NODE_KEYS):
+        hint = " (secrets go under credentials:, by reference)" if "pass" in str(k) else ""
+        problems.append(f"{where}: unknown key {k!r}{hint}")
+    name = _str(rn, "name", where, problems)
+    role = _str(rn, "role", where, problems)
+    if role and role not in ROLES:
+        problems.append(f"{where}: unknown role {role!r} (use {', '.join(ROLES)})")
+    host = _str(rn, "host", where, problems)
+    address = _str(rn, "address", where, problems, required=False) or host
+    ssh_port = _port(rn.get("ssh_port", 22), f"{where}.ssh_port", problems)
+    transport = _str(rn, "transport", where, problems, required=False, default="ssh")
+    if transport and transport not in TRANSPORTS:
+        problems.append(f"{where}: unknown transport {transport!r} (use ssh or rest)")
+    credential = _str(rn, "credential", where, problems, required=False,
+                      default=DEFAULT_CREDENTIAL)
+    if credential and credential not in raw_creds:
+        problems.append(f"{where}: credential {credential!r} is not defined under credentials:")
+    web = rn.get("web_ports", [])
+    if not isinstance(web, list):
+        problems.append(f"{where}.web_ports: expected a list of ports")
+        web = []
+    web_ports = tuple(_port(p, f"{where}.web_ports", problems) for p in web)
+    rest = None
+    rr = rn.get("rest")
+    if rr is not None:
+        if not isinstance(rr, dict):
+            problems.append(f"{where}.rest: expected {{port, cafile | fingerprint}}")
+        else:
+            rport = _port(rr.get("port"), f"{where}.rest.port", problems)
+            cafile = rr.get("cafile")
+            capath = None
+            if cafile is not None:
+                capath = Path(str(cafile)).expanduser()
+                if not capath.is_absolute():
+                    capath = base_dir / capath
+            fp = rr.get("fingerprint")
+            rest = RestEndpoint(rport, capath, str(fp) if fp else None)
+    if transport == "rest" and rest is None:
+        problems.append(f"{where}: transport rest needs rest: {{port: N}}")
+    services = rn.get("services", ["Cisco Tomcat"])
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        problems.append(f"{where}.services: expected a list of service names")
+        services = ["Cisco Tomcat"]
+    if len(problems) > n0:
+        return None
+    return Node(name=name or "", role=role or "", host=host or "", address=address or "",
+                ssh_port=ssh_port, transport=transport or "ssh",
+                credential=credential or DEFAULT_CREDENTIAL, web_ports=web_ports,
+                rest=rest, services=tuple(services))
