@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,10 +36,12 @@ __all__ = [
     "check_signed_certificate",
     "check_trust_certificate",
     "describe",
+    "describe_csr",
     "fingerprint_sha256",
     "gate_signed_certificate",
     "load_certificates",
     "load_csr",
+    "public_key_sha256",
     "split_leaf_and_chain",
     "to_dataframe",
 ]
@@ -430,6 +433,18 @@ def _public_bytes(key: object) -> bytes:
     )
 
 
+def public_key_sha256(obj: x509.Certificate | x509.CertificateSigningRequest) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo: the same for a CSR and the cert signed for it."""
+    return hashlib.sha256(_public_bytes(obj.public_key())).hexdigest()
+
+
+def describe_csr(csr: x509.CertificateSigningRequest) -> dict[str, str]:
+    """CN, SANs, key and public-key hash of a CSR, for tables and instructions."""
+    ktype, kdetail, _ = _key_type(csr.public_key())
+    return {"cn": _cn(csr.subject), "sans": ", ".join(_sans(csr)),
+            "key": f"{ktype} {kdetail}".strip(), "public_key_sha256": public_key_sha256(csr)}
+
+
 def check_signed_certificate(
     cert: x509.Certificate,
     csr: x509.CertificateSigningRequest,
@@ -482,6 +497,9 @@ def check_signed_certificate(
     if csr_cn != cert_cn:
         reasons.append(f"subject CN {cert_cn!r} differs from the CSR's {csr_cn!r}")
     csr_sans, cert_sans = set(_sans(csr)), set(info.sans)
+    # Many CAs add the CN as a DNS SAN; that adds no name the CSR did not ask for.
+    cert_sans.discard(f"DNS:{csr_cn}")
+    csr_sans.discard(f"DNS:{csr_cn}")
     if csr_sans != cert_sans:
         missing = sorted(csr_sans - cert_sans)
         extra = sorted(cert_sans - csr_sans)

@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     sub.add_parser("mock", help="the VOS mock (cckit mock serve --help)", add_help=False)
+    sub.add_parser("probe", help="which certificate a TLS port presents to ECDSA-only and "
+                   "RSA-only clients (cckit probe --help)", add_help=False)
     return p
 
 
@@ -129,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["mock"]:
         return _mock(argv[1:])
+    if argv[:1] == ["probe"]:
+        from .probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

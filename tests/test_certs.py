@@ -272,3 +272,9 @@ def test_error_tree_root():
     assert issubclass(GateError, CckitError) and issubclass(CertificateLoadError, CckitError)
     e = GateError(["a", "b"], node="n1", unit="tomcat-ECDSA", hint="do x")
     assert "[node n1, unit tomcat-ECDSA]" in str(e) and "What to do: do x" in str(e)
+
+
+def test_gate_accepts_the_cn_added_as_a_san(pki):
+    leaf = sign_csr(pki["inter"], pki["csr"], sans=["uccx1.cc.example.com", "cc.example.com",
+                                                    "uccx1-EC.cc.example.com"])
+    assert certs.check_signed_certificate(leaf, pki["csr"], chain_of(pki), now=NOW).ok

@@ -1,0 +1,309 @@
+"""The operation log and the site lock.
+
+Every change cckit makes on a node is recorded as one JSON line: when, where, what, with
+which (redacted) arguments, the outcome, and the certificate fingerprints before and after,
+so an auditor or the next engineer can see exactly what a maintenance window did. A
+per-site lock keeps two runs (two engineers, two notebooks) from changing the same site at
+once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .credentials import MASK, Secret, redact
+from .errors import InputError, SiteLockedError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FIELDS",
+    "AuditLog",
+    "LockHolder",
+    "Operation",
+    "operation",
+    "read",
+    "redact_arguments",
+    "site_lock",
+    "to_dataframe",
+]
+
+FIELDS = ("time", "site", "node", "operation", "arguments", "outcome",
+          "fingerprints_before", "fingerprints_after", "error")
+#: Argument names whose values are never logged.
+SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential"
+    r"|^key$|^auth(orization)?$|cookie|session",
+    re.I,
+)
+_PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
+)
+PRIVATE_KEY_REMOVED = "[private key removed]"
+
+
+# --------------------------------------------------------------------------- redaction
+
+
+def _clean_text(text: str) -> str:
+    return redact(_PRIVATE_KEY_BLOCK.sub(PRIVATE_KEY_REMOVED, text))
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` with secrets masked or removed."""
+    if isinstance(value, Secret):
+        return MASK
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, bytes | bytearray):
+        return _clean_text(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, Mapping):
+        return redact_arguments(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [_clean(v) for v in items]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return _clean_text(str(value))  # Path, enums, dataclasses: their text, scrubbed
+
+
+def _is_private_key(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", "replace")
+    return isinstance(value, str) and "PRIVATE KEY-----" in value
+
+
+def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``arguments`` fit for a log: secret-looking keys and private keys dropped,
+    :class:`~cckit.credentials.Secret` values masked, every string scrubbed of every secret
+    this process has resolved."""
+    out: dict[str, Any] = {}
+    for k, v in arguments.items():
+        name = str(k)
+        if SECRET_KEY.search(name) or _is_private_key(v):
+            continue
+        out[_clean_text(name)] = _clean(v)
+    return out
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class AuditLog:
+    """Append-only JSONL log of the operations done on one site.
+
+    Each record is one ``os.write`` on an ``O_APPEND`` descriptor followed by ``fsync``, so
+    lines from several threads or processes never interleave and survive a crash.
+    """
+
+    def __init__(self, path: Path, *, site: str) -> None:
+        self.path = Path(path)
+        self.site = site
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r}, site={self.site!r})"
+
+    def record(
+        self,
+        node: str | None,
+        operation: str,
+        *,
+        arguments: Mapping[str, Any],
+        outcome: str,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one record and return it (as written)."""
+        entry = {
+            "time": _utc_now(),
+            "site": _clean_text(self.site),
+            "node": _clean_text(node) if node is not None else None,
+            "operation": _clean_text(operation),
+            "arguments": redact_arguments(arguments or {}),
+            "outcome": _clean_text(outcome),
+            "fingerprints_before": _clean(dict(before)) if before is not None else None,
+            "fingerprints_after": _clean(dict(after)) if after is not None else None,
+            "error": _clean_text(error) if error is not None else None,
+        }
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                         0o640)
+            try:
+                written = os.write(fd, line)
+                if written != len(line):  # not expected on a local file system
+                    os.write(fd, line[written:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return entry
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """Every record of a log. A torn last line (a crash mid-write) is ignored; any other
+    unreadable line is an :class:`~cckit.errors.InputError` naming it."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    out = []
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if i == len(lines):  # no newline after it: torn write
+                continue
+            raise InputError(f"audit log line {i} is not a JSON object", file=str(path),
+                             hint="the file was edited or damaged; keep it, do not append to it"
+                             ) from None
+        out.append(rec)
+    return out
+
+
+def to_dataframe(path: Path) -> pd.DataFrame:
+    """The log as a table, ``time`` as UTC timestamps."""
+    import pandas as pd
+
+    df = pd.DataFrame(read(path), columns=list(FIELDS))
+    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
+    return df
+
+
+@dataclass
+class Operation:
+    """Handle given by :func:`operation`; set ``after`` (and ``arguments``) before the end."""
+
+    node: str | None
+    name: str
+    arguments: dict[str, Any]
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def operation(
+    log: AuditLog,
+    node: str | None,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    before: Mapping[str, Any] | None = None,
+) -> Iterator[Operation]:
+    """Record ``name`` on ``node`` as ``ok`` or ``failed`` (with the redacted error) and
+    re-raise any exception. Set ``op.after`` inside the block to log the new state."""
+    op = Operation(node, name, dict(arguments), before)
+    try:
+        yield op
+    except BaseException as e:
+        message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        op.record = log.record(node, name, arguments=op.arguments, outcome="failed",
+                               before=op.before, after=op.after, error=message)
+        raise
+    op.record = log.record(node, name, arguments=op.arguments, outcome="ok",
+                           before=op.before, after=op.after)
+
+
+# --------------------------------------------------------------------------- the site lock
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or held) a site lock, as written into the lock file."""
+
+    pid: int | None
+    host: str
+    started: str
+    command: str = ""
+
+    def describe(self) -> str:
+        who = f"pid {self.pid} on {self.host}" if self.pid else "an unknown process"
+        when = f" since {self.started}" if self.started else ""
+        cmd = f" ({self.command})" if self.command else ""
+        return f"{who}{when}{cmd}"
+
+
+def _lock_path(lock_dir: Path, site: str) -> Path:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", site).strip("._-") or "site"
+    return Path(lock_dir) / f"{name}.lock"
+
+
+def _read_holder(fd: int) -> LockHolder:
+    try:
+        data = os.pread(fd, 4096, 0)
+        info = json.loads(data) if data.strip() else {}
+    except (OSError, ValueError):
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
+    pid = info.get("pid")
+    return LockHolder(pid if isinstance(pid, int) else None, str(info.get("host", "")),
+                      str(info.get("started", "")), str(info.get("command", "")))
+
+
+@contextlib.contextmanager
+def site_lock(lock_dir: Path, site: str) -> Iterator[LockHolder]:
+    """Hold the exclusive lock of ``site`` for the duration of the block.
+
+    Raises :class:`~cckit.errors.SiteLockedError` (naming the holder) at once if another
+    run holds it. The lock is ``flock`` on ``<lock_dir>/<site>.lock``: the kernel releases
+    it when its holder exits or dies, so a lock file left by a crashed run never blocks.
+    """
+    path = _lock_path(lock_dir, site)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = _read_holder(fd)
+            raise SiteLockedError(
+                f"site {site!r} is locked by another cckit run: {holder.describe()}",
+                file=str(path),
+                hint="wait for that run to finish (or stop it). The lock frees itself when "
+                     "that process ends, even if it crashed; do not delete the lock file",
+            ) from None
+        me = LockHolder(os.getpid(), socket.gethostname(), _utc_now(),
+                        " ".join(os.path.basename(a) for a in sys.argv[:3])[:200])
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me.__dict__) + "\n").encode(), 0)
+        os.fsync(fd)
+        try:
+            yield me
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,12 @@
+"""CA adapters: where CSRs go to be signed and signed certificates come back from.
+
+One interface (:class:`CertificateAuthority`), several plug-ins, certbot style. Built-in:
+``lab`` (an EC test CA kept in a directory), ``files`` (an outbox/inbox for an offline or
+enterprise CA) and ``adcs`` (Microsoft AD CS web enrollment; needs the ``certsrv`` package,
+installed separately: it has had no release since 2018, so cckit does not depend on it).
+Third-party adapters register under the ``cckit.ca`` entry-point group.
+"""
+
+from .base import CertificateAuthority, SignedCertificate, get_adapter, sign_all
+
+__all__ = ["CertificateAuthority", "SignedCertificate", "get_adapter", "sign_all"]

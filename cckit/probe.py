@@ -1,0 +1,446 @@
+"""Which certificate does a TLS port present to an ECDSA-only and to an RSA-only client?
+
+A UCCX 11.5 Tomcat holds two identity certificates, ``tomcat`` (RSA) and ``tomcat-ECDSA``
+(EC), and OpenSSL picks one per handshake from what the client offers. A browser that
+offers ECDSA gets ``tomcat-ECDSA``, so that is the certificate agents must trust. The probe
+handshakes as each kind of client, for TLS 1.2 and 1.3, and reports the leaf it was shown.
+
+* TLS 1.2: the stdlib :mod:`ssl` client, restricted to ``aECDSA`` or ``aRSA`` cipher suites.
+* TLS 1.3: cipher suites do not select the certificate and :mod:`ssl` cannot set signature
+  algorithms, so the ``openssl s_client`` binary is run with ``-sigalgs``. Without the
+  binary the 1.3 rows say ``not_probed``.
+
+The certificate is captured without trusting it (the point is to *see* it); whether the
+presented chain is trusted by a CA bundle is then checked separately and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from .certs import CertInfo, describe, load_certificates
+from .errors import CckitError, ProbeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "CLIENTS",
+    "VERSIONS",
+    "Presented",
+    "main",
+    "parse_target",
+    "probe",
+    "probe_many",
+    "to_dataframe",
+]
+
+Client = Literal["ecdsa", "rsa"]
+Status = Literal["ok", "refused", "handshake_failed", "timeout", "unreachable", "not_probed"]
+
+CLIENTS: tuple[Client, ...] = ("ecdsa", "rsa")
+VERSIONS = ("1.2", "1.3")
+#: Statuses meaning the server answered (a refused handshake is still an answer).
+REACHED = frozenset({"ok", "handshake_failed"})
+
+#: TLS 1.2 cipher strings: the authentication algorithm decides the certificate.
+TLS12_CIPHERS: dict[Client, str] = {
+    "ecdsa": "aECDSA:!aNULL:!eNULL",
+    "rsa": "aRSA:!aNULL:!eNULL",
+}
+#: TLS 1.3 signature algorithms (``openssl s_client -sigalgs``). ``ECDSA+SHAxxx`` are the
+#: curve-bound ecdsa_secp256r1_sha256 / secp384r1_sha384 / secp521r1_sha512 (the three
+#: key sizes VOS offers); ``RSA-PSS+SHAxxx`` are rsa_pss_rsae_* (PSS with an ordinary RSA
+#: key, what a ``tomcat`` certificate uses); rsa_pss_pss_* covers RSASSA-PSS keys.
+TLS13_SIGALGS: dict[Client, str] = {
+    "ecdsa": "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512",
+    "rsa": "RSA-PSS+SHA256:RSA-PSS+SHA384:RSA-PSS+SHA512:"
+           "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512",
+}
+MAX_WORKERS = 8
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_PROTOCOL = re.compile(r"^\s*Protocol\s*:\s*(\S+)", re.M)
+_NEW = re.compile(r"^New, (TLSv[\d.]+), Cipher is (\S+)", re.M)
+_SSL_ERR = re.compile(r":error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):")
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What one (port, client kind, TLS version) handshake showed.
+
+    ``status``: ``ok`` (a certificate was presented), ``handshake_failed`` (the server
+    answered but would not complete a handshake with this client: e.g. no ECDSA
+    certificate), ``refused``, ``timeout``, ``unreachable`` (name or route), or
+    ``not_probed`` (TLS 1.3 without an ``openssl`` binary). ``trusted`` is ``None`` when
+    no CA bundle was given or nothing was presented.
+    """
+
+    host: str
+    port: int
+    client: Client
+    tls_version: str
+    status: Status
+    error: str = ""
+    cert: CertInfo | None = None
+    chain_length: int = 0
+    cipher: str = ""
+    trusted: bool | None = None
+    trust_reason: str = ""
+    #: the presented leaf certificate itself (for trust bundles and exact comparisons)
+    leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def reached(self) -> bool:
+        """The server answered (a certificate or a handshake refusal)."""
+        return self.status in REACHED
+
+    def as_row(self) -> dict[str, object]:
+        c = self.cert
+        return {
+            "host": self.host,
+            "port": self.port,
+            "client": self.client,
+            "tls": self.tls_version,
+            "status": self.status,
+            "cn": c.subject_cn if c else None,
+            "key": f"{c.key_type} {c.key_detail}" if c else None,
+            "issuer": c.issuer_cn if c else None,
+            "sha256": c.sha256 if c else None,
+            "trusted": self.trusted,
+            "detail": self.error or self.trust_reason,
+        }
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def parse_target(target: str | tuple[str, int]) -> tuple[str, int]:
+    """``host:port``, ``[v6addr]:port`` or a ``(host, port)`` tuple, validated."""
+    if isinstance(target, tuple):
+        if len(target) != 2:
+            raise ProbeError(f"target {target!r} is not a (host, port) pair")
+        host, port_text = str(target[0]), str(target[1])
+    elif isinstance(target, str):
+        text = target.strip()
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\w+)|([^:\s\[\]/]+):(\w+)", text)
+        if not m:
+            raise ProbeError(
+                f"target {target!r} is not HOST:PORT",
+                hint="write e.g. uccx1.example.com:8443 or [2001:db8::1]:443",
+            )
+        host = m.group(1) or m.group(3)
+        port_text = m.group(2) or m.group(4)
+    else:
+        raise ProbeError(f"target {target!r} is neither a HOST:PORT string nor a tuple")
+    if not host or any(ch.isspace() for ch in host):
+        raise ProbeError(f"target {target!r} has no usable host name")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ProbeError(
+            f"target {target!r}: port {port_text!r} is not a number from 1 to 65535",
+            hint="write e.g. uccx1.example.com:8443",
+        )
+    return host, int(port_text)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _load_roots(cafile: str | Path | None) -> list[x509.Certificate] | None:
+    if cafile is None:
+        return None
+    return load_certificates(Path(cafile))  # CertificateLoadError names the file
+
+
+# --------------------------------------------------------------------------- trust
+
+
+def _trust(
+    chain: Sequence[x509.Certificate], roots: list[x509.Certificate] | None
+) -> tuple[bool | None, str]:
+    """Does the presented chain lead to one of ``roots``? (name matching is not checked)."""
+    if roots is None or not chain:
+        return None, ""
+    leaf, rest = chain[0], list(chain[1:])
+    if any(leaf == r for r in roots):
+        return True, "the presented certificate itself is in the CA bundle"
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store(roots))
+        .time(dt.datetime.now(dt.UTC))
+        .extension_policies(
+            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=verification.ExtensionPolicy.permit_all(),
+        )
+        .build_client_verifier()  # chain only; the leaf's host name is not checked
+    )
+    try:
+        verified = verifier.verify(leaf, rest)
+    except verification.VerificationError as e:
+        return False, f"no chain from the presented certificate to the CA bundle ({e})"
+    anchor = verified.chain[-1].subject.rfc4514_string()
+    return True, f"chains to {anchor}"
+
+
+# --------------------------------------------------------------------------- handshakes
+
+
+def _tls12(host: str, port: int, client: Client, timeout: float, sni: str | None
+           ) -> tuple[Status, str, list[x509.Certificate], str]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Capture, don't trust: trust is judged separately against the given CA bundle.
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS[client])
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        return "refused", "connection refused", [], ""
+    except TimeoutError:
+        return "timeout", f"no TCP connection within {timeout:g} s", [], ""
+    except OSError as e:
+        return "unreachable", e.strerror or type(e).__name__, [], ""
+    try:
+        with ctx.wrap_socket(sock, server_hostname=sni) as tls:
+            ders = _peer_chain(tls)
+            cipher = (tls.cipher() or ("",))[0]
+    except TimeoutError:
+        return "timeout", f"no TLS handshake within {timeout:g} s", [], ""
+    except ssl.SSLError as e:
+        return "handshake_failed", (e.reason or str(e)).lower().replace("_", " "), [], ""
+    except OSError as e:
+        return "handshake_failed", f"connection closed during handshake ({e.strerror or e})", [], ""
+    finally:
+        sock.close()
+    return "ok", "", [x509.load_der_x509_certificate(d) for d in ders], cipher
+
+
+def _peer_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """DER of the presented chain, leaf first (the leaf alone if the chain is unavailable)."""
+    getter = getattr(tls, "get_unverified_chain", None)  # Python 3.13+
+    if getter is not None:
+        return [bytes(d) for d in getter() or []]
+    sslobj = getattr(tls, "_sslobj", None)  # 3.10-3.12: same method, not yet public
+    if sslobj is not None and hasattr(sslobj, "get_unverified_chain"):
+        chain = sslobj.get_unverified_chain() or []
+        return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+    leaf = tls.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def _tls13(host: str, port: int, client: Client, timeout: float, sni: str | None,
+           openssl: str | None) -> tuple[Status, str, list[x509.Certificate], str]:
+    exe = shutil.which(openssl) if openssl else None
+    if exe is None:
+        return "not_probed", "TLS 1.3 not probed: no openssl binary found", [], ""
+    connect = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cmd = [exe, "s_client", "-connect", connect, "-tls1_3",
+           "-sigalgs", TLS13_SIGALGS[client], "-showcerts"]
+    cmd += ["-servername", sni] if sni else ["-noservername"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"no TLS 1.3 handshake within {timeout:g} s", [], ""
+    except OSError as e:
+        return "not_probed", f"TLS 1.3 not probed: cannot run {exe}: {e.strerror}", [], ""
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    pems = _PEM_CERT.findall(proc.stdout)
+    m = _NEW.search(out)
+    if pems and m and m.group(1) == "TLSv1.3":
+        certs: list[x509.Certificate] = []
+        for p in pems:
+            c = x509.load_pem_x509_certificate(p)
+            if not certs or certs[-1] != c:
+                certs.append(c)
+        return "ok", "", certs, m.group(2)
+    return _classify_s_client_failure(err + out)
+
+
+def _classify_s_client_failure(text: str) -> tuple[Status, str, list[x509.Certificate], str]:
+    low = text.lower()
+    if "unknown option" in low:
+        return "not_probed", "TLS 1.3 not probed: this openssl does not support -tls1_3", [], ""
+    if "connection refused" in low or "errno=111" in low:
+        return "refused", "connection refused", [], ""
+    if "timed out" in low or "errno=110" in low:
+        return "timeout", "connection timed out", [], ""
+    if ("bio_lookup" in low or "name or service not known" in low
+            or "no route to host" in low or "network is unreachable" in low):
+        return "unreachable", "host name not resolved or no route", [], ""
+    reasons = _SSL_ERR.findall(text)
+    reason = reasons[-1].strip() if reasons else "no certificate presented"
+    return "handshake_failed", reason, [], ""
+
+
+def _one(host: str, port: int, client: Client, version: str, *, timeout: float,
+         sni: str | None, roots: list[x509.Certificate] | None,
+         openssl: str | None) -> Presented:
+    if version == "1.2":
+        status, error, chain, cipher = _tls12(host, port, client, timeout, sni)
+    else:
+        status, error, chain, cipher = _tls13(host, port, client, timeout, sni, openssl)
+    if status != "ok":
+        return Presented(host, port, client, version, status, error)
+    trusted, reason = _trust(chain, roots)
+    return Presented(host, port, client, version, "ok", "", describe(chain[0]),
+                     len(chain), cipher, trusted, reason, leaf=chain[0])
+
+
+def _tasks(host: str, port: int, versions: Sequence[str]) -> list[tuple[str, int, Client, str]]:
+    bad = [v for v in versions if v not in VERSIONS]
+    if bad or not versions:
+        raise ProbeError(f"TLS versions must be among {VERSIONS}, not {tuple(versions)!r}")
+    return [(host, port, c, v) for v in versions for c in CLIENTS]
+
+
+def _check_timeout(timeout: float) -> None:
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ProbeError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+
+def probe(
+    host: str,
+    port: int,
+    *,
+    cafile: str | Path | None = None,
+    timeout: float = 5.0,
+    versions: Sequence[str] = VERSIONS,
+    server_name: str | None = None,
+    openssl: str | None = "openssl",
+) -> list[Presented]:
+    """Handshake with ``host:port`` as an ECDSA-only and an RSA-only client per TLS version.
+
+    Server behaviour (refusal, handshake failure, timeout) comes back as a
+    :class:`Presented` status; only bad arguments raise :class:`ProbeError` (or
+    :class:`~cckit.errors.CertificateLoadError` for an unreadable ``cafile``).
+    ``server_name`` is the SNI to send (default: ``host`` unless it is an IP address).
+    """
+    host, port = parse_target((host, port))
+    _check_timeout(timeout)
+    roots = _load_roots(cafile)
+    sni = server_name or (None if _is_ip(host) else host)
+    return [
+        _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
+        for h, p, c, v in _tasks(host, port, versions)
+    ]
+
+
+def probe_many(
+    targets: Iterable[str | tuple[str, int]],
+    *,
+    cafile: str | Path | None = None,
+    timeout: float = 5.0,
+    versions: Sequence[str] = VERSIONS,
+    server_name: str | None = None,
+    openssl: str | None = "openssl",
+    max_workers: int = MAX_WORKERS,
+) -> list[Presented]:
+    """:func:`probe` for several ``HOST:PORT`` targets, in parallel (at most ``max_workers``
+    handshakes at once); results keep the order of ``targets``."""
+    parsed = [parse_target(t) for t in targets]  # fail on a bad target before any traffic
+    _check_timeout(timeout)
+    if max_workers < 1:
+        raise ProbeError(f"max_workers must be at least 1, not {max_workers!r}")
+    roots = _load_roots(cafile)
+    tasks = [t for h, p in parsed for t in _tasks(h, p, versions)]
+    if not tasks:
+        return []
+
+    def run(task: tuple[str, int, Client, str]) -> Presented:
+        h, p, c, v = task
+        sni = server_name or (None if _is_ip(h) else h)
+        return _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)),
+                            thread_name_prefix="cckit-probe") as pool:
+        return list(pool.map(run, tasks))
+
+
+def to_dataframe(results: Iterable[Presented]) -> pd.DataFrame:
+    """One tidy row per handshake: host, port, client, tls, status, cn, key, issuer, sha256,
+    trusted, detail."""
+    import pandas as pd
+
+    rows = [r.as_row() for r in results]
+    columns = ["host", "port", "client", "tls", "status", "cn", "key", "issuer", "sha256",
+               "trusted", "detail"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def format_table(results: Sequence[Presented]) -> str:
+    """A plain-text table for a terminal."""
+    header = ("TARGET", "CLIENT", "TLS", "STATUS", "CN", "KEY", "ISSUER", "TRUSTED", "SHA256")
+    rows = []
+    for r in results:
+        c = r.cert
+        trusted = "-" if r.trusted is None else ("yes" if r.trusted else "NO")
+        rows.append((
+            f"{r.host}:{r.port}", r.client, r.tls_version,
+            r.status if r.status == "ok" else f"{r.status} ({r.error})",
+            c.subject_cn if c else "", f"{c.key_type} {c.key_detail}" if c else "",
+            c.issuer_cn if c else "", trusted if c else "", c.sha256[:23] + "…" if c else "",
+        ))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+             for row in (header, *rows)]
+    untrusted = [r for r in results if r.trusted is False]
+    for r in untrusted:
+        lines.append(f"{r.host}:{r.port} {r.client} TLS {r.tls_version}: {r.trust_reason}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``cckit probe HOST:PORT [HOST:PORT...] [--cafile F] [--timeout S]``.
+
+    Exit 0 when every handshake reached the server (a handshake refusal counts as reached:
+    it is an answer), 1 otherwise, 2 on bad arguments.
+    """
+    parser = argparse.ArgumentParser(
+        prog="cckit probe",
+        description="Show which certificate each port presents to an ECDSA-only and an "
+                    "RSA-only TLS client (TLS 1.2 and 1.3).",
+    )
+    parser.add_argument("targets", nargs="+", metavar="HOST:PORT")
+    parser.add_argument("--cafile", type=Path, help="CA bundle (PEM) to judge trust against")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per handshake")
+    parser.add_argument("--servername", help="SNI to send (default: the host name)")
+    args = parser.parse_args(argv)
+    try:
+        results = probe_many(args.targets, cafile=args.cafile, timeout=args.timeout,
+                             server_name=args.servername)
+    except CckitError as e:  # a bad target (ProbeError) or an unreadable --cafile
+        print(f"cckit probe: {e}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    skipped = [r for r in results if r.status == "not_probed"]
+    if skipped:
+        print(f"note: {skipped[0].error}", file=sys.stderr)
+    return 0 if all(r.reached or r.status == "not_probed" for r in results) else 1
