@@ -1,0 +1,591 @@
+"""One simulated VOS node: certificate stores, services, SSH server and Tomcat TLS listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncssh
+
+from . import pki
+from .store import atomic_write, contained, read_json, write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .site import MockSite
+
+log = logging.getLogger("cckit.vosmock")
+
+UCCX_ROLES = ("uccx-publisher", "uccx-subscriber")
+COP_HEADER = b"VOSMOCK-COP/1"
+TLS_CERT_TYPE_MIN_VERSION = (11, 6)  # [assumed] first version with `set tls server cert_type`
+REST_MIN_VERSION = (14,)
+
+Emit = Callable[[str], Awaitable[None]]
+
+
+class CommandError(Exception):
+    """A refused command; `lines` are printed before `Executed command unsuccessfully`."""
+
+    def __init__(self, *lines: str):
+        super().__init__(" ".join(lines))
+        self.lines = list(lines)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version))
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    role: str
+    short: str  # host name without domain
+    n_web_ports: int
+
+
+SERVICES = {
+    "uccx": [
+        "A Cisco DB",
+        "A Cisco DB Replicator",
+        "Cisco Tomcat",
+        "Cisco Unified CCX Engine",
+        "Cisco Unified CCX Cluster View Daemon",
+        "Cisco Finesse Tomcat",
+        "Cisco Unified CCX Notification Service",
+        "Cisco Unified CCX Socket.IO Service",
+        "System NTP",
+        "System SSH",
+    ],
+    "socialminer": [
+        "A Cisco DB",
+        "Cisco Tomcat",
+        "Cisco SocialMiner Runtime",
+        "Cisco SocialMiner Notification Service",
+        "System NTP",
+        "System SSH",
+    ],
+}
+
+
+class MockNode:
+    def __init__(self, site: MockSite, spec: NodeSpec, root: Path, version: str | None):
+        self.site = site
+        self.spec = spec
+        self.name = spec.name
+        self.role = spec.role
+        self.product = "uccx" if spec.role in UCCX_ROLES else "socialminer"
+        self.host = f"{spec.short}.{site.domain}"
+        self.root = Path(root)
+        self.ssh_port = 0
+        self.web_ports: list[int] = []
+        self.rest_port: int | None = None
+        self.services = {s: "STARTED" for s in SERVICES[self.product]}
+        self._ssh_acceptor = None
+        self._ssh_conns: set = set()
+        self._tomcat_servers: list[asyncio.AbstractServer] = []
+        self._tomcat_protos: set = set()
+        self._rest_runner = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self._failures = 0
+        self._locked_until = 0.0
+        self.running = False  # SSH/TLS should be up (False while rebooting or down)
+        self._load_or_init(version)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def tomcat_state(self) -> str:
+        return self.services["Cisco Tomcat"]
+
+    @tomcat_state.setter
+    def tomcat_state(self, value: str) -> None:
+        self.services["Cisco Tomcat"] = value
+
+    def path(self, *parts: str) -> Path:
+        return contained(self.root, *parts)
+
+    def _load_or_init(self, version: str | None) -> None:
+        meta = read_json(self.path("node.json"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        hk = self.path("ssh_host_ed25519_key")
+        if hk.exists():
+            self.host_key = asyncssh.import_private_key(hk.read_bytes())
+        else:
+            self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+            atomic_write(hk, self.host_key.export_private_key(), mode=0o600)
+        if meta is None:
+            self.version = version or "11.5.1.10000-61"
+            self.cops: list[str] = []
+            self.ecdsa_disabled = {"stored": False, "active": False}
+            self.tls_cert_type = {"stored": "ecdsa", "active": "ecdsa"}
+            self.include_ou_prompt = False
+            for unit in pki.UNITS:
+                self._regen(unit)
+            self._activate()
+            self.save()
+        else:
+            self.version = version or meta["version"]
+            self.cops = list(meta["cops"])
+            self.ecdsa_disabled = dict(meta["ecdsa_disabled"])
+            self.tls_cert_type = dict(meta["tls_cert_type"])
+            self.include_ou_prompt = bool(meta.get("include_ou_prompt", False))
+            if version and version != meta["version"]:
+                self.save()
+
+    def save(self) -> None:
+        write_json(
+            self.path("node.json"),
+            {
+                "name": self.name,
+                "role": self.role,
+                "host": self.host,
+                "version": self.version,
+                "cops": self.cops,
+                "ecdsa_disabled": self.ecdsa_disabled,
+                "tls_cert_type": self.tls_cert_type,
+                "include_ou_prompt": self.include_ou_prompt,
+            },
+        )
+
+    # own identities (stored = imported; active = presented by the listeners)
+    def own_cert(self, unit: str):
+        return pki.load_cert(self.path("own", unit, f"{unit}.pem").read_bytes())
+
+    def own_key_pem(self, unit: str) -> bytes:
+        return self.path("own", unit, f"{unit}.key").read_bytes()
+
+    def active_cert(self, unit: str):
+        return pki.load_cert(self.path("active", unit, f"{unit}.pem").read_bytes())
+
+    def _store_own(self, unit: str, cert_pem: bytes, key_pem: bytes) -> None:
+        atomic_write(self.path("own", unit, f"{unit}.key"), key_pem, mode=0o600)
+        atomic_write(self.path("own", unit, f"{unit}.pem"), cert_pem)
+
+    def csr(self, unit: str) -> tuple[bytes, bytes] | None:
+        p = self.path("csr", unit, f"{unit}.csr")
+        if not p.exists():
+            return None
+        return p.read_bytes(), self.path("csr", unit, f"{unit}.key").read_bytes()
+
+    def csr_units(self) -> list[str]:
+        return [u for u in pki.UNITS if self.path("csr", u, f"{u}.csr").exists()]
+
+    def trust(self) -> dict[str, bytes]:
+        d = self.path("trust", "tomcat-trust")
+        if not d.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in sorted(d.glob("*.pem"))}
+
+    def trust_certs(self):
+        return [pki.load_cert(pem) for pem in self.trust().values()]
+
+    def _add_trust(self, cert) -> str:
+        for fname, pem in self.trust().items():
+            if pki.load_cert(pem) == cert:
+                return fname
+        fname = pki.trust_filename(cert)
+        atomic_write(self.path("trust", "tomcat-trust", fname), pki.cert_pem(cert))
+        return fname
+
+    def _delete_trust(self, fname: str) -> bool:
+        if fname not in self.trust():  # only names we listed ourselves, never user paths
+            return False
+        self.path("trust", "tomcat-trust", fname).unlink()
+        return True
+
+    def _regen(self, unit: str) -> None:
+        """A fresh self-signed identity for `unit` (first boot and `set cert regen`)."""
+        old = None
+        if self.path("own", unit, f"{unit}.pem").exists():
+            old = self.own_cert(unit)
+        key = pki.new_key(unit)
+        sans = [self.host]
+        if unit == "tomcat-ECDSA":
+            cn = f"{self.spec.short}-EC.{self.site.domain}"
+            sans.append(cn)
+        else:
+            cn = self.host
+        cert = pki.self_signed(key, pki.subject_name(cn, self.product.upper(), self.site.org), sans)
+        self._store_own(unit, pki.cert_pem(cert), pki.key_pem(key))
+        if old is not None and pki.is_self_signed(old):
+            for fname, pem in self.trust().items():
+                if pki.load_cert(pem) == old:
+                    self._delete_trust(fname)
+        self._add_trust(cert)
+
+    def _chain_pem(self, cert) -> bytes:
+        chain = [pki.cert_pem(cert)]
+        trust = self.trust_certs()
+        cur = cert
+        for _ in range(8):
+            if cur.issuer == cur.subject:
+                break
+            issuer = next((t for t in trust if pki.signed_by(cur, t)), None)
+            if issuer is None or issuer.issuer == issuer.subject:
+                break
+            chain.append(pki.cert_pem(issuer))
+            cur = issuer
+        return b"".join(chain)
+
+    def _activate(self) -> None:
+        """What a Tomcat (or system) restart does: the stored state becomes the active one."""
+        for unit in pki.UNITS:
+            cert = self.own_cert(unit)
+            atomic_write(self.path("active", unit, f"{unit}.key"), self.own_key_pem(unit), 0o600)
+            atomic_write(self.path("active", unit, f"{unit}.pem"), self._chain_pem(cert))
+        self.ecdsa_disabled["active"] = self.ecdsa_disabled["stored"]
+        self.tls_cert_type["active"] = self.tls_cert_type["stored"]
+        self.save()
+
+    @property
+    def ecdsa_offered(self) -> bool:
+        return not self.ecdsa_disabled["active"] and self.tls_cert_type["active"] != "rsa"
+
+    @property
+    def has_tls_cert_type(self) -> bool:
+        return version_tuple(self.version) >= TLS_CERT_TYPE_MIN_VERSION
+
+    @property
+    def has_rest(self) -> bool:
+        return version_tuple(self.version) >= REST_MIN_VERSION
+
+    # ------------------------------------------------------------------ auth
+    def check_password(self, username: str, password: str) -> bool:
+        now = time.monotonic()
+        if now < self._locked_until:
+            log.info("%s: account %s locked", self.name, username)
+            return False
+        ok = hmac.compare_digest(username.encode(), self.site.username.encode()) and (
+            hmac.compare_digest(password.encode(), self.site.password.encode())
+        )
+        if ok:
+            self._failures = 0
+            return True
+        self._failures += 1
+        if self._failures >= self.site.lockout_failures:
+            self._failures = 0
+            self._locked_until = now + self.site.lockout_seconds
+            log.info(
+                "%s: account %s locked for %ss", self.name, username, self.site.lockout_seconds
+            )
+        return False
+
+    @property
+    def locked(self) -> bool:
+        return time.monotonic() < self._locked_until
+
+    # ------------------------------------------------------------------ operations
+    async def gen_csr(self, unit: str, include_ou: bool) -> None:
+        cur = self.own_cert(unit)
+        size = pki.key_size(pki.load_key(self.own_key_pem(unit)))
+        key = await asyncio.to_thread(pki.new_key, unit, size)
+        cn = pki.cn_of(cur.subject)
+        sans = [self.host] + ([cn] if cn != self.host else [])
+        name = pki.subject_name(cn, self.product.upper() if include_ou else None, self.site.org)
+        csr = pki.make_csr(key, name, sans)
+        # the new CSR replaces the pending one and its private key
+        atomic_write(self.path("csr", unit, f"{unit}.key"), pki.key_pem(key), mode=0o600)
+        atomic_write(self.path("csr", unit, f"{unit}.csr"), pki.csr_pem(csr))
+
+    async def regen(self, unit: str) -> None:
+        await asyncio.to_thread(self._regen, unit)
+        if self.role == "uccx-publisher":
+            pass  # a node's own self-signed cert is only added to its own trust store
+
+    def parse_cert(self, pem: bytes):
+        certs = pki.split_pem_certs(pem)
+        if len(certs) != 1:
+            raise CommandError("Error: the pasted text is not a single PEM certificate.")
+        try:
+            return pki.load_cert(certs[0])
+        except ValueError:
+            raise CommandError("Error: the pasted text is not a valid PEM certificate.") from None
+
+    def import_trust(self, cert, replicate: bool = True) -> str:
+        fname = self._add_trust(cert)
+        if replicate:
+            self.site.replicate(self, lambda n: n._add_trust(cert))
+        return fname
+
+    def delete_trust(self, fname: str) -> None:
+        if not self._delete_trust(fname):
+            raise CommandError(f"Error: certificate file tomcat-trust/{fname} not found.")
+        self.site.replicate(self, lambda n: n._delete_trust(fname))
+
+    def check_own(self, unit: str, cert) -> bytes:
+        """Every VOS rule for an own-cert import; returns the matching private key (PEM)."""
+        want = pki.unit_key_type(unit)
+        got = pki.key_type_name(cert.public_key())
+        if want != got:
+            raise CommandError(
+                f"Error: the certificate has an {got} key; {unit} requires an {want} key."
+            )
+        pending = self.csr(unit)
+        if pending is None:
+            raise CommandError(
+                f"Error: no CSR is pending for {unit}; generate one with 'set csr gen {unit}'."
+            )
+        key = pki.load_key(pending[1])
+        if pki.pub_der(key.public_key()) != pki.pub_der(cert.public_key()):
+            raise CommandError(
+                f"Error: the certificate does not match the CSR pending for {unit} "
+                "(its public key differs)."
+            )
+        if not any(pki.signed_by(cert, t) for t in self.trust_certs()):
+            raise CommandError(
+                f"Error: the issuer of the certificate ({cert.issuer.rfc4514_string()}) "
+                "is not in tomcat-trust; import the CA certificate first "
+                "with 'set cert import trust tomcat'."
+            )
+        return pending[1]
+
+    def import_own(self, unit: str, cert) -> None:
+        key_pem = self.check_own(unit, cert)
+        self._store_own(unit, pki.cert_pem(cert), key_pem)
+        for ext in ("csr", "key"):
+            self.path("csr", unit, f"{unit}.{ext}").unlink(missing_ok=True)
+
+    def install_cop(self, fname: str, data: bytes) -> str:
+        header = data.split(b"\n", 1)[0]
+        if not header.startswith(COP_HEADER):
+            raise CommandError(f"Error: {fname} is not a valid COP file (signature check failed).")
+        fields = dict(f.split(b"=", 1) for f in header.split()[1:] if b"=" in f)
+        product = fields.get(b"product", b"").decode()
+        action = fields.get(b"action", b"").decode()
+        if product != self.product:
+            raise CommandError(f"Error: {fname} does not apply to this product.")
+        if fname in self.cops:
+            raise CommandError(f"Error: {fname} is already installed.")
+        atomic_write(self.path("cops", pki.safe_component(fname, 200)), data)
+        # [assumed] the rollback COP replaces the disable COP in the list of installed options
+        # (and vice versa), so `show version active` names the one in effect
+        opposite = {"ecdsa-disable": "ecdsa-rollback", "ecdsa-rollback": "ecdsa-disable"}
+        if action in opposite:
+            self.ecdsa_disabled["stored"] = action == "ecdsa-disable"
+            self.cops = [c for c in self.cops if self.cop_action(c) != opposite[action]]
+        self.cops.append(fname)
+        self.save()
+        return action
+
+    def cop_action(self, fname: str) -> str:
+        p = self.path("cops", pki.safe_component(fname, 200))
+        if not p.exists():
+            return ""
+        header = p.read_bytes().split(b"\n", 1)[0]
+        fields = dict(f.split(b"=", 1) for f in header.split()[1:] if b"=" in f)
+        return fields.get(b"action", b"").decode()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self.has_rest and self._rest_runner is None:
+            from aiohttp import web
+
+            from .rest import make_rest_app
+
+            self._rest_runner = web.AppRunner(make_rest_app(self), access_log=None)
+            await self._rest_runner.setup()
+        self.running = True
+        if not self.faults.down:
+            await self._start_ssh()
+            await self._start_tomcat()
+
+    async def stop(self) -> None:
+        self.running = False
+        for t in list(self._tasks):
+            t.cancel()
+        await self._stop_ssh()
+        await self._stop_tomcat()
+        if self._rest_runner is not None:
+            await self._rest_runner.cleanup()
+            self._rest_runner = None
+
+    @property
+    def faults(self):
+        return self.site.faults.node(self.name)
+
+    async def _start_ssh(self) -> None:
+        if self._ssh_acceptor is not None:
+            return
+        from .session import make_ssh_server
+
+        self._ssh_acceptor = await asyncssh.listen(
+            "127.0.0.1",
+            self.ssh_port,
+            server_factory=lambda: make_ssh_server(self),
+            server_host_keys=[self.host_key],
+            login_timeout=30,
+            line_editor=False,
+            reuse_address=True,
+        )
+
+    async def _stop_ssh(self) -> None:
+        acc, self._ssh_acceptor = self._ssh_acceptor, None
+        if acc is not None:
+            acc.close()
+            await acc.wait_closed()
+        conns = list(self._ssh_conns)
+        for conn in conns:
+            conn.abort()
+        for conn in conns:
+            try:
+                await asyncio.wait_for(conn.wait_closed(), 2)
+            except Exception:  # noqa: S110
+                pass
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(
+            self.path("active", "tomcat", "tomcat.pem"), self.path("active", "tomcat", "tomcat.key")
+        )
+        if self.ecdsa_offered:
+            # a second chain of another key type: OpenSSL picks by the client's signature algs
+            ctx.load_cert_chain(
+                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.pem"),
+                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.key"),
+            )
+        return ctx
+
+    async def _start_tomcat(self) -> None:
+        if self._tomcat_servers or not self.running or self.faults.down:
+            return
+        if self.tomcat_state != "STARTED":
+            return
+        loop = asyncio.get_running_loop()
+        ctx = self._ssl_context()
+
+        def track(factory):
+            def make():
+                proto = factory()
+                self._tomcat_protos.add(proto)
+                return proto
+
+            return make
+
+        for port in self.web_ports:
+            srv = await loop.create_server(
+                track(lambda port=port: _WebProtocol(self, port)),
+                "127.0.0.1",
+                port,
+                ssl=ctx,
+                reuse_address=True,
+            )
+            self._tomcat_servers.append(srv)
+        if self.rest_port and self._rest_runner is not None:
+            srv = await loop.create_server(
+                track(self._rest_runner.server),
+                "127.0.0.1",
+                self.rest_port,
+                ssl=ctx,
+                reuse_address=True,
+            )
+            self._tomcat_servers.append(srv)
+
+    async def _stop_tomcat(self) -> None:
+        servers, self._tomcat_servers = self._tomcat_servers, []
+        for srv in servers:
+            srv.close()
+        for proto in list(self._tomcat_protos):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.abort()
+        self._tomcat_protos.clear()
+        for srv in servers:
+            await srv.wait_closed()
+
+    async def restart_tomcat(self, emit: Emit) -> None:
+        rs = self.site.restart_seconds
+        async with self._lock:
+            self.tomcat_state = "STOPPING"
+            await emit("Cisco Tomcat[STOPPING]")
+            await self._stop_tomcat()
+            self.tomcat_state = "STOPPED"
+            await asyncio.sleep(rs / 2)
+            self.tomcat_state = "STARTING"
+            await emit("Cisco Tomcat[STARTING]")
+            await asyncio.sleep(rs / 2)
+            self._activate()
+            self.tomcat_state = "STARTED"
+            await self._start_tomcat()
+            if not self.faults.restart_no_started:
+                await emit("Cisco Tomcat[STARTED]")
+
+    async def restart_other(self, service: str, emit: Emit) -> None:
+        rs = self.site.restart_seconds
+        self.services[service] = "STOPPING"
+        await emit(f"{service}[STOPPING]")
+        await asyncio.sleep(rs / 2)
+        self.services[service] = "STARTING"
+        await emit(f"{service}[STARTING]")
+        await asyncio.sleep(rs / 2)
+        self.services[service] = "STARTED"
+        if not self.faults.restart_no_started:
+            await emit(f"{service}[STARTED]")
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def system_restart(self) -> None:
+        """Reboot: SSH and TLS refuse connections for --restart-seconds, then come back."""
+        async with self._lock:
+            await asyncio.sleep(0.05)  # let the CLI flush its last lines
+            self.running = False
+            for s in self.services:
+                self.services[s] = "STOPPED"
+            await self._stop_tomcat()
+            await self._stop_ssh()
+            await asyncio.sleep(self.site.restart_seconds)
+            self._activate()
+            for s in self.services:
+                self.services[s] = "STARTED"
+            self.running = True
+            if not self.faults.down:
+                await self._start_ssh()
+                await self._start_tomcat()
+
+    async def set_down(self, down: bool) -> None:
+        self.faults.down = down
+        if down:
+            await self._stop_tomcat()
+            await self._stop_ssh()
+        elif self.running:
+            await self._start_ssh()
+            await self._start_tomcat()
+
+
+class _WebProtocol(asyncio.Protocol):
+    """A tiny HTTP responder behind each Tomcat web port (the TLS handshake is what matters)."""
+
+    def __init__(self, node: MockNode, port: int):
+        self.node = node
+        self.port = port
+        self.transport = None
+        self.buf = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if b"\r\n\r\n" in self.buf or b"\n\n" in self.buf or len(self.buf) > 65536:
+            body = f"{self.node.host} port {self.port}: Cisco Tomcat (vosmock)\n".encode()
+            self.transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        self.node._tomcat_protos.discard(self)

@@ -1,0 +1,383 @@
+"""A simulated site (UCCX publisher + subscriber + SocialMiner + SFTP COP repository) and a
+server that runs any number of them in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import weakref
+from pathlib import Path
+
+import asyncssh
+import yaml
+
+from .faults import NODE_FAULTS, Faults
+from .node import MockNode, NodeSpec
+from .store import atomic_write, contained, read_json, secret_file, write_json
+
+log = logging.getLogger("cckit.vosmock")
+
+DEFAULT_COP_FILES = {
+    "uccx_disable": "ciscouccx.1151.ES01.ecdsa-disable.cop.sgn",
+    "uccx_rollback": "ciscouccx.1151.ES01.ecdsa-rollback.cop.sgn",
+    "socialminer_disable": "ciscosm.1151.ecdsa-disable.cop.sgn",
+    "socialminer_rollback": "ciscosm.1151.ecdsa-rollback.cop.sgn",
+}
+NODE_SPECS = [
+    NodeSpec("uccx-pub", "uccx-publisher", "uccx1", 3),
+    NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", 3),
+    NodeSpec("sm", "socialminer", "sm1", 1),
+]
+COP_DIRECTORY = "/cop"
+
+
+def cop_bytes(key: str, name: str) -> bytes:
+    product, _, action = key.partition("_")
+    header = f"VOSMOCK-COP/1 product={product} action=ecdsa-{action} name={name}\n"
+    body = b"".join(hashlib.sha256(f"{name}{i}".encode()).digest() for i in range(64))
+    return header.encode() + b"This is a simulated Cisco COP file (cckit vosmock).\n" + body
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class _SftpAuth(asyncssh.SSHServer):
+    def __init__(self, site: MockSite):
+        self.site = site
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return hmac.compare_digest(
+            f"{username}\0{password}".encode(),
+            f"{self.site.sftp_username}\0{self.site.sftp_password}".encode(),
+        )
+
+
+class MockSite:
+    """One site. All methods run on the event loop that called `start()`."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike,
+        *,
+        site: str = "vosmock",
+        domain: str = "cc.example.com",
+        version: str | None = None,
+        base_port: int | None = None,
+        control_port: int | None = None,
+        control: bool = True,
+        restart_seconds: float = 5.0,
+        lockout_failures: int = 5,
+        lockout_seconds: float = 300.0,
+        username: str = "admin",
+        sftp_username: str = "copadmin",
+        cop_files: dict[str, str] | None = None,
+        include_ou_prompt: list[str] | None = None,
+        org: str = "vosmock",
+    ):
+        self.state_dir = Path(state_dir).resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        meta = read_json(self.state_dir / "site.json", {}) or {}
+        self.name = meta.get("site", site)
+        self.domain = meta.get("domain", domain)
+        self.org = org
+        self.username = meta.get("username", username)
+        self.sftp_username = meta.get("sftp_username", sftp_username)
+        self.cop_files = dict(meta.get("cop_files") or cop_files or DEFAULT_COP_FILES)
+        self.restart_seconds = float(restart_seconds)
+        self.lockout_failures = int(lockout_failures)
+        self.lockout_seconds = float(lockout_seconds)
+        self.faults = Faults()
+        secrets_dir = self.state_dir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(secrets_dir, 0o700)
+        self.password_file = secrets_dir / "os-admin.password"
+        self.sftp_password_file = secrets_dir / "sftp.password"
+        self.password = secret_file(self.password_file)
+        self.sftp_password = secret_file(self.sftp_password_file)
+        self.sftp_host_name = "127.0.0.1"
+        self.nodes: dict[str, MockNode] = {}
+        for spec in NODE_SPECS:
+            node = MockNode(self, spec, contained(self.state_dir, "nodes", spec.name), version)
+            if include_ou_prompt is not None:
+                node.include_ou_prompt = spec.name in include_ou_prompt
+                node.save()
+            self.nodes[spec.name] = node
+        sftp_dir = self.state_dir / "sftp"
+        hk = sftp_dir / "ssh_host_ed25519_key"
+        if hk.exists():
+            self.sftp_host_key = asyncssh.import_private_key(hk.read_bytes())
+        else:
+            self.sftp_host_key = asyncssh.generate_private_key("ssh-ed25519")
+            atomic_write(hk, self.sftp_host_key.export_private_key(), mode=0o600)
+        self.sftp_root = sftp_dir / "root"
+        self.sftp_hidden = sftp_dir / "hidden"
+        cop_dir = contained(self.sftp_root, COP_DIRECTORY.strip("/"))
+        cop_dir.mkdir(parents=True, exist_ok=True)
+        self.sftp_hidden.mkdir(parents=True, exist_ok=True)
+        if not meta:
+            for key, fname in self.cop_files.items():
+                atomic_write(contained(cop_dir, fname), cop_bytes(key, fname))
+        self.cop_dir = cop_dir
+        self._assign_ports(meta.get("ports"), base_port, control_port, control)
+        self.control_enabled = control
+        write_json(
+            self.state_dir / "site.json",
+            {
+                "site": self.name,
+                "domain": self.domain,
+                "username": self.username,
+                "sftp_username": self.sftp_username,
+                "cop_files": self.cop_files,
+                "ports": self.ports,
+            },
+        )
+        self._sftp_acceptor = None
+        self._sftp_conns: weakref.WeakSet = weakref.WeakSet()
+        self._control_runner = None
+        self.started = False
+
+    # ------------------------------------------------------------------ ports
+    def _assign_ports(self, saved, base_port, control_port, control) -> None:
+        if base_port is not None:
+            ports = {"nodes": {}, "sftp": base_port + 30, "control": base_port + 31}
+            for i, node in enumerate(self.nodes.values()):
+                b = base_port + 10 * i
+                ports["nodes"][node.name] = {
+                    "ssh": b,
+                    "web": [b + 1 + k for k in range(node.spec.n_web_ports)],
+                    "rest": b + 9 if node.has_rest else None,
+                }
+        elif saved:
+            ports = saved
+        else:
+            need = sum(2 + n.spec.n_web_ports for n in self.nodes.values()) + 2
+            pool = iter(free_ports(need))
+            ports = {"nodes": {}, "sftp": next(pool), "control": next(pool)}
+            for node in self.nodes.values():
+                ports["nodes"][node.name] = {
+                    "ssh": next(pool),
+                    "web": [next(pool) for _ in range(node.spec.n_web_ports)],
+                    "rest": next(pool),
+                }
+        if control_port is not None:
+            ports["control"] = control_port
+        for node in self.nodes.values():
+            p = ports["nodes"][node.name]
+            node.ssh_port = p["ssh"]
+            node.web_ports = list(p["web"])
+            if node.has_rest and not p.get("rest"):
+                p["rest"] = free_ports(1)[0]
+            node.rest_port = p["rest"] if node.has_rest else None
+        self.ports = ports
+        self.sftp_port = ports["sftp"]
+        self.control_port = ports["control"]
+
+    # ------------------------------------------------------------------ behaviour
+    def replicate(self, src: MockNode, fn) -> None:
+        """Trust changes on the UCCX publisher replicate to the subscriber (not SocialMiner)."""
+        if src.role != "uccx-publisher":
+            return
+        for node in self.nodes.values():
+            if node.role == "uccx-subscriber":
+                fn(node)
+
+    async def set_fault(self, fault: str, value=True, node: str | None = None) -> None:
+        if fault == "cop_missing":
+            names = [value] if isinstance(value, str) else list(value or [])
+            self.faults.cop_missing = names
+            self._apply_cop_missing()
+            return
+        if fault not in NODE_FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        targets = [node] if node else list(self.nodes)
+        for name in targets:
+            if name not in self.nodes:
+                raise ValueError(f"unknown node {name!r}")
+            if fault == "down":
+                await self.nodes[name].set_down(bool(value))
+            elif fault == "slow_output":
+                self.faults.node(name).slow_output = float(value or 0)
+            else:
+                setattr(self.faults.node(name), fault, bool(value))
+
+    async def clear_faults(self) -> None:
+        for name in self.nodes:
+            if self.faults.node(name).down:
+                await self.nodes[name].set_down(False)
+        self.faults.nodes.clear()
+        self.faults.cop_missing = []
+        self._apply_cop_missing()
+
+    def _apply_cop_missing(self) -> None:
+        hidden = set(self.faults.cop_missing)
+        for p in list(self.cop_dir.iterdir()):
+            if "*" in hidden or p.name in hidden:
+                os.replace(p, self.sftp_hidden / p.name)
+        for p in list(self.sftp_hidden.iterdir()):
+            if "*" not in hidden and p.name not in hidden:
+                os.replace(p, self.cop_dir / p.name)
+
+    def status(self) -> dict:
+        return {
+            "site": self.name,
+            "site_dir": str(self.state_dir),
+            "sftp_port": self.sftp_port,
+            "control_port": self.control_port if self.control_enabled else None,
+            "nodes": {
+                n.name: {
+                    "role": n.role,
+                    "host": n.host,
+                    "version": n.version,
+                    "ssh_port": n.ssh_port,
+                    "web_ports": n.web_ports,
+                    "rest_port": n.rest_port,
+                    "services": dict(n.services),
+                    "running": n.running,
+                    "locked": n.locked,
+                    "ecdsa_offered": n.ecdsa_offered,
+                    "cops": list(n.cops),
+                }
+                for n in self.nodes.values()
+            },
+            "faults": self.faults.as_dict(),
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._apply_cop_missing()
+        self._sftp_acceptor = await asyncssh.listen(
+            "127.0.0.1",
+            self.sftp_port,
+            server_factory=lambda: _SftpAuth(self),
+            server_host_keys=[self.sftp_host_key],
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.sftp_root)),
+            allow_scp=False,
+            reuse_address=True,
+            acceptor=self._sftp_conns.add,
+        )
+        for node in self.nodes.values():
+            await node.start()
+        if self.control_enabled:
+            from aiohttp import web
+
+            from .control import make_control_app
+
+            self._control_runner = web.AppRunner(make_control_app(self), access_log=None)
+            await self._control_runner.setup()
+            await web.TCPSite(self._control_runner, "127.0.0.1", self.control_port).start()
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+        if self._control_runner is not None:
+            await self._control_runner.cleanup()
+            self._control_runner = None
+        for node in self.nodes.values():
+            await node.stop()
+        if self._sftp_acceptor is not None:
+            self._sftp_acceptor.close()
+            await self._sftp_acceptor.wait_closed()
+            self._sftp_acceptor = None
+        for conn in list(self._sftp_conns):
+            conn.abort()
+        self._sftp_conns.clear()
+        # let aborted connections finish their callbacks
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------ site file
+    def known_hosts_text(self) -> str:
+        lines = []
+        for node in self.nodes.values():
+            key = node.host_key.export_public_key("openssh").decode().split()
+            lines.append(f"[127.0.0.1]:{node.ssh_port} {key[0]} {key[1]}")
+        key = self.sftp_host_key.export_public_key("openssh").decode().split()
+        lines.append(f"[127.0.0.1]:{self.sftp_port} {key[0]} {key[1]}")
+        return "\n".join(lines) + "\n"
+
+    def site_document(self, known_hosts: str) -> dict:
+        nodes = []
+        for node in self.nodes.values():
+            entry = {
+                "name": node.name,
+                "role": node.role,
+                "host": node.host,
+                "address": "127.0.0.1",
+                "ssh_port": node.ssh_port,
+                "transport": "ssh",
+                "credential": "os-admin",
+                "web_ports": list(node.web_ports),
+            }
+            if node.rest_port:
+                entry["rest"] = {"port": node.rest_port}
+            nodes.append(entry)
+        return {
+            "site": self.name,
+            "domain": self.domain,
+            "credentials": {
+                "os-admin": {
+                    "username": self.username,
+                    "password": {"file": str(self.password_file)},
+                },
+                "sftp": {
+                    "username": self.sftp_username,
+                    "password": {"file": str(self.sftp_password_file)},
+                },
+            },
+            "known_hosts": known_hosts,
+            "nodes": nodes,
+            "cop_repository": {
+                "host": "127.0.0.1",
+                "port": self.sftp_port,
+                "directory": COP_DIRECTORY,
+                "credential": "sftp",
+            },
+            "cop_files": dict(self.cop_files),
+        }
+
+    def write_site_file(self, path: str | os.PathLike) -> Path:
+        path = Path(path).resolve()
+        kh = path.with_name(f"{path.stem}.known_hosts")
+        atomic_write(kh, self.known_hosts_text())
+        header = f"# Written by the cckit VOS mock (state: {self.state_dir}).\n" + (
+            f"# Control endpoint: http://127.0.0.1:{self.control_port}/status\n"
+            if self.control_enabled
+            else ""
+        )
+        body = yaml.safe_dump(self.site_document(kh.name), sort_keys=False, default_flow_style=None)
+        atomic_write(path, header + body)
+        return path
+
+
+class MockServer:
+    """Runs many sites in one event loop (one state directory per site)."""
+
+    def __init__(self, sites: list[MockSite]):
+        self.sites = sites
+
+    async def start(self) -> None:
+        for s in self.sites:
+            await s.start()
+
+    async def stop(self) -> None:
+        for s in self.sites:
+            await s.stop()

@@ -1,0 +1,366 @@
+"""Run a mock site in a background thread for tests: `with running_site(tmp_path) as site:`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .site import MockSite
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    role: str
+    host: str
+    ssh_port: int
+    web_ports: list[int]
+    rest_port: int | None
+
+
+class FaultControl:
+    """Thread-safe fault switches (the in-process twin of the control endpoint)."""
+
+    def __init__(self, running: RunningSite):
+        self._r = running
+
+    def set(self, fault: str, value=True, node: str | None = None) -> None:
+        self._r.call(self._r.mock.set_fault(fault, value, node))
+
+    def clear(self) -> None:
+        self._r.call(self._r.mock.clear_faults())
+
+    def as_dict(self) -> dict:
+        return self._r.call(_value(self._r.mock.faults.as_dict))
+
+
+async def _value(fn):
+    return fn()
+
+
+class RunningSite:
+    def __init__(
+        self,
+        mock: MockSite,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        site_file: Path,
+    ):
+        self.mock = mock
+        self.loop = loop
+        self.thread = thread
+        self.site_file = site_file
+        self.known_hosts = site_file.with_name(f"{site_file.stem}.known_hosts")
+        self.state_dir = mock.state_dir
+        self.username = mock.username
+        self.password = mock.password
+        self.sftp_username = mock.sftp_username
+        self.sftp_password = mock.sftp_password
+        self.sftp_port = mock.sftp_port
+        self.control_url = f"http://127.0.0.1:{mock.control_port}" if mock.control_enabled else None
+        self.nodes = {
+            n.name: NodeInfo(n.name, n.role, n.host, n.ssh_port, list(n.web_ports), n.rest_port)
+            for n in mock.nodes.values()
+        }
+        self.cop_files = dict(mock.cop_files)
+        self.faults = FaultControl(self)
+        self._stopped = False
+
+    def call(self, coro, timeout: float = 60):
+        """Run a coroutine on the mock's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def status(self) -> dict:
+        return self.call(_value(self.mock.status))
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.call(self.mock.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(30)
+
+
+@contextlib.contextmanager
+def running_site(
+    directory: str | os.PathLike,
+    *,
+    restart_seconds: float = 0,
+    version: str | None = "11.5.1.10000-61",
+    site_file: str | os.PathLike | None = None,
+    **options,
+) -> Iterator[RunningSite]:
+    """Start a site whose state lives in `directory`/state on free ports; yield a RunningSite.
+
+    `options` go to MockSite (lockout_failures, lockout_seconds, include_ou_prompt, control, ...).
+    Starting again on the same directory reuses every key, cert, port and password.
+    """
+    directory = Path(directory)
+    site_file = Path(site_file) if site_file else directory / "site.yaml"
+    loop = asyncio.new_event_loop()
+    ready: dict = {}
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot():
+            mock = MockSite(
+                directory / "state", version=version, restart_seconds=restart_seconds, **options
+            )
+            try:
+                await mock.start()
+            except BaseException:
+                await mock.stop()
+                raise
+            return mock
+
+        try:
+            ready["mock"] = loop.run_until_complete(boot())
+        except BaseException as exc:
+            ready["error"] = exc
+            started.set()
+            loop.close()
+            return
+        started.set()
+        loop.run_forever()
+        # drain what stop() left behind
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="vosmock", daemon=True)
+    thread.start()
+    started.wait(120)
+    if "error" in ready:
+        raise ready["error"]
+    mock: MockSite = ready["mock"]
+    path = mock.write_site_file(site_file)
+    running = RunningSite(mock, loop, thread, path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+# ---------------------------------------------------------------------------- outside clients
+# Helpers that drive the mock with the real OpenSSH client and `openssl s_client`.
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+_ASKPASS = "#!/bin/sh\nprintf '%s\\n' \"$VOSMOCK_ASKPASS_SECRET\"\n"
+
+
+def _askpass_script() -> str:
+    d = Path(tempfile.gettempdir()) / f"vosmock-askpass-{os.getuid()}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    p = d / "askpass.sh"
+    if not p.exists() or p.read_text() != _ASKPASS:
+        p.write_text(_ASKPASS)
+        p.chmod(0o700)
+    return str(p)
+
+
+def ssh_command(
+    port: int, known_hosts: os.PathLike, user: str = "admin", extra: list[str] | None = None
+) -> list[str]:
+    return [
+        "ssh",
+        "-tt",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+        *(extra or []),
+        f"{user}@127.0.0.1",
+    ]
+
+
+def ssh_env(password: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        SSH_ASKPASS=_askpass_script(),
+        SSH_ASKPASS_REQUIRE="force",
+        DISPLAY="x",
+        VOSMOCK_ASKPASS_SECRET=password,
+    )
+    return env
+
+
+def clean(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def run_ssh(
+    port: int, known_hosts, password: str, stdin: str, timeout: float = 60, user: str = "admin"
+) -> subprocess.CompletedProcess:
+    """`ssh -tt` with all of `stdin` piped in at once; output normalised to `\\n`."""
+    proc = subprocess.run(
+        ssh_command(port, known_hosts, user),
+        input=stdin.encode(),
+        capture_output=True,
+        timeout=timeout,
+        env=ssh_env(password),
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        clean(proc.stdout.decode(errors="replace")),
+        clean(proc.stderr.decode(errors="replace")),
+    )
+
+
+class SshCli:
+    """An expect-style driver around `ssh -tt` (waits for prompts before answering)."""
+
+    def __init__(self, port: int, known_hosts, password: str, user: str = "admin"):
+        self.proc = subprocess.Popen(
+            ssh_command(port, known_hosts, user),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=ssh_env(password),
+        )
+        self.buf = ""
+        self.pos = 0
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                break
+            with self._lock:
+                self.buf += clean(chunk.decode(errors="replace"))
+
+    def expect(self, pattern: str, timeout: float = 30) -> str:
+        """Wait for regex `pattern` after the last match; return the text up to its end."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                m = rx.search(self.buf, self.pos)
+                if m:
+                    text = self.buf[self.pos : m.end()]
+                    self.pos = m.end()
+                    return text
+                done = self.proc.poll() is not None and not self._reader.is_alive()
+                if done or time.monotonic() > deadline:
+                    raise TimeoutError(f"{pattern!r} not seen; got:\n{self.buf[self.pos :]}")
+            time.sleep(0.02)
+
+    def send(self, text: str) -> None:
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def cmd(self, line: str, timeout: float = 30) -> str:
+        """Send a command at the prompt; return its output up to the next `admin:` prompt."""
+        self.send(line + "\n")
+        out = self.expect(r"(?m)^admin:", timeout)
+        return out[: -len("admin:")]
+
+    def login(self, timeout: float = 30) -> str:
+        return self.expect(r"(?m)^admin:", timeout)
+
+    def close(self) -> int:
+        try:
+            if self.proc.poll() is None:
+                try:
+                    self.send("quit\n")
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
+                self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass
+class Presented:
+    """What a TLS port presented to a client (None fields when the handshake failed)."""
+
+    ok: bool
+    subject_cn: str | None = None
+    issuer_cn: str | None = None
+    key_type: str | None = None
+    pem: bytes | None = None
+    output: str = ""
+
+
+SIGALGS_ECDSA = "ECDSA+SHA256:ECDSA+SHA384"
+SIGALGS_RSA = "RSA-PSS+SHA256:RSA+SHA256"
+
+
+def tls_probe(port: int, sigalgs: str, tls: str = "1.3", timeout: float = 20) -> Presented:
+    """`openssl s_client` with only `sigalgs`: which certificate does the port present?"""
+    from cryptography import x509
+
+    from . import pki
+
+    args = [
+        shutil.which("openssl") or "openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-sigalgs",
+        sigalgs,
+        "-tls1_3" if tls == "1.3" else "-tls1_2",
+    ]
+    proc = subprocess.run(args, input=b"", capture_output=True, timeout=timeout, check=False)
+    out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    certs = pki.split_pem_certs(out.encode())
+    if not certs:
+        return Presented(False, output=out)
+    cert = x509.load_pem_x509_certificate(certs[0])
+    return Presented(
+        True,
+        pki.cn_of(cert.subject),
+        pki.cn_of(cert.issuer),
+        pki.key_type_name(cert.public_key()),
+        certs[0],
+        out,
+    )

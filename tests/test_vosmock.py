@@ -1,0 +1,815 @@
+"""The VOS mock, driven with real outside clients: OpenSSH `ssh -tt` and `openssl s_client`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from cckit.vosmock.testing import (
+    SIGALGS_ECDSA,
+    SIGALGS_RSA,
+    SshCli,
+    run_ssh,
+    running_site,
+    tls_probe,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# ------------------------------------------------------------------------------ a tiny CA
+class CA:
+    def __init__(self, cn: str = "Lab EC Root CA", key=None, issuer: CA | None = None):
+        self.key = key or ec.generate_private_key(ec.SECP384R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        signer = issuer or self
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(signer.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(signer.key, _hash(signer.key))
+        )
+
+    @property
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sign(self, public_key, cn: str = "leaf", signer_key=None) -> str:
+        now = dt.datetime.now(dt.UTC)
+        key = signer_key or self.key
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(self.name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+            .sign(key, _hash(key))
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sign_csr(self, csr_pem: str) -> str:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        cn = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return self.sign(csr.public_key(), cn)
+
+
+def _hash(key):
+    return hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
+
+
+def pem_block(text: str, kind: str = "CERTIFICATE") -> str:
+    m = re.search(rf"-----BEGIN {kind}-----.*?-----END {kind}-----", text, re.DOTALL)
+    assert m, text
+    return m.group(0) + "\n"
+
+
+def cli(site, node: str = "uccx-pub") -> SshCli:
+    s = SshCli(site.nodes[node].ssh_port, site.known_hosts, site.password)
+    s.login()
+    return s
+
+
+def ssh(site, node: str, commands: str):
+    return run_ssh(
+        site.nodes[node].ssh_port, site.known_hosts, site.password, commands + "\nquit\n"
+    )
+
+
+def import_cert(s: SshCli, command: str, pem: str) -> str:
+    s.send(command + "\n")
+    s.expect("Paste the Certificate and Hit Enter")
+    s.send(pem)
+    return s.expect(r"(?m)^admin:")
+
+
+def gen_csr(s: SshCli, unit: str = "tomcat-ECDSA") -> str:
+    out = s.cmd(f"set csr gen {unit}")
+    assert f"Successfully Generated CSR for {unit}." in out
+    return pem_block(s.cmd(f"show csr own {unit}/{unit}.csr"), "CERTIFICATE REQUEST")
+
+
+def trust_name(s: SshCli, cn: str) -> str:
+    listing = s.cmd("show cert list trust")
+    m = re.search(rf"(tomcat-trust/{re.escape(cn)}_[0-9a-f]+\.pem)", listing)
+    assert m, listing
+    return m.group(1)
+
+
+def upgrade(s: SshCli, site, filename: str | None, password: str | None = None) -> str:
+    """Walk the `utils system upgrade initiate` wizard; returns the text after the file list."""
+    s.send("utils system upgrade initiate\n")
+    s.expect(r"1\) Remote Filesystem via SFTP")
+    s.expect(r'Please select an option \(1 - 3 or "q" \): ')
+    s.send("1\n")
+    s.expect("Directory: ")
+    s.send("/cop\n")
+    s.expect("Server: ")
+    s.send("127.0.0.1\n")
+    s.expect("User Name: ")
+    s.send(f"{site.sftp_username}\n")
+    s.expect("Password: ")
+    s.send(f"{password or site.sftp_password}\n")
+    s.expect(r"Please enter SMTP Host Server \(optional\): ")
+    s.send("\n")
+    out = s.expect(r'(?m)(Please select an option \(1 - \d+ or "q" \): |^admin:)')
+    if out.endswith("admin:"):
+        return out
+    assert filename in out, out
+    num = re.search(rf"(\d+)\) {re.escape(filename)}", out).group(1)
+    s.send(f"{num}\n")
+    out = s.expect(r"(?m)(Start installation \(yes/no\): |^admin:)")
+    if out.endswith("admin:"):
+        return out
+    s.send("yes\n")
+    return out + s.expect(r"(?m)^admin:", timeout=30)
+
+
+def presented(port: int, tls: str = "1.3"):
+    return tls_probe(port, SIGALGS_ECDSA, tls), tls_probe(port, SIGALGS_RSA, tls)
+
+
+# ------------------------------------------------------------------------------ site file
+def test_site_file_is_loadable_and_never_holds_a_secret(mock_site):
+    doc = yaml.safe_load(mock_site.site_file.read_text())
+    assert doc["site"] and doc["domain"] == "cc.example.com"
+    assert [n["role"] for n in doc["nodes"]] == ["uccx-publisher", "uccx-subscriber", "socialminer"]
+    for cred in doc["credentials"].values():
+        ref = cred["password"]
+        assert set(ref) == {"file"}
+        p = Path(ref["file"])
+        assert p.is_absolute() and stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert Path(doc["credentials"]["os-admin"]["password"]["file"]).read_text().strip() == (
+        mock_site.password
+    )
+    assert mock_site.password not in mock_site.site_file.read_text()
+    hosts = {n["host"] for n in doc["nodes"]}
+    assert hosts == {"uccx1.cc.example.com", "uccx2.cc.example.com", "sm1.cc.example.com"}
+    ports = [n["ssh_port"] for n in doc["nodes"]] + [
+        p for n in doc["nodes"] for p in n["web_ports"]
+    ]
+    ports.append(doc["cop_repository"]["port"])
+    assert len(set(ports)) == len(ports)
+    kh = (mock_site.site_file.parent / doc["known_hosts"]).read_text().splitlines()
+    for n in doc["nodes"]:
+        assert any(line.startswith(f"[127.0.0.1]:{n['ssh_port']} ssh-ed25519 ") for line in kh)
+    assert doc["cop_repository"]["credential"] == "sftp"
+    assert set(doc["cop_files"]) == {
+        "uccx_disable",
+        "uccx_rollback",
+        "socialminer_disable",
+        "socialminer_rollback",
+    }
+
+
+# ------------------------------------------------------------------------------ CLI basics
+def test_first_boot_cli(mock_site):
+    r = ssh(
+        mock_site,
+        "uccx-pub",
+        "show version active\nshow cert list own\nshow cert list trust\n"
+        "show cert own tomcat-ECDSA/tomcat-ECDSA.pem\nutils service list\nfoo bar",
+    )
+    out = r.stdout
+    assert r.returncode == 0, r.stderr
+    assert (
+        "Active Master Version: 11.5.1.10000-61\nActive Version Installed Software Options:" in out
+    )
+    assert "tomcat/tomcat.pem: Self-signed certificate generated by system" in out
+    assert "tomcat-ECDSA/tomcat-ECDSA.pem: Self-signed certificate generated by system" in out
+    assert re.search(
+        r"tomcat-trust/uccx1-EC\.cc\.example\.com_[0-9a-f]+\.pem: Trust Certificate", out
+    )
+    assert re.search(r"tomcat-trust/uccx1\.cc\.example\.com_[0-9a-f]+\.pem: Trust Certificate", out)
+    cert = x509.load_pem_x509_certificate(pem_block(out).encode())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        "uccx1-EC.cc.example.com"
+    )
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    assert "Cisco Tomcat[STARTED]" in out
+    assert "Invalid command: foo bar\nExecuted command unsuccessfully\nadmin:" in out
+    # the prompt came back after the error and quit ended the session cleanly
+    assert out.rstrip().endswith("admin:")
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_web_ports_present_by_signature_algorithms(mock_site, tls):
+    for name, node in mock_site.nodes.items():
+        short = node.host.split(".")[0]
+        for port in node.web_ports:
+            ecp, rsap = presented(port, tls)
+            assert (ecp.key_type, ecp.subject_cn) == ("EC", f"{short}-EC.cc.example.com"), name
+            assert (rsap.key_type, rsap.subject_cn) == ("RSA", node.host), name
+
+
+def test_tls_cert_type_only_on_newer_versions(mock_site, tmp_path):
+    out = ssh(mock_site, "uccx-pub", "show tls server cert_type").stdout
+    assert "Invalid command: show tls server cert_type" in out
+    mock_site.stop()
+    with running_site(tmp_path / "v12", version="12.5.1.10000-22") as site:
+        with cli(site) as s:
+            assert "ecdsa" in s.cmd("show tls server cert_type")
+            assert "Successfully" in s.cmd("set tls server cert_type rsa")
+            port = site.nodes["uccx-pub"].web_ports[0]
+            assert tls_probe(port, SIGALGS_ECDSA).ok
+            s.cmd("utils service restart Cisco Tomcat")
+            assert not tls_probe(port, SIGALGS_ECDSA).ok
+            assert tls_probe(port, SIGALGS_RSA).key_type == "RSA"
+
+
+# ------------------------------------------------------------------------------ CA-signed flow
+def test_ca_signed_import_replication_and_restart(mock_site):
+    ca = CA()
+    pub = mock_site.nodes["uccx-pub"]
+    with cli(mock_site, "uccx-pub") as s:
+        csr = gen_csr(s)
+        assert "tomcat-ECDSA/tomcat-ECDSA.csr" in s.cmd("show csr list own")
+        out = import_cert(s, "set cert import trust tomcat", ca.pem)
+        assert "Successfully imported certificate for tomcat." in out
+        ca_file = trust_name(s, "Lab_EC_Root_CA")
+        out = import_cert(s, f"set cert import own tomcat-ECDSA {ca_file}", ca.sign_csr(csr))
+        assert "Successfully imported certificate for tomcat-ECDSA." in out
+        assert (
+            "Please restart services related to tomcat-ECDSA for the new certificate to become "
+            "active." in out
+        )
+        assert "tomcat-ECDSA/tomcat-ECDSA.pem: Certificate Signed by Lab EC Root CA" in s.cmd(
+            "show cert list own"
+        )
+        assert "tomcat-ECDSA.csr" not in s.cmd("show csr list own")  # the CSR was consumed
+        # stored, not yet active: the listeners still present the self-signed cert
+        for port in pub.web_ports:
+            assert tls_probe(port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
+        out = s.cmd("utils service restart Cisco Tomcat")
+        assert re.search(
+            r"Cisco Tomcat\[STOPPING\].*Cisco Tomcat\[STARTING\].*Cisco Tomcat\[STARTED\]",
+            out,
+            re.DOTALL,
+        )
+    for tls in ("1.2", "1.3"):
+        for port in pub.web_ports:
+            ecp, rsap = presented(port, tls)
+            assert (ecp.issuer_cn, ecp.subject_cn) == ("Lab EC Root CA", "uccx1-EC.cc.example.com")
+            assert rsap.subject_cn == "uccx1.cc.example.com" and rsap.key_type == "RSA"
+    # trust imported on the publisher replicated to the subscriber, not to SocialMiner
+    assert "Lab_EC_Root_CA_" in ssh(mock_site, "uccx-sub", "show cert list trust").stdout
+    assert "Lab_EC_Root_CA_" not in ssh(mock_site, "sm", "show cert list trust").stdout
+
+
+def test_system_restart_activates_and_refuses_meanwhile(tmp_path):
+    ca = CA()
+    with running_site(tmp_path, restart_seconds=1.5) as site:
+        node = site.nodes["sm"]
+        with cli(site, "sm") as s:
+            csr = gen_csr(s)
+            import_cert(s, "set cert import trust tomcat", ca.pem)
+            out = import_cert(
+                s,
+                f"set cert import own tomcat-ECDSA {trust_name(s, 'Lab_EC_Root_CA')}",
+                ca.sign_csr(csr),
+            )
+            assert "Successfully imported" in out
+            s.send("utils system restart\n")
+            s.expect(r"Do you really want to restart \?\nEnter \(yes/no\)\? ")
+            s.send("yes\n")
+            s.expect("Appliance is being Restarted ...")
+            assert s.proc.wait(10) is not None  # the node closed the session
+        time.sleep(0.3)
+        assert not tls_probe(node.web_ports[0], SIGALGS_RSA).ok  # refused while rebooting
+        r = ssh(site, "sm", "show version active")
+        assert r.returncode == 255
+        deadline = time.monotonic() + 15
+        while not tls_probe(node.web_ports[0], SIGALGS_ECDSA).ok:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert tls_probe(node.web_ports[0], SIGALGS_ECDSA).issuer_cn == "Lab EC Root CA"
+        assert ssh(site, "sm", "show version active").returncode == 0
+
+
+def test_service_restart_status_polling_and_refusal(tmp_path):
+    with running_site(tmp_path, restart_seconds=2) as site:
+        port = site.nodes["uccx-pub"].web_ports[1]
+        with cli(site) as a, cli(site) as b:
+            a.send("utils service restart Cisco Tomcat\n")
+            a.expect(r"Cisco Tomcat\[STOPPING\]")
+            assert re.search(
+                r"Cisco Tomcat\[(STOPPED|STARTING|STOPPING)\]", b.cmd("utils service list")
+            )
+            probe = tls_probe(port, SIGALGS_RSA)
+            assert not probe.ok
+            a.expect(r"Cisco Tomcat\[STARTED\]", timeout=15)
+            a.expect(r"(?m)^admin:")
+            assert "Cisco Tomcat[STARTED]" in b.cmd("utils service list")
+            assert tls_probe(port, SIGALGS_RSA).ok
+
+
+# ------------------------------------------------------------------------------ VOS rules
+def test_own_import_refusals_leave_state_unchanged(mock_site):
+    ca = CA()
+    stranger = CA("Stranger CA")
+    rsa_ca = CA("Lab RSA CA", key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    with cli(mock_site) as s:
+        csr_pem = gen_csr(s)
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        import_cert(s, "set cert import trust tomcat", ca.pem)
+        import_cert(s, "set cert import trust tomcat", rsa_ca.pem)
+        ca_file = trust_name(s, "Lab_EC_Root_CA")
+        before = s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem")
+
+        def refused(pem: str, expect: str, unit: str = "tomcat-ECDSA") -> None:
+            out = import_cert(s, f"set cert import own {unit} {ca_file}", pem)
+            assert expect in out and "Executed command unsuccessfully" in out, out
+            assert "Successfully imported" not in out
+
+        other_key = ec.generate_private_key(ec.SECP384R1())
+        refused(ca.sign(other_key.public_key(), "x"), "does not match the CSR pending")
+        refused(stranger.sign(csr.public_key(), "x"), "is not in tomcat-trust")
+        # the issuer name is trusted but the signature is not the CA's: still refused
+        forged = ca.sign(csr.public_key(), "x", signer_key=ec.generate_private_key(ec.SECP384R1()))
+        refused(forged, "is not in tomcat-trust")
+        rsa_leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        refused(rsa_ca.sign(rsa_leaf_key.public_key(), "x"), "requires an EC key")
+        refused(ca.sign(csr.public_key(), "x"), "requires an RSA key", unit="tomcat")
+        refused(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+            "not a valid PEM certificate",
+        )
+        out = s.cmd("set cert import own tomcat-ECDSA tomcat-trust/nope.pem")
+        assert "not found" in out and "Executed command unsuccessfully" in out
+        assert s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem") == before
+        assert "tomcat-ECDSA/tomcat-ECDSA.csr" in s.cmd("show csr list own")
+        # an ECDSA leaf signed by the RSA CA is accepted (it fits the unit and chains)
+        out = import_cert(
+            s,
+            f"set cert import own tomcat-ECDSA {ca_file}",
+            rsa_ca.sign(csr.public_key(), "uccx1-EC.cc.example.com"),
+        )
+        assert "Successfully imported certificate for tomcat-ECDSA." in out
+
+
+def test_new_csr_replaces_pending_one_and_its_key(mock_site):
+    ca = CA()
+    with cli(mock_site) as s:
+        first = gen_csr(s)
+        second = gen_csr(s)
+        assert first != second
+        import_cert(s, "set cert import trust tomcat", ca.pem)
+        ca_file = trust_name(s, "Lab_EC_Root_CA")
+        out = import_cert(s, f"set cert import own tomcat-ECDSA {ca_file}", ca.sign_csr(first))
+        assert "does not match the CSR pending" in out
+        out = import_cert(s, f"set cert import own tomcat-ECDSA {ca_file}", ca.sign_csr(second))
+        assert "Successfully imported certificate for tomcat-ECDSA." in out
+
+
+def test_rsa_tomcat_csr_and_import(mock_site):
+    rsa_ca = CA("Lab RSA CA", key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    with cli(mock_site, "uccx-sub") as s:
+        csr = gen_csr(s, "tomcat")
+        assert isinstance(x509.load_pem_x509_csr(csr.encode()).public_key(), rsa.RSAPublicKey)
+        import_cert(s, "set cert import trust tomcat", rsa_ca.pem)
+        out = import_cert(
+            s, f"set cert import own tomcat {trust_name(s, 'Lab_RSA_CA')}", rsa_ca.sign_csr(csr)
+        )
+        assert "Successfully imported certificate for tomcat." in out
+        s.cmd("utils service restart Cisco Tomcat")
+    port = mock_site.nodes["uccx-sub"].web_ports[0]
+    assert tls_probe(port, SIGALGS_RSA).issuer_cn == "Lab RSA CA"
+    assert tls_probe(port, SIGALGS_ECDSA).issuer_cn == "uccx2-EC.cc.example.com"
+
+
+def test_include_ou_prompt_is_a_node_option(tmp_path):
+    with running_site(tmp_path, include_ou_prompt=["sm"]) as site:
+        with cli(site, "sm") as s:
+            s.send("set csr gen tomcat-ECDSA\n")
+            s.expect(r"Include OU in CSR \(yes\|no\)\? ")
+            s.send("yes\n")
+            assert "Successfully Generated CSR for tomcat-ECDSA." in s.expect(r"(?m)^admin:")
+            csr = x509.load_pem_x509_csr(
+                pem_block(
+                    s.cmd("show csr own tomcat-ECDSA/tomcat-ECDSA.csr"), "CERTIFICATE REQUEST"
+                ).encode()
+            )
+            assert csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+            s.send("set csr gen tomcat-ECDSA\n")
+            s.expect(r"Include OU in CSR \(yes\|no\)\? ")
+            s.send("no\n")
+            s.expect(r"(?m)^admin:")
+            csr = x509.load_pem_x509_csr(
+                pem_block(
+                    s.cmd("show csr own tomcat-ECDSA/tomcat-ECDSA.csr"), "CERTIFICATE REQUEST"
+                ).encode()
+            )
+            assert not csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        # other nodes do not ask
+        assert "Include OU" not in ssh(site, "uccx-pub", "set csr gen tomcat-ECDSA").stdout
+
+
+def test_regen_and_delete_trust(mock_site):
+    with cli(mock_site) as s:
+        old = pem_block(s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem"))
+        old_trust = trust_name(s, "uccx1-EC.cc.example.com")
+        s.send("set cert regen tomcat-ECDSA\n")
+        s.expect(r"Proceed with regeneration \(yes\|no\)\? ")
+        s.send("yes\n")
+        out = s.expect(r"(?m)^admin:")
+        assert "Successfully Regenerated Certificate for tomcat-ECDSA." in out
+        new = pem_block(s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem"))
+        assert new != old
+        new_trust = trust_name(s, "uccx1-EC.cc.example.com")
+        assert new_trust != old_trust
+        assert old_trust not in s.cmd("show cert list trust")
+        # regenerated, not yet active
+        assert (
+            tls_probe(mock_site.nodes["uccx-pub"].web_ports[0], SIGALGS_ECDSA).pem == old.encode()
+        )
+        ca = CA()
+        import_cert(s, "set cert import trust tomcat", ca.pem)
+        ca_file = trust_name(s, "Lab_EC_Root_CA")
+        assert ca_file in ssh(mock_site, "uccx-sub", "show cert list trust").stdout
+        out = s.cmd(f"set cert delete trust {ca_file}")
+        assert "Successfully deleted" in out
+        assert ca_file not in s.cmd("show cert list trust")
+        assert "not found" in s.cmd(f"set cert delete trust {ca_file}")
+    # deletion replicated too
+    assert ca_file not in ssh(mock_site, "uccx-sub", "show cert list trust").stdout
+
+
+# ------------------------------------------------------------------------------ COP wizard
+def test_cop_install_once_effect_after_restart_and_rollback(mock_site):
+    disable = mock_site.cop_files["uccx_disable"]
+    rollback = mock_site.cop_files["uccx_rollback"]
+    port = mock_site.nodes["uccx-pub"].web_ports[0]
+    with cli(mock_site) as s:
+        out = upgrade(s, mock_site, disable)
+        assert f"Successfully installed {disable}" in out
+        assert "restart" in out.lower()
+        va = s.cmd("show version active")
+        assert f"Active Version Installed Software Options:\n{disable}\n" in va
+        assert tls_probe(port, SIGALGS_ECDSA).ok  # not before the restart
+        s.cmd("utils service restart Cisco Tomcat")
+        for tls in ("1.2", "1.3"):
+            ecp, rsap = presented(port, tls)
+            assert not ecp.ok, ecp.output
+            assert rsap.key_type == "RSA"
+        # the ECDSA cert stays in the keystore
+        assert "tomcat-ECDSA/tomcat-ECDSA.pem" in s.cmd("show cert list own")
+        out = upgrade(s, mock_site, disable)
+        assert f"{disable} is already installed" in out and "Executed command unsuccessfully" in out
+        out = upgrade(s, mock_site, rollback)
+        assert f"Successfully installed {rollback}" in out
+        va = s.cmd("show version active")
+        assert rollback in va and disable not in va
+        assert not tls_probe(port, SIGALGS_ECDSA).ok
+        s.cmd("utils service restart Cisco Tomcat")
+        assert tls_probe(port, SIGALGS_ECDSA).key_type == "EC"
+    # other nodes are untouched
+    assert tls_probe(mock_site.nodes["uccx-sub"].web_ports[0], SIGALGS_ECDSA).ok
+
+
+def test_cop_wrong_product_and_bad_sftp_login(mock_site):
+    with cli(mock_site, "sm") as s:
+        out = upgrade(s, mock_site, mock_site.cop_files["uccx_disable"])
+        assert "does not apply to this product" in out
+        out = upgrade(s, mock_site, None, password="wrong")
+        assert "could not log in to the SFTP server" in out
+        assert "No Installed Software Options Found." in s.cmd("show version active")
+
+
+# ------------------------------------------------------------------------------ faults
+def test_fault_drop_import_after_paste(mock_site):
+    ca = CA()
+    mock_site.faults.set("drop_import", True, node="uccx-pub")
+    s = cli(mock_site)
+    s.send("set cert import trust tomcat\n")
+    s.expect("Paste the Certificate and Hit Enter")
+    s.send(ca.pem)
+    assert s.proc.wait(10) == 255  # the session was dropped
+    s.close()
+    assert "Lab_EC_Root_CA" not in ssh(mock_site, "uccx-pub", "show cert list trust").stdout
+    assert "Lab_EC_Root_CA" not in ssh(mock_site, "uccx-sub", "show cert list trust").stdout
+    # one-shot: the next import works
+    with cli(mock_site) as s:
+        assert "Successfully imported" in import_cert(s, "set cert import trust tomcat", ca.pem)
+
+
+def test_fault_restart_without_started_banner(mock_site):
+    mock_site.faults.set("restart_no_started", True, node="uccx-sub")
+    with cli(mock_site, "uccx-sub") as s:
+        out = s.cmd("utils service restart Cisco Tomcat")
+        assert "Cisco Tomcat[STARTING]" in out and "[STARTED]" not in out
+        assert "Cisco Tomcat[STARTED]" in s.cmd("utils service list")
+    assert tls_probe(mock_site.nodes["uccx-sub"].web_ports[0], SIGALGS_ECDSA).ok
+
+
+def test_fault_cop_missing(mock_site):
+    disable = mock_site.cop_files["uccx_disable"]
+    mock_site.faults.set("cop_missing", [disable])
+    with cli(mock_site) as s:
+        out = upgrade(s, mock_site, mock_site.cop_files["uccx_rollback"])
+        assert disable not in out.split("Successfully")[0]
+        mock_site.faults.set("cop_missing", "*")
+        out = upgrade(s, mock_site, None)
+        assert "There were no valid upgrades found" in out
+        mock_site.faults.clear()
+        assert f"Successfully installed {disable}" in upgrade(s, mock_site, disable)
+
+
+def test_fault_slow_output(mock_site):
+    mock_site.faults.set("slow_output", 0.1, node="uccx-pub")
+    with cli(mock_site) as s:
+        t = time.monotonic()
+        out = s.cmd("utils service list")
+        assert time.monotonic() - t >= 0.1 * out.count("[STARTED]")
+
+
+def test_fault_node_down_and_control_endpoint(mock_site):
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False  # loopback: no proxies from the environment
+    node = mock_site.nodes["sm"]
+    url = f"{mock_site.control_url}/faults"
+    r = http.post(url, json={"fault": "down", "value": True, "node": "sm"}, timeout=10)
+    assert r.json()["nodes"]["sm"]["down"] is True
+    assert ssh(mock_site, "sm", "show version active").returncode == 255
+    assert not tls_probe(node.web_ports[0], SIGALGS_RSA).ok
+    assert ssh(mock_site, "uccx-pub", "show version active").returncode == 0
+    status = http.get(f"{mock_site.control_url}/status", timeout=10).json()
+    assert status["nodes"]["sm"]["ssh_port"] == node.ssh_port
+    assert http.delete(url, timeout=10).status_code == 200
+    assert ssh(mock_site, "sm", "show version active").returncode == 0
+    assert tls_probe(node.web_ports[0], SIGALGS_RSA).ok
+    assert http.post(url, json={"fault": "nope"}, timeout=10).status_code == 400
+
+
+# ------------------------------------------------------------------------------ security
+def test_wrong_password_and_lockout(tmp_path):
+    with running_site(tmp_path, lockout_failures=3, lockout_seconds=1.5) as site:
+        port = site.nodes["uccx-pub"].ssh_port
+        r = run_ssh(port, site.known_hosts, "wrong", "show version active\nquit\n")
+        assert r.returncode == 255 and "Active Master Version" not in r.stdout
+        for _ in range(2):
+            run_ssh(port, site.known_hosts, "wrong", "quit\n")
+        # locked: even the right password fails, on this node only
+        r = run_ssh(port, site.known_hosts, site.password, "show version active\nquit\n")
+        assert r.returncode == 255
+        assert ssh(site, "uccx-sub", "show version active").returncode == 0
+        time.sleep(1.6)
+        assert ssh(site, "uccx-pub", "show version active").returncode == 0
+
+
+def test_pasted_extra_lines_cannot_run_a_command(mock_site):
+    ca = CA()
+    with cli(mock_site) as s:
+        victim = trust_name(s, "uccx1.cc.example.com")
+        out = import_cert(
+            s,
+            "set cert import trust tomcat",
+            ca.pem + f"set cert delete trust {victim}\nutils system restart\nyes\n",
+        )
+        assert "Successfully imported certificate for tomcat." in out
+        listing = s.cmd("show cert list trust")
+        assert victim in listing and "Lab_EC_Root_CA" in listing
+        # the session is still usable
+        assert "Active Master Version" in s.cmd("show version active")
+    # extra text on the END line itself is cut off too
+    ca2 = CA("Second CA")
+    with cli(mock_site) as s:
+        out = import_cert(
+            s, "set cert import trust tomcat", ca2.pem.rstrip("\n") + "; set cert delete trust x\n"
+        )
+        assert "Successfully imported" in out
+
+
+def test_control_characters(mock_site):
+    with cli(mock_site) as s:
+        out = s.cmd("show verXX\x7f\x7fsion \x1b[A\x01act\x07ive")
+        assert "Active Master Version" in out
+        s.send("utils system restart\x03")
+        s.expect(r"(?m)^admin:")
+        assert "Cisco Tomcat[STARTED]" in s.cmd("utils service list")
+
+
+def test_path_traversal_cn(mock_site):
+    evil = CA("../../x")
+    evil2 = CA("/etc/passwd")
+    with cli(mock_site) as s:
+        for ca in (evil, evil2):
+            assert "Successfully imported" in import_cert(s, "set cert import trust tomcat", ca.pem)
+        listing = s.cmd("show cert list trust")
+        assert re.search(r"tomcat-trust/_\.\._x_[0-9a-f]+\.pem", listing), listing
+        assert re.search(r"tomcat-trust/_etc_passwd_[0-9a-f]+\.pem", listing), listing
+        assert "not found" in s.cmd("show cert trust ../../../../etc/passwd")
+        assert "not found" in s.cmd("set cert delete trust ../site.json")
+    state = mock_site.state_dir
+    assert not (state.parent / "x").exists() and not (state / "x").exists()
+    for p in state.parent.parent.rglob("*"):
+        assert p.is_relative_to(state.parent) or p == state.parent
+
+
+# ------------------------------------------------------------------------------ concurrency
+def test_two_nodes_driven_at_once(mock_site):
+    results = {}
+
+    def drive(node: str) -> None:
+        with cli(mock_site, node) as s:
+            csr = gen_csr(s)
+            out = s.cmd("utils service restart Cisco Tomcat")
+            results[node] = (csr, out, s.cmd("show csr list own"))
+
+    threads = [threading.Thread(target=drive, args=(n,)) for n in ("uccx-pub", "sm")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(results) == {"uccx-pub", "sm"}
+    assert results["uccx-pub"][0] != results["sm"][0]
+    for _csr, out, listing in results.values():
+        assert "Cisco Tomcat[STARTED]" in out and "tomcat-ECDSA/tomcat-ECDSA.csr" in listing
+    cns = {
+        n: x509.load_pem_x509_csr(r[0].encode())
+        .subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+        .value
+        for n, r in results.items()
+    }
+    assert cns == {"uccx-pub": "uccx1-EC.cc.example.com", "sm": "sm1-EC.cc.example.com"}
+
+
+# ------------------------------------------------------------------------------ persistence
+def test_everything_persists_across_stop_and_start(tmp_path):
+    ca = CA()
+    with running_site(tmp_path) as site:
+        with cli(site) as s:
+            csr = gen_csr(s)
+            import_cert(s, "set cert import trust tomcat", ca.pem)
+            upgrade(s, site, site.cop_files["uccx_disable"])
+            own = s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem")
+            trust = s.cmd("show cert list trust")
+        before = (
+            site.password,
+            site.sftp_password,
+            dict(site.nodes),
+            site.sftp_port,
+            site.known_hosts.read_text(),
+        )
+    with running_site(tmp_path) as site:
+        assert (
+            site.password,
+            site.sftp_password,
+            dict(site.nodes),
+            site.sftp_port,
+            site.known_hosts.read_text(),
+        ) == before
+        with cli(site) as s:  # StrictHostKeyChecking=yes with the old known_hosts
+            assert s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem") == own
+            assert s.cmd("show cert list trust") == trust
+            assert (
+                pem_block(
+                    s.cmd("show csr own tomcat-ECDSA/tomcat-ECDSA.csr"), "CERTIFICATE REQUEST"
+                )
+                == csr
+            )
+            assert site.cop_files["uccx_disable"] in s.cmd("show version active")
+            out = import_cert(
+                s,
+                f"set cert import own tomcat-ECDSA {trust_name(s, 'Lab_EC_Root_CA')}",
+                ca.sign_csr(csr),
+            )
+            assert "Successfully imported" in out
+    for p in (tmp_path / "state").rglob("*"):
+        assert not p.name.startswith(".tmp-")
+        if p.suffix == ".key" or p.name.endswith("_key") or p.suffix == ".password":
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+# ------------------------------------------------------------------------------ REST (VOS 14+)
+def test_certmgr_rest_on_version_14(tmp_path):
+    import requests
+    import urllib3
+
+    urllib3.disable_warnings()
+    ca = CA()
+    with running_site(tmp_path, version="14.0.1.10000-1") as site:
+        node = site.nodes["uccx-pub"]
+        assert node.rest_port
+        doc = yaml.safe_load(site.site_file.read_text())
+        assert doc["nodes"][0]["rest"] == {"port": node.rest_port}
+        base = f"https://127.0.0.1:{node.rest_port}/platformcom/api/v1/certmgr/config"
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = False  # the node's self-signed tomcat cert, reached by IP address
+        auth = (site.username, site.password)
+        r = http.get(f"{base}/trust/certificate?service=tomcat", auth=("admin", "bad"), timeout=10)
+        assert r.status_code == 401
+        r = http.post(
+            f"{base}/csr",
+            auth=auth,
+            timeout=10,
+            json={
+                "service": "tomcat-ECDSA",
+                "distribution": "this-server",
+                "commonName": "uccx1-EC.cc.example.com",
+                "keyType": "ec",
+                "keyLength": 384,
+                "hashAlgorithm": "sha384",
+                "altNames": [],
+            },
+        )
+        assert r.status_code == 200, r.text
+        csr = r.json()["csr"]
+        r = http.post(
+            f"{base}/trust/certificates",
+            auth=auth,
+            timeout=10,
+            json={"service": ["tomcat"], "certificates": [ca.pem], "description": "lab"},
+        )
+        assert r.status_code == 200, r.text
+        r = http.post(
+            f"{base}/identity/certificates",
+            auth=auth,
+            timeout=10,
+            json={"service": "tomcat-ECDSA", "certificates": [CA("Stranger").sign_csr(csr)]},
+        )
+        assert r.status_code == 400 and "tomcat-trust" in r.json()["error"]
+        r = http.post(
+            f"{base}/identity/certificates",
+            auth=auth,
+            timeout=10,
+            json={"service": "tomcat-ECDSA", "certificates": [ca.sign_csr(csr)]},
+        )
+        assert r.status_code == 200, r.text
+        r = http.get(f"{base}/trust/certificate?service=tomcat", auth=auth, timeout=10)
+        assert any(c["subjectName"] == "CN=Lab EC Root CA" for c in r.json())
+        assert "Lab_EC_Root_CA" in ssh(site, "uccx-sub", "show cert list trust").stdout
+
+
+# ------------------------------------------------------------------------------ entry point
+def test_serve_command_writes_site_file_and_stops_on_sigterm(tmp_path):
+    site_file = tmp_path / "out" / "site.yaml"
+    site_file.parent.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cckit.vosmock",
+            "serve",
+            "--state-dir",
+            str(tmp_path / "st"),
+            "--site-file",
+            str(site_file),
+            "--restart-seconds",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline().decode()
+        assert "vosmock: site" in line and str(site_file) in line, proc.stderr.read1().decode()
+        doc = yaml.safe_load(site_file.read_text())
+        pub = doc["nodes"][0]
+        password = Path(doc["credentials"]["os-admin"]["password"]["file"]).read_text().strip()
+        r = run_ssh(
+            pub["ssh_port"],
+            site_file.parent / doc["known_hosts"],
+            password,
+            "show version active\nquit\n",
+        )
+        assert "Active Master Version: 11.5.1.10000-61" in r.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+@pytest.mark.parametrize("version", ["11.5.1.10000-61", "14.0.1.10000-1"])
+def test_site_file_loads_with_the_inventory(tmp_path, version):
+    inventory = pytest.importorskip("cckit.inventory")
+    with running_site(tmp_path, version=version) as site:
+        loaded = inventory.load_site(site.site_file)
+        assert [n.name for n in loaded.nodes] == list(site.nodes)
+        assert loaded.cop_repository.port == site.sftp_port
