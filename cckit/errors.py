@@ -78,6 +78,10 @@ class CckitError(Exception):
             text += f"\n  What to do: {self.hint}"
         return text
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython/Jupyter show this instead of a traceback: the message and what to do."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class InputError(CckitError):
     """Bad input; nothing was changed."""

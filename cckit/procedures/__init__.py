@@ -1,0 +1,10 @@
+"""Each scenario as named, idempotent steps over a :class:`SiteSession`.
+
+``preflight`` (read-only inventory and advisor), ``ca_signed``, ``self_signed`` and
+``rsa_only`` (``disable`` or ``rollback``). Every procedure has a ``plan`` that lists the exact
+commands it would send and changes nothing.
+"""
+
+from ._common import Plan, SiteSession, StepResult
+
+__all__ = ["Plan", "SiteSession", "StepResult"]

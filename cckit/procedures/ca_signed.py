@@ -1,0 +1,304 @@
+"""CA-signed tomcat-ECDSA: CSR on every node, sign, gate, trust, identity, restart, verify.
+
+Each step is one function over a :class:`SiteSession`; each is idempotent, so a rerun after
+a failure resumes: a pending CSR is never regenerated (a signed certificate for it may be on
+its way back from the CA), a trust certificate already present is skipped by fingerprint,
+an identity already stored is not imported again, a node already presenting the new
+certificate is not restarted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+
+from .. import certs
+from ..audit import operation
+from ..ca import CertificateAuthority, SignedCertificate, sign_all
+from ..errors import CckitError, GateError, ProcedureError
+from ..inventory import Node
+from ._common import Plan, SiteSession, StepResult, restart_nodes, restart_order
+
+__all__ = ["CaSigned", "trust_targets"]
+
+UNIT = certs.ECDSA_UNIT
+
+
+def trust_targets(session: SiteSession) -> list[Node]:
+    """Where CA certificates go: the UCCX publisher (it replicates to the subscriber) and
+    each SocialMiner (which needs its own)."""
+    site = session.site
+    targets = [site.publisher, *site.socialminers]
+    return [n for n in targets if n in session.nodes or n.role == "uccx-publisher"]
+
+
+def _trust_fingerprints(session: SiteSession, node: Node) -> dict[str, str]:
+    """sha256 -> trust file name for the node's tomcat-trust store."""
+    out = {}
+    with session.on(node) as t:
+        for entry in t.list_certificates("trust"):
+            if entry.file.startswith("tomcat-trust/"):
+                cert = t.get_certificate("trust", entry.file)
+                out[certs.fingerprint_sha256(cert)] = entry.file
+    return out
+
+
+class CaSigned:
+    """The CA-signed procedure over one site session, one method per step.
+
+    Steps pass their results along on the object, so a notebook calls one method per cell.
+    A node whose stored tomcat-ECDSA is already CA-signed (EC-signed, more than
+    ``min_days`` left) and has no pending CSR is left alone unless ``renew``.
+    """
+
+    def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,
+                 min_days: int = 30) -> None:
+        self.session = session
+        self.ca = ca
+        self.renew = renew
+        self.min_days = min_days
+        self.csrs: dict[str, x509.CertificateSigningRequest] = {}
+        self.current: dict[str, x509.Certificate] = {}  # nodes already done
+        self.signed: dict[str, SignedCertificate] = {}
+        self.gated = False
+
+    # ------------------------------------------------------------------ helpers
+    def _stored(self, node: Node) -> x509.Certificate | None:
+        with self.session.on(node) as t:
+            try:
+                return t.get_certificate("own", f"{UNIT}/{UNIT}.pem")
+            except CckitError:
+                return None
+
+    def _is_done(self, cert: x509.Certificate | None) -> bool:
+        if cert is None:
+            return False
+        info = certs.describe(cert)
+        return (not info.self_signed and info.key_type == "EC" and info.signed_with == "EC"
+                and info.days_left > self.min_days)
+
+    def expected(self) -> dict[str, str]:
+        """Node -> sha256 of the tomcat-ECDSA certificate it should present when done."""
+        out = {n: certs.fingerprint_sha256(c) for n, c in self.current.items()}
+        out.update({n: certs.fingerprint_sha256(s.certificate) for n, s in self.signed.items()})
+        return out
+
+    def _need(self, what: str) -> None:
+        if what == "csrs" and not (self.csrs or self.current):
+            raise ProcedureError("no CSRs yet", hint="run generate_csrs first")
+        if what == "signed" and self.csrs and not self.signed:
+            raise ProcedureError("no signed certificates yet", hint="run sign first")
+        if what == "gated" and self.signed and not self.gated:
+            raise ProcedureError("the signed certificates have not passed the gate",
+                                 hint="run gate first; nothing is uploaded before it")
+
+    # ------------------------------------------------------------------ plan
+    def plan(self) -> Plan:
+        """The commands this procedure would send now; read-only."""
+        s = self.session
+        p = Plan("ca_signed")
+        p.notes.append(f"CA: {self.ca.describe()}")
+        for node in s.nodes:
+            with s.on(node) as t:
+                csr = t.pending_csr(UNIT)
+            if csr is not None:
+                p.add(node.name, "generate_csrs", f"show csr own {UNIT}/{UNIT}.csr",
+                      "reuse the pending CSR (a certificate may be on its way)")
+            elif not self.renew and self._is_done(self._stored(node)):
+                p.notes.append(f"{node.name}: tomcat-ECDSA is already CA-signed; left alone")
+                continue
+            else:
+                p.add(node.name, "generate_csrs", f"set csr gen {UNIT}",
+                      "no pending CSR on the node")
+            p.add(node.name, "upload_identities",
+                  f"set cert import own {UNIT} tomcat-trust/<issuer>.pem",
+                  "after the gate; skipped when already stored")
+        for node in trust_targets(s):
+            p.add(node.name, "upload_trust", "set cert import trust tomcat",
+                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
+        for node in restart_order(s.nodes):
+            p.add(node.name, "restart", "utils service restart Cisco Tomcat",
+                  "unless it already presents the new certificate; subscriber first, then "
+                  "the publisher once the subscriber serves TLS again")
+        return p
+
+    # ------------------------------------------------------------------ steps
+    def generate_csrs(self, *, regenerate: bool = False) -> StepResult:
+        """Steps 2-5 of the procedure: Generate CSR for tomcat-ECDSA, then Download CSR.
+
+        A pending CSR is reused unless ``regenerate``: generating replaces the key, and a
+        certificate the CA signs for the old CSR could then never be imported.
+        """
+        s = self.session
+        rows = []
+        self.csrs, self.current = {}, {}
+        for node in s.nodes:
+            with s.on(node) as t:
+                csr = None if regenerate else t.pending_csr(UNIT)
+                action = "reused pending CSR"
+                if csr is None and not (self.renew or regenerate):
+                    stored = self._stored(node)
+                    if self._is_done(stored):
+                        assert stored is not None
+                        self.current[node.name] = stored
+                        info = certs.describe(stored)
+                        rows.append({"node": node.name, "action": "already CA-signed",
+                                     "cn": info.subject_cn, "sans": ", ".join(info.sans),
+                                     "key": f"{info.key_type} {info.key_detail}",
+                                     "public_key_sha256": certs.public_key_sha256(stored)})
+                        continue
+                if csr is None:
+                    with operation(s.audit, node.name, "generate_csr", {"unit": UNIT}) as op:
+                        csr = t.generate_csr(UNIT)
+                        op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
+                    action = "generated"
+            self.csrs[node.name] = csr
+            rows.append({"node": node.name, "action": action, **certs.describe_csr(csr)})
+        gen = sum(r["action"] == "generated" for r in rows)
+        return StepResult(
+            "generate_csrs",
+            f"{len(self.csrs)} CSR(s) ready ({gen} generated, {len(self.csrs) - gen} reused)"
+            + (f", {len(self.current)} node(s) already CA-signed" if self.current else ""),
+            rows, data={"csrs": self.csrs})
+
+    def sign(self) -> StepResult:
+        """Step 6: send the CSRs to the CA and collect the signed certificates.
+
+        Raises :class:`~cckit.errors.WaitingForCA` while any is outstanding: rerun later,
+        the same CSRs are picked up again.
+        """
+        self._need("csrs")
+        self.signed = sign_all(self.ca, self.csrs) if self.csrs else {}
+        self.gated = False
+        rows = []
+        for n, sc in self.signed.items():
+            info = certs.describe(sc.certificate)
+            rows.append({"node": n, "cn": info.subject_cn, "issuer": info.issuer_cn,
+                         "signed with": info.signature_algorithm,
+                         "chain": " <- ".join(certs.describe(c).subject_cn for c in sc.chain),
+                         "sha256": info.sha256, "source": sc.source})
+        return StepResult("sign", f"{len(self.signed)} certificate(s) back from "
+                          f"{self.ca.describe()}", rows, data={"signed": self.signed})
+
+    def gate(self, *, now: dt.datetime | None = None) -> StepResult:
+        """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
+
+        One failure stops the procedure with every reason for every node; nothing changes.
+        """
+        self._need("signed")
+        rows, failures = [], []
+        for name, sc in self.signed.items():
+            r = certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
+                                               unit=UNIT, now=now)
+            rows.append({"node": name, "verdict": "OK" if r.ok else "REFUSED",
+                         "reasons": "; ".join(r.reasons), "sha256": r.leaf.sha256})
+            failures.extend(f"{name}: {reason}" for reason in r.reasons)
+        if failures:
+            rsa = any("signed it with RSA" in f for f in failures)
+            raise GateError(
+                failures, unit=UNIT,
+                hint=("nothing was uploaded and no node changed. The CA signs with RSA: use a "
+                      "CA that signs with an EC key, or run the rsa_only runbook" if rsa else
+                      "nothing was uploaded and no node changed; get corrected certificates "
+                      "from the CA and rerun"))
+        self.gated = True
+        return StepResult("gate", f"all {len(rows)} certificate(s) pass the tomcat-ECDSA gate",
+                          rows)
+
+    def upload_trust(self) -> StepResult:
+        """Upload the root and intermediates as tomcat-trust: once on the UCCX publisher (it
+        replicates to the subscriber) and on SocialMiner; skip what is already there."""
+        self._need("gated")
+        s = self.session
+        ca_certs: dict[str, x509.Certificate] = {}
+        for sc in self.signed.values():
+            for c in reversed(sc.chain):  # root first
+                ca_certs.setdefault(certs.fingerprint_sha256(c), c)
+        rows = []
+        for node in trust_targets(s) if ca_certs else []:
+            present = _trust_fingerprints(s, node)
+            for fp, cert in ca_certs.items():
+                cn = certs.describe(cert).subject_cn
+                if fp in present:
+                    rows.append({"node": node.name, "certificate": cn,
+                                 "action": "already present", "sha256": fp})
+                    continue
+                with s.on(node) as t, operation(s.audit, node.name, "upload_trust",
+                                                {"unit": "tomcat-trust", "subject": cn}) as op:
+                    t.upload_trust(cert)
+                    op.after = {"tomcat-trust": fp}
+                rows.append({"node": node.name, "certificate": cn, "action": "uploaded",
+                             "sha256": fp})
+        n_up = sum(r["action"] == "uploaded" for r in rows)
+        return StepResult("upload_trust", f"{n_up} trust certificate(s) uploaded, "
+                          f"{len(rows) - n_up} already present", rows)
+
+    def upload_identities(self) -> StepResult:
+        """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
+        self._need("gated")
+        s = self.session
+        rows = []
+        for node in s.nodes:
+            sc = self.signed.get(node.name)
+            if sc is None:
+                continue
+            new_fp = certs.fingerprint_sha256(sc.certificate)
+            stored = self._stored(node)
+            before = certs.fingerprint_sha256(stored) if stored is not None else None
+            if before == new_fp:
+                rows.append({"node": node.name, "action": "already stored", "sha256": new_fp})
+                continue
+            issuer = sc.chain[0] if sc.chain else None
+            # The subscriber's store holds what was replicated from the publisher.
+            files = _trust_fingerprints(s, node)
+            ca_file = files.get(certs.fingerprint_sha256(issuer)) if issuer is not None else None
+            if ca_file is None:
+                raise ProcedureError(
+                    f"the issuer {certs.describe(issuer).subject_cn if issuer else '?'!r} is "
+                    "not in the node's tomcat-trust", node=node.name, unit=UNIT,
+                    hint="run upload_trust first (trust on the publisher replicates to the "
+                    "subscriber; wait a moment and rerun if it has not arrived yet)")
+            with s.on(node) as t, operation(s.audit, node.name, "upload_identity",
+                                            {"unit": UNIT, "ca_file": ca_file},
+                                            before={UNIT: before}) as op:
+                t.upload_identity(UNIT, sc.certificate, ca_file)
+                op.after = {UNIT: new_fp}
+            rows.append({"node": node.name, "action": "imported", "sha256": new_fp,
+                         "replaced": before})
+        n = sum(r["action"] == "imported" for r in rows)
+        return StepResult("upload_identities", f"{n} identity certificate(s) imported, "
+                          f"{len(rows) - n} already stored", rows)
+
+    def restart(self, *, service: str = "Cisco Tomcat", timeout: float = 600) -> StepResult:
+        """Step 8: restart Tomcat in HA-safe order so the new certificates become active.
+
+        The subscriber goes first and must serve TLS again before the publisher restarts, so
+        agents always have one UCCX node. A node already presenting its expected certificate
+        to an ECDSA client is skipped.
+        """
+        return restart_nodes(self.session, self.expected(), service=service, timeout=timeout)
+
+    def verify(self) -> StepResult:
+        """Every web port presents the node's CA-signed certificate to an ECDSA client."""
+        s = self.session
+        expected = self.expected()
+        rows, bad = [], 0
+        for node in s.nodes:
+            want = expected.get(node.name)
+            for r in s.presented(node, "ecdsa"):
+                got = r.cert.sha256 if r.cert else None
+                ok = want is not None and got == want
+                bad += not ok
+                rows.append({"node": node.name, "port": r.port, "status": r.status,
+                             "presented cn": r.cert.subject_cn if r.cert else None,
+                             "issuer": r.cert.issuer_cn if r.cert else None,
+                             "as expected": "yes" if ok else "NO", "sha256": got})
+        verdict = ("every port presents the CA-signed tomcat-ECDSA certificate" if not bad
+                   else f"{bad} port(s) do not present the expected certificate")
+        return StepResult("verify", verdict, rows, ok=not bad)
+
+    def run_all(self) -> list[StepResult]:
+        """Every step in order (what a headless run does)."""
+        return [self.generate_csrs(), self.sign(), self.gate(), self.upload_trust(),
+                self.upload_identities(), self.restart(), self.verify()]

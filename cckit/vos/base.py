@@ -1,0 +1,139 @@
+"""The transport seam: what cckit asks of a VOS node, whatever carries the request.
+
+Like httpx's transports, every way of talking to a node (the VOS CLI over SSH, certmgr REST
+on VOS 14+) implements one interface, and the procedures never know which one they hold.
+An operation a transport cannot do raises :class:`NotSupported` naming the alternative.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from ..errors import CommandError
+
+if TYPE_CHECKING:
+    from ..credentials import Secret
+    from ..inventory import CopRepository, Node
+
+__all__ = [
+    "CertEntry",
+    "NotSupported",
+    "Transport",
+    "VersionInfo",
+]
+
+ECDSA_UNIT = "tomcat-ECDSA"
+
+
+class NotSupported(CommandError):
+    """This transport cannot do the operation (e.g. COP install over REST)."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """``show version active``: the active version and the installed COP files."""
+
+    version: str
+    cops: tuple[str, ...] = ()
+
+    @property
+    def release(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3])
+
+    @property
+    def uses_ecdsa(self) -> bool:
+        """From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution."""
+        return self.release[:2] == (11, 5)
+
+
+@dataclass(frozen=True)
+class CertEntry:
+    """One line of ``show cert list own|trust``."""
+
+    store: str  # "own" | "trust"
+    file: str  # e.g. tomcat-ECDSA/tomcat-ECDSA.pem, tomcat-trust/Root_1a2b.pem
+    description: str
+    unit: str = field(default="")
+    certificate: x509.Certificate | None = None
+
+    @property
+    def self_signed(self) -> bool:
+        return self.description.lower().startswith("self-signed")
+
+    @property
+    def signed_by(self) -> str | None:
+        m = re.match(r"Certificate Signed by (.+)", self.description)
+        return m.group(1).strip() if m else None
+
+
+class Transport(abc.ABC):
+    """One open connection to one node."""
+
+    node: Node
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def version(self) -> VersionInfo:
+        """Active version and installed COP files."""
+
+    @abc.abstractmethod
+    def list_certificates(self, store: str = "own") -> list[CertEntry]:
+        """The certificates in the own or trust store."""
+
+    @abc.abstractmethod
+    def get_certificate(self, store: str, file: str) -> x509.Certificate:
+        """One stored certificate."""
+
+    @abc.abstractmethod
+    def pending_csr(self, unit: str = ECDSA_UNIT) -> x509.CertificateSigningRequest | None:
+        """The CSR waiting for a signed certificate, if there is one."""
+
+    @abc.abstractmethod
+    def generate_csr(self, unit: str = ECDSA_UNIT, *, key_size: int | None = None,
+                     hash_algorithm: str | None = None) -> x509.CertificateSigningRequest:
+        """Generate a new CSR (this replaces the pending CSR and its private key)."""
+
+    def download_csr(self, unit: str = ECDSA_UNIT) -> x509.CertificateSigningRequest:
+        csr = self.pending_csr(unit)
+        if csr is None:
+            raise CommandError(f"no pending CSR for {unit}", node=self.node.name, unit=unit,
+                               hint=f"generate one first (set csr gen {unit})")
+        return csr
+
+    @abc.abstractmethod
+    def upload_trust(self, cert: x509.Certificate) -> str:
+        """Add a CA certificate to tomcat-trust; returns its trust-store file name."""
+
+    @abc.abstractmethod
+    def upload_identity(self, unit: str, cert: x509.Certificate, ca_file: str) -> None:
+        """Import the signed certificate for ``unit``; ``ca_file`` names its issuer in trust."""
+
+    @abc.abstractmethod
+    def restart_service(self, name: str = "Cisco Tomcat", *, timeout: float = 600) -> None:
+        """Restart a service and wait until it is STARTED again."""
+
+    @abc.abstractmethod
+    def service_status(self) -> dict[str, str]:
+        """Service name -> state (STARTED, STOPPED, ...)."""
+
+    @abc.abstractmethod
+    def install_cop(self, file: str, repository: CopRepository, username: str,
+                    password: Secret, *, timeout: float = 900) -> bool:
+        """Install a COP from the SFTP repository; False when it was already installed."""
+
+    @abc.abstractmethod
+    def reboot(self, *, timeout: float = 900) -> None:
+        """Restart the whole node and wait until it is back."""

@@ -1,0 +1,275 @@
+"""End to end with the library alone: every scenario against a fresh VOS mock, proven by the
+TLS probe; and the failure paths (gate, dropped session, missing COP, no [STARTED], lock)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from cckit import certs
+from cckit.ca import get_adapter
+from cckit.errors import (
+    AuthenticationError,
+    CommandError,
+    GateError,
+    HostKeyError,
+    ProcedureError,
+    SiteLockedError,
+    TransportError,
+    WaitingForCA,
+)
+from cckit.inventory import load_site
+from cckit.procedures import SiteSession, preflight
+from cckit.procedures.ca_signed import CaSigned
+from cckit.procedures.rsa_only import RsaOnly
+from cckit.procedures.self_signed import SelfSigned
+from cckit.vosmock.testing import running_site
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def mock(tmp_path):
+    with running_site(tmp_path / "mock", restart_seconds=0.2) as m:
+        yield m
+
+
+@pytest.fixture
+def session(mock, tmp_path):
+    site = load_site(mock.site_file)
+    with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
+        yield s
+
+
+def presented(session, client="ecdsa"):
+    return {(n.name, r.port): r for n in session.nodes for r in session.presented(n, client)}
+
+
+def mock_state(mock):
+    """Everything on disk that a procedure could change."""
+    state = {}
+    for p in sorted(mock.state_dir.rglob("*")):
+        if p.is_file() and "host_key" not in p.name and p.suffix != ".lock":
+            state[str(p.relative_to(mock.state_dir))] = p.read_bytes()
+    return state
+
+
+def run_ca_signed(session, ca):
+    proc = CaSigned(session, ca)
+    results = proc.run_all()
+    return proc.signed, results[-1]
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_preflight_and_advisor(session):
+    pf = preflight.Preflight(session)
+    r = pf.reachability()
+    assert r.ok and len(r.rows) == 3
+    versions = r.data["versions"]
+    assert all(v.version.startswith("11.5") for v in versions.values())
+    inv = pf.certificates()
+    assert {row["unit"] for row in inv.rows} == {"tomcat", "tomcat-ECDSA"}
+    adv = preflight.advise(versions, app_certs_ca_signed=True, ca_capability="ec")
+    assert adv.scenario == "ca_signed"
+    adv = preflight.advise(versions, app_certs_ca_signed=True, ca_capability="rsa-only")
+    assert adv.scenario == "rsa_only" and any("CSCvb58580" in x for x in adv.reasons)
+    assert preflight.advise(versions, app_certs_ca_signed=False, ca_capability="none",
+                            agents_may_accept_certificates=True).scenario == "self_signed"
+
+
+def test_ca_signed_end_to_end(session, tmp_path):
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    before = presented(session)
+    assert all(r.cert.self_signed for r in before.values())
+    signed, result = run_ca_signed(session, ca)
+    assert result.ok, result
+    assert len(signed) == 3
+    after = presented(session)
+    for (node, _port), r in after.items():
+        assert r.cert.sha256 == certs.fingerprint_sha256(signed[node].certificate)
+        assert r.cert.key_type == "EC" and not r.cert.self_signed
+    # RSA clients still get the RSA tomcat certificate
+    assert all(r.cert.key_type == "RSA" for r in presented(session, "rsa").values())
+    # the audit log has one record per change, no secret
+    log = (tmp_path / "run" / "operations.jsonl").read_text().splitlines()
+    ops = [json.loads(x)["operation"] for x in log]
+    assert ops.count("generate_csr") == 3 and ops.count("upload_identity") == 3
+    # a rerun changes nothing: every node is already CA-signed
+    signed2, result2 = run_ca_signed(session, ca)
+    assert result2.ok and signed2 == {}
+    log2 = (tmp_path / "run" / "operations.jsonl").read_text().splitlines()
+    assert log2 == log
+
+
+def test_rsa_signed_is_stopped_at_the_gate_and_nothing_changes(session, mock, tmp_path):
+    ca = get_adapter("lab", directory=tmp_path / "labca", algorithm="rsa")
+    proc = CaSigned(session, ca)
+    proc.generate_csrs()
+    proc.sign()
+    state = mock_state(mock)
+    with pytest.raises(GateError) as e:
+        proc.gate()
+    assert len(e.value.reasons) == 3 and "rsa_only" in str(e.value)
+    with pytest.raises(ProcedureError, match="gate"):
+        proc.upload_identities()
+    assert mock_state(mock) == state
+    # rerun with a good CA: the pending CSRs are reused, not regenerated
+    good = CaSigned(session, get_adapter("lab", directory=tmp_path / "goodca"))
+    r = good.generate_csrs()
+    assert {row["action"] for row in r.rows} == {"reused pending CSR"}
+    assert good.run_all()[-1].ok
+
+
+def test_self_signed_bundle(session, tmp_path):
+    proc = SelfSigned(session, tmp_path / "bundle")
+    r = proc.collect()
+    assert len(proc.certificates) == 3 and "3 distinct" in r.verdict
+    b = proc.build_bundle()
+    assert (tmp_path / "bundle" / "install-trusted-root.ps1").exists()
+    assert len(b.rows) == 3
+
+
+def test_rsa_only_then_rollback(session):
+    disable = RsaOnly(session, "disable")
+    plan = disable.plan()
+    assert len([c for c in plan.commands if c.step == "install_cops"]) == 3
+    r = disable.install_cops()
+    assert {row["action"] for row in r.rows} == {"installed"}
+    assert "3 node(s) restarted" in disable.restart().verdict
+    v = disable.verify()
+    assert v.ok, v
+    assert all(r.cert is None for r in presented(session).values())
+    assert all(r.cert.key_type == "RSA" for r in presented(session, "rsa").values())
+    # rerun: nothing installed or restarted again
+    assert {row["action"] for row in disable.install_cops().rows} == {"already installed"}
+    assert "0 node(s) restarted" in disable.restart().verdict
+    rollback = RsaOnly(session, "rollback")
+    results = rollback.run_all()
+    assert results[-1].ok, results[-1]
+    assert all(r.cert.key_type == "EC" for r in presented(session).values())
+
+
+def test_plans_change_nothing(session, mock, tmp_path):
+    state = mock_state(mock)
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    for p in (CaSigned(session, ca).plan(), RsaOnly(session, "disable").plan(),
+              RsaOnly(session, "rollback").plan(), SelfSigned(session, tmp_path / "b").plan()):
+        assert str(p).startswith("Plan for")
+    assert mock_state(mock) == state
+    assert not (tmp_path / "run" / "operations.jsonl").exists() or \
+        (tmp_path / "run" / "operations.jsonl").read_text() == ""
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_wrong_password(mock, tmp_path):
+    site = load_site(mock.site_file)
+    pw_file = next(p for p in mock.state_dir.rglob("*") if p.is_file() and
+                   p.read_text(errors="ignore").strip() == mock.password)
+    pw_file.write_text("wrong-password\n")
+    with SiteSession(site, workdir=tmp_path / "run") as s, pytest.raises(AuthenticationError):
+        s.transport(site.publisher)
+
+
+def test_unknown_host_key(mock, tmp_path):
+    site = load_site(mock.site_file)
+    site.known_hosts.write_text("")
+    with SiteSession(site, workdir=tmp_path / "run") as s, pytest.raises(HostKeyError):
+        s.transport(site.publisher)
+
+
+def test_drop_during_import_then_rerun_completes(session, mock, tmp_path):
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    proc.generate_csrs()
+    proc.sign()
+    proc.gate()
+    proc.upload_trust()
+    mock.faults.set("drop_import", True, node="uccx-sub")
+    with pytest.raises(TransportError):
+        proc.upload_identities()
+    mock.faults.clear()
+    # rerun from the top: CSRs of the nodes not yet imported are reused (a cert is in
+    # flight); the node imported before the drop is left alone
+    rerun = CaSigned(session, ca)
+    r = rerun.generate_csrs()
+    actions = {row["node"]: row["action"] for row in r.rows}
+    assert actions["uccx-sub"] == "reused pending CSR"
+    assert "generated" not in actions.values()
+    results = rerun.run_all()
+    assert results[-1].ok, results[-1]
+
+
+def test_restart_without_started_banner(session, mock):
+    mock.faults.set("restart_no_started", True, node="uccx-pub")
+    with session.on(session.site.publisher) as t:
+        t.restart_service("Cisco Tomcat", timeout=30)
+    assert session.wait_serving(session.site.publisher, timeout=30) >= 0
+
+
+def test_cop_missing_on_sftp(session, mock):
+    mock.faults.set("cop_missing", "*")
+    with pytest.raises(CommandError) as e:
+        RsaOnly(session, "disable").install_cops()
+    assert "was not installed" in str(e.value) and "SFTP" in str(e.value)
+
+
+def test_waiting_for_ca_then_resume(session, tmp_path):
+    ca = get_adapter("files", outbox=tmp_path / "out", inbox=tmp_path / "in")
+    proc = CaSigned(session, ca)
+    csrs = proc.generate_csrs().data["csrs"]
+    with pytest.raises(WaitingForCA) as e:
+        proc.sign()
+    assert "uccx-pub" in str(e.value) and str(tmp_path / "in") in str(e.value)
+    # the CA answers: sign the outbox CSRs with a lab CA and drop them in the inbox
+    lab = get_adapter("lab", directory=tmp_path / "labca")
+    (tmp_path / "in").mkdir(exist_ok=True)
+    for name, csr in csrs.items():
+        lab.submit(name, csr)
+        s = lab.collect(name, csr)
+        from cryptography.hazmat.primitives.serialization import Encoding
+        (tmp_path / "in" / f"{name}-signed.pem").write_bytes(
+            b"".join(c.public_bytes(Encoding.PEM) for c in (s.certificate, *s.chain)))
+    # rerun: same CSRs (not regenerated), certificates collected
+    rerun = CaSigned(session, ca)
+    assert {row["action"] for row in rerun.generate_csrs().rows} == {"reused pending CSR"}
+    assert rerun.run_all()[-1].ok
+
+
+def test_two_concurrent_runs_on_one_site(mock, tmp_path):
+    site = load_site(mock.site_file)
+    with SiteSession(site, workdir=tmp_path / "a"):
+        with pytest.raises(SiteLockedError):
+            SiteSession(site, workdir=tmp_path / "b")
+    # released afterwards
+    with SiteSession(site, workdir=tmp_path / "c"):
+        pass
+
+
+def test_two_nodes_driven_at_once(session):
+    results = {}
+
+    def read(node):
+        with session.on(node) as t:
+            results[node.name] = t.version()
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in session.nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 3
+
+
+def test_preflight_advice_reads_the_inventory(session):
+    pf = preflight.Preflight(session)
+    # fresh mock: self-signed tomcat everywhere
+    assert pf.advise(ca_capability="ec").scenario == "rsa_only"
+    assert pf.advise(ca_capability="ec", agents_may_accept_certificates=True).scenario == \
+        "self_signed"
+    assert pf.advise(ca_capability="ec", app_certs_ca_signed=True).scenario == "ca_signed"
