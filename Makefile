@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cckit-installed
 
-.PHONY: setup demo test lint nbval golden lab clean
+.PHONY: setup demo test lint golden lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ test: setup lint  ## the whole suite, nbval included
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check cckit tests
+	$(BIN)/ruff check cckit tests conftest.py
+
+golden: setup  ## re-execute the runbooks against fresh mocks and save their golden outputs
+	$(BIN)/python -m cckit.golden
 
 lab: setup  ## open the runbooks in JupyterLab
 	$(BIN)/jupyter lab runbooks/

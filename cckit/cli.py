@@ -60,6 +60,34 @@ def _site_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_params(pairs: list[list[str]] | None) -> dict:
+    import yaml
+
+    out = {}
+    for name, value in pairs or []:
+        out[name] = yaml.safe_load(value) if value != "" else ""
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .headless import run_runbook
+
+    outcome = run_runbook(args.scenario, args.out, site_file=args.site,
+                          parameters=_parse_params(args.param), progress=not args.quiet)
+    print(f"{args.scenario}: {outcome.status.upper()} in {outcome.seconds:.1f} s")
+    print(f"  notebook   {outcome.notebook}")
+    if outcome.html:
+        print(f"  html       {outcome.html}")
+    log = outcome.out_dir / "operations.jsonl"
+    if log.exists():
+        print(f"  operations {log}")
+    if not outcome.ok:
+        step = f" at step {outcome.failed_step}" if outcome.failed_step else ""
+        print(f"cckit: the run failed{step}:\n{outcome.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 DEMO_PLAN = """\
 cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)
   1. start a simulated UCCX 11.5 site (publisher, subscriber, SocialMiner) under runs/<timestamp>/
@@ -71,13 +99,10 @@ cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
     print(DEMO_PLAN)
-    try:
-        from . import demo
-    except ImportError:
-        print("The runbooks are not in this version yet: only the plan above is shown.")
-        return 0
-    return demo.run(args)
+    return run_demo(args.out)
 
 
 def _mock(argv: list[str]) -> int:
@@ -116,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc = site.add_parser("check", help="validate a site file")
     sc.add_argument("site")
     sc.set_defaults(func=_site_check)
+
+    run = sub.add_parser("run", help="run a runbook headless (papermill): notebook, HTML, log")
+    run.add_argument("scenario", choices=["preflight", "ca_signed", "self_signed", "rsa_only"])
+    run.add_argument("--site", help="site file (default: the embedded VOS mock)")
+    run.add_argument("--out", required=True, help="folder for this run's record")
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a runbook parameter (VALUE is YAML: 384, false, [a, b])")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")

@@ -21,6 +21,7 @@ __all__ = [
     "PlannedCommand",
     "SiteSession",
     "StepResult",
+    "port_label",
     "restart_nodes",
     "restart_order",
 ]
@@ -104,6 +105,11 @@ class Plan:
             out += self.table().to_html(index=False, escape=True)
         out += "".join(f"<p>Note: {html.escape(n)}</p>" for n in self.notes)
         return out
+
+
+def port_label(node: Node, port: int) -> str:
+    """``web port N``: stable across runs (the mock's port numbers are not)."""
+    return f"web port {node.web_ports.index(port) + 1}" if port in node.web_ports else str(port)
 
 
 def restart_order(nodes: Sequence[Node]) -> list[Node]:

@@ -16,9 +16,9 @@ from cryptography import x509
 from .. import certs
 from ..audit import operation
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
-from ..errors import CckitError, GateError, ProcedureError
+from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
-from ._common import Plan, SiteSession, StepResult, restart_nodes, restart_order
+from ._common import Plan, SiteSession, StepResult, port_label, restart_nodes, restart_order
 
 __all__ = ["CaSigned", "trust_targets"]
 
@@ -53,11 +53,16 @@ class CaSigned:
     """
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,
-                 min_days: int = 30) -> None:
+                 min_days: int = 30, key_size: int | None = None,
+                 hash_algorithm: str | None = None) -> None:
+        if key_size is not None and key_size not in certs.VOS_EC_CURVES.values():
+            raise InputError(f"tomcat-ECDSA key size must be 256, 384 or 521, not {key_size}")
         self.session = session
         self.ca = ca
         self.renew = renew
         self.min_days = min_days
+        self.key_size = key_size
+        self.hash_algorithm = hash_algorithm
         self.csrs: dict[str, x509.CertificateSigningRequest] = {}
         self.current: dict[str, x509.Certificate] = {}  # nodes already done
         self.signed: dict[str, SignedCertificate] = {}
@@ -149,12 +154,20 @@ class CaSigned:
                                      "public_key_sha256": certs.public_key_sha256(stored)})
                         continue
                 if csr is None:
-                    with operation(s.audit, node.name, "generate_csr", {"unit": UNIT}) as op:
-                        csr = t.generate_csr(UNIT)
+                    with operation(s.audit, node.name, "generate_csr",
+                                   {"unit": UNIT, "key_size": self.key_size,
+                                    "hash": self.hash_algorithm}) as op:
+                        csr = t.generate_csr(UNIT, key_size=self.key_size,
+                                             hash_algorithm=self.hash_algorithm)
                         op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
                     action = "generated"
             self.csrs[node.name] = csr
-            rows.append({"node": node.name, "action": action, **certs.describe_csr(csr)})
+            row = {"node": node.name, "action": action, **certs.describe_csr(csr)}
+            bits = getattr(csr.public_key(), "key_size", None)
+            if self.key_size and bits != self.key_size:
+                row["note"] = (f"asked for {self.key_size} bits; the node made {bits} "
+                               "(the VOS CLI uses the node's default)")
+            rows.append(row)
         gen = sum(r["action"] == "generated" for r in rows)
         return StepResult(
             "generate_csrs",
@@ -290,7 +303,8 @@ class CaSigned:
                 got = r.cert.sha256 if r.cert else None
                 ok = want is not None and got == want
                 bad += not ok
-                rows.append({"node": node.name, "port": r.port, "status": r.status,
+                rows.append({"node": node.name, "port": port_label(node, r.port),
+                             "status": r.status,
                              "presented cn": r.cert.subject_cn if r.cert else None,
                              "issuer": r.cert.issuer_cn if r.cert else None,
                              "as expected": "yes" if ok else "NO", "sha256": got})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..audit import operation
 from ..errors import InputError
 from ..inventory import Node
-from ._common import Plan, SiteSession, StepResult, restart_nodes, restart_order
+from ._common import Plan, SiteSession, StepResult, port_label, restart_nodes, restart_order
 
 __all__ = ["RsaOnly"]
 
@@ -99,8 +99,9 @@ def _verify(session: SiteSession, action: str = "disable") -> StepResult:
             ec = r.cert is not None and r.cert.key_type == "EC"
             ok = ec if action == "rollback" else not ec
             bad += not ok
-            rows.append({"node": node.name, "port": r.port, "ecdsa client gets": r.status
-                         if r.cert is None else f"{r.cert.key_type} {r.cert.subject_cn}",
+            gets = r.status if r.cert is None else f"{r.cert.key_type} {r.cert.subject_cn}"
+            rows.append({"node": node.name, "port": port_label(node, r.port),
+                         "ecdsa client gets": gets,
                          "as wanted": "yes" if ok else "NO"})
     want = "offers ECDSA again" if action == "rollback" else "offers no ECDSA certificate"
     verdict = f"every port {want}" if not bad else f"{bad} port(s) do not: {want}"

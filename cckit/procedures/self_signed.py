@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography import x509
 
 from ..clienttrust import TrustBundle, build_trust_bundle
-from ._common import Plan, SiteSession, StepResult
+from ._common import Plan, SiteSession, StepResult, port_label
 
 __all__ = ["SelfSigned"]
 
@@ -22,7 +22,7 @@ __all__ = ["SelfSigned"]
 def _plan(session: SiteSession) -> Plan:
     p = Plan("self_signed")
     for node in session.nodes:
-        p.add(node.name, "collect", f"TLS handshakes to ports {list(node.web_ports)}",
+        p.add(node.name, "collect", f"TLS handshakes to its {len(node.web_ports)} web port(s)",
               "read-only: see which certificate each port presents to an ECDSA client")
     p.notes.append("No command changes any server in this scenario.")
     return p
@@ -36,7 +36,7 @@ def _collect(session: SiteSession, *, include_rsa: bool = False) -> StepResult:
     for node in session.nodes:
         for client in clients:
             for r in session.presented(node, client):
-                rows.append({"node": node.name, "port": r.port, "client": client,
+                rows.append({"node": node.name, "port": port_label(node, r.port), "client": client,
                              "status": r.status,
                              "cn": r.cert.subject_cn if r.cert else None,
                              "self-signed": r.cert.self_signed if r.cert else None,

@@ -160,8 +160,10 @@ class SSHTransport(Transport):
 
     def close(self) -> None:
         try:
-            if getattr(self, "_chan", None) is not None and not self._chan.closed:
-                self._chan.send(b"quit\n")
+            chan = getattr(self, "_chan", None)
+            if chan is not None and not chan.closed:
+                chan.send(b"quit\n")
+                chan.status_event.wait(2.0)  # let the CLI end the session itself
         except (OSError, EOFError, paramiko.SSHException):
             pass
         self._client.close()

@@ -1,0 +1,202 @@
+"""Run a runbook headless through papermill: one executed notebook, its HTML, its log.
+
+The executed notebook is the audit record; next to it go an HTML copy for auditors (code
+hidden), the operation log and ``status.json``. Parameters never carry a secret: names that
+look like one are refused, and every file is scrubbed of the site's resolved secrets before
+it is left on disk (defence in depth; nothing should print one in the first place).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CckitError, InputError
+
+__all__ = ["RunOutcome", "run_runbook", "runbook_path"]
+
+SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")
+_SECRETISH = re.compile(r"pass(word)?|passwd|secret|token|api[_-]?key|credential", re.I)
+
+
+def runbooks_dir() -> Path:
+    """Where the runbook notebooks are: ``CCKIT_RUNBOOKS`` or the checkout's ``runbooks/``."""
+    env = os.environ.get("CCKIT_RUNBOOKS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "runbooks"
+
+
+def runbook_path(scenario: str) -> Path:
+    if scenario not in SCENARIOS:
+        raise InputError(f"unknown scenario {scenario!r}",
+                         hint=f"use one of {', '.join(SCENARIOS)}")
+    path = runbooks_dir() / f"{scenario}.ipynb"
+    if not path.exists():
+        raise InputError(f"runbook {path} not found",
+                         hint="set CCKIT_RUNBOOKS to the folder holding the .ipynb files")
+    return path
+
+
+@dataclass
+class RunOutcome:
+    """How one headless run ended, and where its record is."""
+
+    scenario: str
+    out_dir: Path
+    status: str  # "ok" | "failed"
+    notebook: Path
+    html: Path | None = None
+    seconds: float = 0.0
+    failed_step: str | None = None
+    message: str | None = None
+    site: str | None = None
+    presented: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse unknown parameter names and anything that looks like a secret."""
+    import papermill
+
+    known = set(papermill.inspect_notebook(str(runbook_path(scenario))))
+    problems = []
+    for name in parameters:
+        if _SECRETISH.search(name):
+            problems.append(f"{name}: passwords are never parameters; the site file says "
+                            "where each one is (env, keyring or a 0600 file)")
+        elif name not in known:
+            problems.append(f"{name}: not a parameter of {scenario} "
+                            f"(known: {', '.join(sorted(known))})")
+    if problems:
+        raise InputError("bad parameters:\n  - " + "\n  - ".join(problems),
+                         hint=f"see the parameters cell of runbooks/{scenario}.ipynb")
+
+
+def run_runbook(
+    scenario: str,
+    out_dir: str | os.PathLike,
+    *,
+    site_file: str | os.PathLike | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    kernel_name: str = "python3",
+) -> RunOutcome:
+    """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed step
+    (the outcome says which step failed and why), only for bad input."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    params = dict(parameters or {})
+    check_parameters(scenario, params)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params["artifacts"] = str(out)
+    if site_file:
+        params["site_file"] = str(Path(site_file).resolve())
+    notebook = out / f"{scenario}.ipynb"
+    started = time.monotonic()
+    status, message = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(runbook_path(scenario)), str(notebook), parameters=params,
+            kernel_name=kernel_name, progress_bar=progress, cwd=str(out),
+            request_save_on_cell_execute=True,
+        )
+    except PapermillExecutionError as e:
+        status = "failed"
+        message = _clean_evalue(e.ename, e.evalue)
+    seconds = time.monotonic() - started
+    outcome = RunOutcome(scenario, out, status, notebook, seconds=seconds)
+    _read_status(outcome)
+    if status == "failed" and not outcome.message:
+        outcome.message = message
+    scrub(out, _site_secrets(out, params.get("site_file")))
+    outcome.html = export_html(notebook)
+    return outcome
+
+
+def _clean_evalue(ename: str, evalue: str) -> str:
+    return f"{ename}: {evalue}".strip()
+
+
+def _read_status(outcome: RunOutcome) -> None:
+    path = outcome.out_dir / "status.json"
+    if not path.exists():
+        return
+    status = json.loads(path.read_text())
+    outcome.site = status.get("site")
+    outcome.presented = status.get("presented") or []
+    if status.get("status") == "failed" or outcome.status == "failed":
+        outcome.status = "failed"
+        outcome.failed_step = status.get("failed_step")
+        outcome.message = status.get("message")
+
+
+def _site_secrets(out: Path, site_file: str | None) -> list[str]:
+    """Every secret the site file points at, resolved here so the record can be scrubbed."""
+    from .inventory import load_site
+
+    candidates = [Path(site_file)] if site_file else list(out.glob("mock/site.yaml"))
+    values = []
+    for path in candidates:
+        try:
+            site = load_site(path)
+        except CckitError:
+            continue
+        for cred in site.credentials.values():
+            try:
+                values.append(cred.resolve()[1].reveal())
+            except CckitError:
+                continue
+    return [v for v in values if v]
+
+
+def scrub(out: Path, secrets: list[str]) -> list[Path]:
+    """Replace any of ``secrets`` in the run's text files; returns the files changed."""
+    changed = []
+    if not secrets:
+        return changed
+    for path in out.rglob("*"):
+        if not path.is_file() or "mock" in path.relative_to(out).parts[:1]:
+            continue  # the embedded mock's own state holds its secrets by design
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        new = text
+        for s in secrets:
+            new = new.replace(s, "********")
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def export_html(notebook: Path) -> Path | None:
+    """The auditor's copy: the executed notebook as HTML with the code hidden."""
+    if not notebook.exists():
+        return None
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def default_out_dir(scenario: str, root: str | os.PathLike = "runs") -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(root) / stamp / scenario

@@ -1,0 +1,254 @@
+"""What the runbook notebooks call: open a site (or the embedded mock), run steps, show results.
+
+A notebook is narration over these calls. :func:`start` opens the run; :meth:`Runbook.step`
+runs one procedure step (or, in plan-only mode, says it would), records its outcome in
+``status.json`` next to the operation log, and refuses to change anything before the plan
+has been shown. Failures raise :class:`~cckit.errors.CckitError`, which a notebook shows as
+one message with what to do next, not a traceback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import probe as _probe
+from .ca import CertificateAuthority, get_adapter
+from .credentials import redact
+from .errors import CckitError, ProcedureError
+from .inventory import Site, load_site
+from .procedures import Plan, SiteSession, StepResult
+from .procedures._common import port_label
+
+__all__ = ["Runbook", "start"]
+
+SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")
+_NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
+            "refused": "port closed", "timeout": "no answer"}
+
+
+@dataclass
+class _Mock:
+    """The embedded VOS mock, started in this process when no site file is given."""
+
+    cm: Any
+    running: Any
+
+
+_mocks: list[_Mock] = []
+
+
+def _stop_mocks() -> None:
+    while _mocks:
+        m = _mocks.pop()
+        with contextlib.suppress(Exception):
+            m.cm.__exit__(None, None, None)
+
+
+atexit.register(_stop_mocks)
+
+
+def start_embedded_mock(directory: Path, *, restart_seconds: float = 0.5) -> Path:
+    """Start a fresh simulated UCCX site in this process; returns its site file."""
+    from .vosmock.testing import running_site
+
+    cm = running_site(directory, restart_seconds=restart_seconds)
+    running = cm.__enter__()
+    _mocks.append(_Mock(cm, running))
+    return Path(running.site_file)
+
+
+@dataclass
+class Runbook:
+    """One run of one scenario against one site."""
+
+    scenario: str
+    site: Site
+    session: SiteSession
+    artifacts: Path
+    apply: bool
+    embedded_mock: bool = False
+    plan_shown: bool = False
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    final_presented: list[dict[str, Any]] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ display
+    def overview(self) -> StepResult:
+        """The site and nodes this run works on."""
+        rows = [{"node": n.name, "role": n.role, "host": n.host, "transport": n.transport,
+                 "web ports": len(n.web_ports)} for n in self.session.nodes]
+        target = "the embedded VOS mock" if self.embedded_mock else f"site {self.site.name}"
+        mode = "APPLY (changes will be made after the plan is shown)" if self.apply \
+            else "PLAN ONLY (nothing will be changed)"
+        return StepResult("overview", f"{self.scenario} on {target}, {len(rows)} node(s), "
+                          f"mode {mode}; artifacts in {self.artifacts}", rows)
+
+    def presented(self, label: str = "now") -> StepResult:
+        """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client."""
+        rows = []
+        for node in self.session.nodes:
+            for port in node.web_ports:
+                results = _probe.probe(node.address, port, timeout=self.session.tls_timeout,
+                                       versions=("1.2",))
+                row: dict[str, Any] = {"node": node.name, "port": port_label(node, port)}
+                for r in results:
+                    c = r.cert
+                    row[f"{r.client} client"] = (
+                        f"{c.subject_cn} ({c.key_type}, "
+                        f"{'self-signed' if c.self_signed else 'issuer ' + c.issuer_cn})"
+                        if c else _NOTHING.get(r.status, r.status))
+                    row[f"{r.client} sha256"] = c.sha256 if c else ""
+                rows.append(row)
+        return StepResult("presented", f"what the web ports present {label}", rows,
+                          data={"rows": rows})
+
+    def compare(self, before: StepResult, after: StepResult) -> StepResult:
+        """Before/after: what each port presented at the start and presents now."""
+        rows = []
+        for b, a in zip(before.rows, after.rows, strict=False):
+            rows.append({"node": a["node"], "port": a["port"],
+                         "ECDSA client before": b.get("ecdsa client"),
+                         "ECDSA client after": a.get("ecdsa client"),
+                         "RSA client before": b.get("rsa client"),
+                         "RSA client after": a.get("rsa client"),
+                         "changed": "yes" if (b.get("ecdsa sha256"), b.get("rsa sha256"))
+                         != (a.get("ecdsa sha256"), a.get("rsa sha256")) else "no"})
+        n = sum(r["changed"] == "yes" for r in rows)
+        return StepResult("before/after", f"{n} of {len(rows)} port(s) present something new",
+                          rows)
+
+    def operations(self) -> StepResult:
+        """Every state-changing operation of this run (the audit log)."""
+        from .audit import read
+
+        path = self.session.audit.path
+        rows = []
+        for rec in read(path) if Path(path).exists() else []:
+            rows.append({"time": rec["time"], "node": rec["node"], "operation": rec["operation"],
+                         "outcome": rec["outcome"],
+                         "after": ", ".join(f"{k} {v}" for k, v in
+                                            (rec.get("fingerprints_after") or {}).items())})
+        return StepResult("operations", f"{len(rows)} state-changing operation(s) logged in "
+                          f"{Path(path).name}", rows)
+
+    # ------------------------------------------------------------------ steps
+    def plan(self, procedure: Any) -> Plan:
+        """Show what the procedure would send. Required before any step that changes state."""
+        p = procedure.plan()
+        self.plan_shown = True
+        self._record("plan", "ok", str(p).splitlines()[0])
+        return p
+
+    def step(self, fn: Callable[[], StepResult], *, changes: bool = True) -> StepResult:
+        """Run one step; in plan-only mode a step that ``changes`` state is not run."""
+        name = getattr(fn, "__name__", "step")
+        if changes and not self.apply:
+            result = StepResult(name, "skipped: plan only (set apply = True to run it)")
+            self._record(name, "skipped", result.verdict)
+            return result
+        if changes and not self.plan_shown:
+            raise ProcedureError(f"refusing to run {name} before the plan has been shown",
+                                 hint="run the plan cell first")
+        try:
+            result = fn()
+        except CckitError as e:
+            self._record(name, "failed", str(e))
+            raise
+        self._record(name, "ok" if result.ok else "failed", result.verdict)
+        if not result.ok:
+            raise ProcedureError(f"{name}: {result.verdict}",
+                                 hint="see the table above; fix the node(s) and rerun")
+        return result
+
+    def finish(self) -> StepResult:
+        """Close connections and the site lock; the summary of the run.
+
+        What each port presents at the end goes into ``status.json`` for batch summaries.
+        """
+        self.final_presented = [
+            {k: v for k, v in row.items() if not k.endswith("sha256")}
+            | {"ecdsa sha256": row.get("ecdsa sha256", ""), "rsa sha256": row.get("rsa sha256", "")}
+            for row in self.presented("at the end").rows
+        ]
+        self.session.close()
+        self._record("finish", "ok", "run complete")
+        rows = [{k: v for k, v in s.items() if k != "time"} for s in self.steps]
+        return StepResult("summary", f"{self.scenario} on {self.site.name}: "
+                          f"{'applied' if self.apply else 'plan only'}, "
+                          f"{sum(s['outcome'] == 'ok' for s in self.steps)} step(s) ok", rows)
+
+    def _record(self, step: str, outcome: str, message: str) -> None:
+        self.steps.append({"time": dt.datetime.now(dt.UTC).isoformat(),
+                           "step": step, "outcome": outcome, "message": redact(message)})
+        failed = [s for s in self.steps if s["outcome"] == "failed"]
+        status = {
+            "scenario": self.scenario, "site": self.site.name, "apply": self.apply,
+            "status": "failed" if failed else ("complete" if step == "finish" else "running"),
+            "failed_step": failed[-1]["step"] if failed else None,
+            "message": failed[-1]["message"] if failed else None,
+            "steps": self.steps,
+            "presented": self.final_presented,
+        }
+        tmp = self.artifacts / ".status.json.part"
+        tmp.write_text(json.dumps(status, indent=2))
+        os.replace(tmp, self.artifacts / "status.json")
+
+    # ------------------------------------------------------------------ procedures
+    def ca(self, name: str, options: dict[str, Any] | None = None) -> CertificateAuthority:
+        """The CA adapter; relative paths in its options live under the artifacts folder."""
+        opts = dict(options or {})
+        if name == "lab":
+            opts.setdefault("directory", "lab-ca")
+        if name == "files":
+            opts.setdefault("outbox", "csr-outbox")
+            opts.setdefault("inbox", "cert-inbox")
+            opts.setdefault("site", self.site.name)
+        for key in ("directory", "outbox", "inbox", "state_dir"):
+            if key in opts and not Path(opts[key]).is_absolute():
+                opts[key] = self.artifacts / opts[key]
+        return get_adapter(name, **opts)
+
+
+def start(
+    scenario: str,
+    *,
+    site_file: str | os.PathLike | None = None,
+    nodes: Sequence[str] | None = None,
+    artifacts: str | os.PathLike | None = None,
+    apply: bool = True,
+    trust_on_first_use: bool = False,
+    timeout: float = 30.0,
+    mock_restart_seconds: float = 0.5,
+) -> Runbook:
+    """Open a run.
+
+    ``artifacts`` is where the operation log, status and other files go (default: a new
+    ``runs/<scenario>/<UTC time>`` folder; ``CCKIT_RUNS_DIR`` replaces ``runs``). With no
+    ``site_file`` (and no ``CCKIT_SITE_FILE``), a fresh embedded VOS mock is started under
+    ``artifacts``/mock.
+    """
+    if scenario not in SCENARIOS:
+        raise ProcedureError(f"unknown scenario {scenario!r}",
+                             hint=f"use one of {', '.join(SCENARIOS)}")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    runs = Path(os.environ.get("CCKIT_RUNS_DIR") or "runs")
+    out = Path(artifacts) if artifacts else runs / scenario / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
+    embedded = site_file is None
+    if embedded:
+        site_file = start_embedded_mock(out / "mock", restart_seconds=mock_restart_seconds)
+    site = load_site(Path(site_file))  # type: ignore[arg-type]
+    session = SiteSession(site, workdir=out, nodes=list(nodes or []) or None,
+                          trust_on_first_use=trust_on_first_use, timeout=timeout,
+                          lock_dir=out / ".locks" if embedded else None)
+    rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded)
+    rb._record("start", "ok", f"site {site.name}")
+    return rb

@@ -1,0 +1,149 @@
+"""Headless runbooks through papermill (``cckit run``): the record, the secrets, the gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cckit.headless import run_runbook
+from cckit.vosmock.testing import running_site
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def mock(tmp_path):
+    with running_site(tmp_path / "mock", restart_seconds=0.1) as m:
+        yield m
+
+
+def cckit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cckit", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def secrets_of(mock) -> list[str]:
+    return [mock.password, mock.sftp_password]
+
+
+def assert_no_secret(folder: Path, secrets: list[str], *, skip: tuple[str, ...] = ()) -> int:
+    """Every file under ``folder`` (text or binary) is free of every secret; returns #files."""
+    n = 0
+    for path in folder.rglob("*"):
+        if not path.is_file() or any(part in skip for part in path.relative_to(folder).parts):
+            continue
+        data = path.read_bytes()
+        for s in secrets:
+            assert s.encode() not in data, f"secret found in {path}"
+        n += 1
+    return n
+
+
+def node_state(mock) -> dict[str, bytes]:
+    """Identities and trust stores of every node (what a refused upload must not change)."""
+    out = {}
+    for p in sorted(mock.state_dir.rglob("*.pem")):
+        rel = p.relative_to(mock.state_dir)
+        if "csr" not in str(rel):
+            out[str(rel)] = p.read_bytes()
+    return out
+
+
+def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
+    out = tmp_path / "run"
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ca_signed: OK" in r.stdout
+    for name in ("ca_signed.ipynb", "ca_signed.html", "operations.jsonl", "status.json"):
+        assert (out / name).exists(), name
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "complete" and status["failed_step"] is None
+    assert {p["ecdsa client"].split(" ")[0] for p in status["presented"]} == {
+        "uccx1-EC.cc.example.com", "uccx2-EC.cc.example.com", "sm1-EC.cc.example.com"}
+    nb = nbformat.read(out / "ca_signed.ipynb", as_version=4)
+    assert nb.metadata.papermill.parameters["site_file"] == str(mock.site_file)
+    html = (out / "ca_signed.html").read_text()
+    assert "every port presents the CA-signed tomcat-ECDSA certificate" in html
+    assert "rb.step(" not in html  # code hidden for auditors
+    ops = [json.loads(x) for x in (out / "operations.jsonl").read_text().splitlines()]
+    assert {o["operation"] for o in ops} >= {"generate_csr", "upload_trust", "upload_identity",
+                                             "restart_service"}
+    assert assert_no_secret(out, secrets_of(mock)) >= 5
+
+
+def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path):
+    before = node_state(mock)
+    bad = tmp_path / "bad"
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(bad), "-q",
+              "-p", "ca_options", "{algorithm: rsa}")
+    assert r.returncode == 1
+    assert "failed at step gate" in r.stderr
+    assert "signed it with RSA" in r.stderr and "rsa_only" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert node_state(mock) == before  # no identity, no trust changed
+    nb = nbformat.read(bad / "ca_signed.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "GateError"
+    assert len(errors[0]["traceback"]) == 1  # one clean message, not a wall of traceback
+    assert_no_secret(bad, secrets_of(mock))
+    # the same site, a good CA: the pending CSRs are reused and the run completes
+    good = tmp_path / "good"
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(good), "-q")
+    assert r.returncode == 0, r.stderr
+    gen = next(c for c in nbformat.read(good / "ca_signed.ipynb", as_version=4).cells
+           if c.cell_type == "code" and "proc.generate_csrs" in c.source)
+    html = gen.outputs[0]["data"]["text/html"]
+    assert "0 generated, 3 reused" in html
+    assert_no_secret(good, secrets_of(mock))
+
+
+def test_rsa_only_and_rollback_headless(mock, tmp_path):
+    r = cckit("run", "rsa_only", "--site", str(mock.site_file), "--out", str(tmp_path / "d"),
+              "-q")
+    assert r.returncode == 0, r.stderr
+    status = json.loads((tmp_path / "d" / "status.json").read_text())
+    assert all("nothing offered" in p["ecdsa client"] for p in status["presented"])
+    r = cckit("run", "rsa_only", "--site", str(mock.site_file), "--out", str(tmp_path / "r"),
+              "-q", "-p", "action", "rollback")
+    assert r.returncode == 0, r.stderr
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert all("(EC, self-signed)" in p["ecdsa client"] for p in status["presented"])
+    assert_no_secret(tmp_path, secrets_of(mock), skip=("mock",))
+
+
+def test_plan_only_changes_nothing(mock, tmp_path):
+    before = {p: p.read_bytes() for p in mock.state_dir.rglob("*") if p.is_file()
+              and "host_key" not in p.name}
+    outcome = run_runbook("ca_signed", tmp_path / "plan", site_file=mock.site_file,
+                          parameters={"apply": False}, progress=False)
+    assert outcome.ok, outcome.message
+    after = {p: p.read_bytes() for p in mock.state_dir.rglob("*") if p.is_file()
+             and "host_key" not in p.name}
+    assert after == before
+    steps = {s["step"]: s["outcome"] for s in
+             json.loads((tmp_path / "plan" / "status.json").read_text())["steps"]}
+    assert steps["plan"] == "ok" and steps["upload_identities"] == "skipped"
+
+
+def test_embedded_mock_run_and_its_secrets(tmp_path):
+    out = tmp_path / "embedded"
+    outcome = run_runbook("preflight", out, progress=False)
+    assert outcome.ok, outcome.message
+    pw = (out / "mock" / "state" / "secrets" / "os-admin.password").read_text().strip()
+    # the embedded mock's own state holds its password by design; the record does not
+    assert assert_no_secret(out, [pw], skip=("mock",)) >= 4
+
+
+def test_parameters_never_carry_secrets(tmp_path):
+    r = cckit("run", "preflight", "--out", str(tmp_path / "x"), "-p", "password", "hunter2")
+    assert r.returncode == 1
+    assert "passwords are never parameters" in r.stderr and "hunter2" not in r.stderr
+    r = cckit("run", "preflight", "--out", str(tmp_path / "x"), "-p", "colour", "blue")
+    assert r.returncode == 1 and "not a parameter of preflight" in r.stderr
+    assert not (tmp_path / "x").exists()
