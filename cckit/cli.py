@@ -88,6 +88,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .batch import plan_batch, run_batch
+
+    params = _parse_params(args.param)
+    if args.plan:
+        with pd.option_context("display.width", 250, "display.max_colwidth", 80):
+            print(plan_batch(args.scenario, args.sites, args.out, params).to_string(index=False))
+        print("\nNothing was run. Per-site command plans: add -p apply false.")
+        return 0
+    result = run_batch(args.scenario, args.sites, args.out, concurrency=args.concurrency,
+                       parameters=params, executor=args.executor, progress=not args.quiet)
+    table = result.table()[["site", "status", "seconds", "failed step", "message"]]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
+        print(table.to_string(index=False))
+    ok = sum(r["status"] == "ok" for r in result.rows)
+    print(f"\n{ok} of {len(result.rows)} site(s) ok in {result.seconds:.1f} s"
+          + (" (interrupted)" if result.interrupted else ""))
+    print(f"summary: {result.out_dir / 'summary.csv'} and {result.out_dir / 'summary.html'}")
+    return 0 if result.ok else 1
+
+
 DEMO_PLAN = """\
 cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)
   1. start a simulated UCCX 11.5 site (publisher, subscriber, SocialMiner) under runs/<timestamp>/
@@ -150,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a runbook parameter (VALUE is YAML: 384, false, [a, b])")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+
+    batch = sub.add_parser("batch", help="run a runbook on many sites, with a summary")
+    batch.add_argument("scenario", choices=["preflight", "ca_signed", "self_signed", "rsa_only"])
+    batch.add_argument("--sites", required=True,
+                       help="a folder of site files, or a file listing them (one per line)")
+    batch.add_argument("--out", required=True, help="folder for the batch (one sub-folder a site)")
+    batch.add_argument("--concurrency", type=int, default=2, help="sites at once (default 2)")
+    batch.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="a runbook parameter for every site (VALUE is YAML)")
+    batch.add_argument("--executor", default="local",
+                       help="local (default) or dask://HOST:PORT (the dask extra)")
+    batch.add_argument("--plan", action="store_true", help="show what would run where; run nothing")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(func=_batch)
 
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")

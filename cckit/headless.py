@@ -135,7 +135,7 @@ def _read_status(outcome: RunOutcome) -> None:
     status = json.loads(path.read_text())
     outcome.site = status.get("site")
     outcome.presented = status.get("presented") or []
-    if status.get("status") == "failed" or outcome.status == "failed":
+    if status.get("status") == "failed":
         outcome.status = "failed"
         outcome.failed_step = status.get("failed_step")
         outcome.message = status.get("message")

@@ -141,7 +141,11 @@ class Runbook:
     # ------------------------------------------------------------------ steps
     def plan(self, procedure: Any) -> Plan:
         """Show what the procedure would send. Required before any step that changes state."""
-        p = procedure.plan()
+        try:
+            p = procedure.plan()
+        except CckitError as e:
+            self._record("plan", "failed", str(e))
+            raise
         self.plan_shown = True
         self._record("plan", "ok", str(p).splitlines()[0])
         return p

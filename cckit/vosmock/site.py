@@ -42,17 +42,53 @@ def cop_bytes(key: str, name: str) -> bytes:
     return header.encode() + b"This is a simulated Cisco COP file (cckit vosmock).\n" + body
 
 
-def free_ports(n: int) -> list[int]:
+def free_ports(n: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """`n` distinct free loopback ports (all held open together while chosen), none in
+    `exclude`."""
     socks = []
+    chosen: list[int] = []
     try:
-        for _ in range(n):
+        while len(chosen) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            port = s.getsockname()[1]
+            if port not in exclude:
+                chosen.append(port)
+        return chosen
     finally:
         for s in socks:
             s.close()
+
+
+# ports one site uses: per node SSH + web ports + REST, then SFTP and control
+PORTS_PER_SITE = sum(2 + spec.n_web_ports for spec in NODE_SPECS) + 2
+
+
+def base_port_map(base_port: int) -> dict:
+    """The fixed layout from `base_port` (node i: SSH B+10i, web B+10i+1.., REST B+10i+9;
+    SFTP B+30, control B+31)."""
+    ports: dict = {"nodes": {}, "sftp": base_port + 30, "control": base_port + 31}
+    for i, spec in enumerate(NODE_SPECS):
+        b = base_port + 10 * i
+        ports["nodes"][spec.name] = {
+            "ssh": b,
+            "web": [b + 1 + k for k in range(spec.n_web_ports)],
+            "rest": b + 9,
+        }
+    return ports
+
+
+def free_port_map(pool) -> dict:
+    """A site's port assignment taken from the iterator `pool` (PORTS_PER_SITE ports)."""
+    ports: dict = {"nodes": {}, "sftp": next(pool), "control": next(pool)}
+    for spec in NODE_SPECS:
+        ports["nodes"][spec.name] = {
+            "ssh": next(pool),
+            "web": [next(pool) for _ in range(spec.n_web_ports)],
+            "rest": next(pool),
+        }
+    return ports
 
 
 class _SftpAuth(asyncssh.SSHServer):
@@ -93,7 +129,10 @@ class MockSite:
         cop_files: dict[str, str] | None = None,
         include_ou_prompt: list[str] | None = None,
         org: str = "vosmock",
+        ports: dict | None = None,
     ):
+        """`ports`: the port assignment to use when neither `base_port` nor a saved one
+        applies (a multi-site server hands out distinct free ports; see multi.py)."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
@@ -138,7 +177,7 @@ class MockSite:
             for key, fname in self.cop_files.items():
                 atomic_write(contained(cop_dir, fname), cop_bytes(key, fname))
         self.cop_dir = cop_dir
-        self._assign_ports(meta.get("ports"), base_port, control_port, control)
+        self._assign_ports(meta.get("ports"), base_port, control_port, control, ports)
         self.control_enabled = control
         write_json(
             self.state_dir / "site.json",
@@ -157,28 +196,18 @@ class MockSite:
         self.started = False
 
     # ------------------------------------------------------------------ ports
-    def _assign_ports(self, saved, base_port, control_port, control) -> None:
+    def _assign_ports(self, saved, base_port, control_port, control, first_boot_ports) -> None:
         if base_port is not None:
-            ports = {"nodes": {}, "sftp": base_port + 30, "control": base_port + 31}
-            for i, node in enumerate(self.nodes.values()):
-                b = base_port + 10 * i
-                ports["nodes"][node.name] = {
-                    "ssh": b,
-                    "web": [b + 1 + k for k in range(node.spec.n_web_ports)],
-                    "rest": b + 9 if node.has_rest else None,
-                }
+            ports = base_port_map(base_port)
+            for node in self.nodes.values():
+                if not node.has_rest:
+                    ports["nodes"][node.name]["rest"] = None
         elif saved:
             ports = saved
+        elif first_boot_ports:
+            ports = first_boot_ports
         else:
-            need = sum(2 + n.spec.n_web_ports for n in self.nodes.values()) + 2
-            pool = iter(free_ports(need))
-            ports = {"nodes": {}, "sftp": next(pool), "control": next(pool)}
-            for node in self.nodes.values():
-                ports["nodes"][node.name] = {
-                    "ssh": next(pool),
-                    "web": [next(pool) for _ in range(node.spec.n_web_ports)],
-                    "rest": next(pool),
-                }
+            ports = free_port_map(iter(free_ports(PORTS_PER_SITE)))
         if control_port is not None:
             ports["control"] = control_port
         for node in self.nodes.values():
@@ -369,14 +398,25 @@ class MockSite:
 
 
 class MockServer:
-    """Runs many sites in one event loop (one state directory per site)."""
+    """Runs many sites in one event loop (one state directory per site; see multi.py)."""
 
     def __init__(self, sites: list[MockSite]):
         self.sites = sites
 
-    async def start(self) -> None:
+    def site(self, name: str) -> MockSite:
         for s in self.sites:
-            await s.start()
+            if s.name == name:
+                return s
+        raise KeyError(f"unknown site {name!r}")
+
+    async def start(self) -> None:
+        """Start every site; if one cannot start, stop the ones already started and raise."""
+        try:
+            for s in self.sites:
+                await s.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         for s in self.sites:

@@ -1,0 +1,296 @@
+"""One runbook across many sites: a papermill run per site, in parallel, with a summary.
+
+Each site gets its own folder (executed notebook, HTML, operation log, status). One site's
+failure never stops the others; Ctrl-C stops starting new sites, lets the running ones end,
+and keeps every finished site's record. The summary (CSV and HTML) says per site: status,
+duration, failing step and message, and what each node's web ports now present.
+
+Where the work runs is a seam: local threads by default (each run is a Jupyter kernel
+process anyway), or an existing Dask cluster (``dask://HOST:PORT``, the ``dask`` extra).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import InputError, SiteFileError
+from .headless import RunOutcome, check_parameters, run_runbook
+from .inventory import load_site
+
+__all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
+
+
+@dataclass(frozen=True)
+class SiteJob:
+    """One site to run: its name, site file and output folder."""
+
+    name: str
+    site_file: Path
+    out_dir: Path
+    nodes: tuple[str, ...] = ()
+    error: str | None = None  # the site file is invalid: not run
+
+
+@dataclass
+class BatchResult:
+    scenario: str
+    out_dir: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(r["status"] == "ok" for r in self.rows)
+
+    def table(self) -> Any:
+        import pandas as pd
+
+        cols = ["site", "scenario", "status", "seconds", "failed step", "message", "presented",
+                "folder"]
+        return pd.DataFrame(self.rows, columns=cols)
+
+
+def discover_sites(path: str | os.PathLike) -> list[Path]:
+    """Site files from a directory (``*.yaml``/``*.yml``) or a list file (one path a line)."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+    elif p.is_file():
+        files = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                f = Path(line).expanduser()
+                files.append(f if f.is_absolute() else p.parent / f)
+    else:
+        raise InputError(f"{p} is neither a folder of site files nor a list of them",
+                         file=str(p))
+    if not files:
+        raise InputError(f"no site files found in {p}", file=str(p),
+                         hint="put one <site>.yaml per site there (docs/site-file.md)")
+    return files
+
+
+def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
+    jobs, seen = [], set()
+    for f in files:
+        try:
+            site = load_site(f)
+            name, nodes, error = site.name, tuple(n.name for n in site.nodes), None
+        except SiteFileError as e:
+            name, nodes, error = f.stem, (), "site file is invalid: " + "; ".join(e.problems)
+        if name in seen:  # two files for one site name: keep both, by file name
+            name = f"{name}-{f.stem}"
+        seen.add(name)
+        jobs.append(SiteJob(name, f.resolve(), out / name, nodes, error))
+    return jobs
+
+
+def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
+               parameters: Mapping[str, Any] | None = None) -> Any:
+    """What would run where, touching nothing (no node is contacted)."""
+    import pandas as pd
+
+    check_parameters(scenario, parameters or {})
+    rows = [{"site": j.name, "site file": str(j.site_file), "nodes": ", ".join(j.nodes),
+             "output folder": str(j.out_dir),
+             "runs": f"no: {j.error}" if j.error else f"{scenario}.ipynb"}
+            for j in _jobs(discover_sites(sites), Path(out).resolve())]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor(Protocol):
+    """Where site runs execute: ``submit`` returns a future; ``as_completed`` yields them."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]: ...
+
+    def cancel(self, futures: Sequence[Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Threads on this machine (each run is its own kernel process)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.pool = cf.ThreadPoolExecutor(max_workers=concurrency,
+                                          thread_name_prefix="cckit-batch")
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]:
+        return cf.as_completed(futures)
+
+    def cancel(self, futures: Sequence[Any]) -> None:
+        for f in futures:
+            f.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """An existing Dask cluster (``distributed``). Workers need cckit installed and the site
+    files and output folder on a path they share with this machine."""
+
+    def __init__(self, address: str, concurrency: int) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InputError("the Dask executor needs the distributed package",
+                             hint="pip install 'cckit[dask]'") from None
+        self.client = Client(address, timeout="30s")
+        self.concurrency = concurrency
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]:
+        from distributed import as_completed
+
+        return iter(as_completed(futures))
+
+    def cancel(self, futures: Sequence[Any]) -> None:
+        self.client.cancel(list(futures))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_executor(spec: str | None, concurrency: int) -> Executor:
+    if not spec or spec == "local":
+        return LocalExecutor(concurrency)
+    if spec.startswith("dask://"):
+        return DaskExecutor("tcp://" + spec[len("dask://"):], concurrency)
+    raise InputError(f"unknown executor {spec!r}", hint="use local or dask://HOST:PORT")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOutcome:
+    return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=parameters,
+                       progress=False)
+
+
+def _presented(outcome: RunOutcome) -> str:
+    parts, seen = [], set()
+    for p in outcome.presented:
+        if p["node"] in seen:
+            continue
+        seen.add(p["node"])
+        parts.append(f"{p['node']}: ECDSA {p.get('ecdsa client', '')}; "
+                     f"RSA {p.get('rsa client', '')}")
+    return " | ".join(parts)
+
+
+def _row(scenario: str, job: SiteJob, outcome: RunOutcome | None, status: str,
+         message: str | None = None, seconds: float = 0.0) -> dict[str, Any]:
+    return {
+        "site": job.name, "scenario": scenario, "status": status,
+        "seconds": round(outcome.seconds if outcome else seconds, 1),
+        "failed step": outcome.failed_step if outcome else None,
+        "message": (outcome.message if outcome else message) or "",
+        "presented": _presented(outcome) if outcome else "",
+        "folder": str(job.out_dir),
+    }
+
+
+def run_batch(
+    scenario: str,
+    sites: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    concurrency: int = 2,
+    parameters: Mapping[str, Any] | None = None,
+    executor: str | None = None,
+    progress: bool = True,
+) -> BatchResult:
+    """Run ``scenario`` on every site; never raises for a site's failure."""
+    if concurrency < 1:
+        raise InputError(f"concurrency must be at least 1, not {concurrency}")
+    params = dict(parameters or {})
+    check_parameters(scenario, params)
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = _jobs(discover_sites(sites), out_dir)
+    result = BatchResult(scenario, out_dir)
+    started = time.monotonic()
+    rows: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        if j.error:
+            rows[j.name] = _row(scenario, j, None, "invalid site file", j.error)
+    runnable = [j for j in jobs if not j.error]
+    ex = make_executor(executor, concurrency)
+    bar = _progress(len(jobs), progress, initial=len(jobs) - len(runnable))
+    futures: dict[Any, SiteJob] = {}
+    try:
+        for j in runnable:
+            futures[ex.submit(_run_site, scenario, j, params)] = j
+        for fut in ex.as_completed(list(futures)):
+            j = futures[fut]
+            try:
+                o = fut.result()
+                rows[j.name] = _row(scenario, j, o, o.status)
+            except Exception as e:  # one site's crash is that site's failure
+                rows[j.name] = _row(scenario, j, None, "failed", f"{type(e).__name__}: {e}")
+            bar.update(1)
+            bar.set_postfix_str(f"last: {j.name} {rows[j.name]['status']}")
+    except KeyboardInterrupt:
+        result.interrupted = True
+        pending = [f for f, j in futures.items() if j.name not in rows]
+        ex.cancel(pending)
+        bar.write("interrupted: no new site starts; waiting for the running ones to end")
+        for f, j in futures.items():
+            if j.name in rows:
+                continue
+            try:
+                o = f.result() if not f.cancelled() else None
+            except BaseException:  # a run that died while stopping: no record
+                o = None
+            rows[j.name] = (_row(scenario, j, o, o.status) if o
+                            else _row(scenario, j, None, "cancelled", "Ctrl-C before it ran"))
+    finally:
+        bar.close()
+        with contextlib.suppress(Exception):
+            ex.close()
+    result.rows = [rows[j.name] for j in jobs if j.name in rows]
+    result.seconds = time.monotonic() - started
+    write_summary(result)
+    return result
+
+
+def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="site", disable=not enabled,
+                desc="sites", dynamic_ncols=True)
+
+
+def write_summary(result: BatchResult) -> tuple[Path, Path]:
+    """summary.csv and summary.html in the batch folder."""
+    df = result.table()
+    csv = result.out_dir / "summary.csv"
+    html = result.out_dir / "summary.html"
+    df.to_csv(csv, index=False)
+    ok = sum(r["status"] == "ok" for r in result.rows)
+    title = (f"cckit batch {result.scenario}: {ok} of {len(result.rows)} site(s) ok"
+             + (" (interrupted)" if result.interrupted else ""))
+    html.write_text(
+        f"<!doctype html><meta charset='utf-8'><title>{title}</title><h1>{title}</h1>"
+        + df.to_html(index=False, escape=True), encoding="utf-8")
+    return csv, html
