@@ -273,3 +273,31 @@ def test_preflight_advice_reads_the_inventory(session):
     assert pf.advise(ca_capability="ec", agents_may_accept_certificates=True).scenario == \
         "self_signed"
     assert pf.advise(ca_capability="ec", app_certs_ca_signed=True).scenario == "ca_signed"
+
+
+def test_trust_on_first_use_only_when_asked(mock, tmp_path):
+    site = load_site(mock.site_file)
+    site.known_hosts.write_text("")
+    with SiteSession(site, workdir=tmp_path / "a", trust_on_first_use=True) as s:
+        assert s.transport(site.publisher).version().version.startswith("11.5")
+    assert "[127.0.0.1]" in site.known_hosts.read_text()  # the key was recorded
+    with SiteSession(site, workdir=tmp_path / "b") as s:  # now known: strict check passes
+        s.transport(site.publisher).version()
+
+
+def test_changed_host_key_is_refused(mock, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    site = load_site(mock.site_file)
+    lines = site.known_hosts.read_text().splitlines()
+    port = site.publisher.ssh_port
+    other = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    forged = [f"[127.0.0.1]:{port} {other}" if line.startswith(f"[127.0.0.1]:{port} ")
+              else line for line in lines]
+    assert forged != lines and other.startswith("ssh-ed25519")
+    site.known_hosts.write_text("\n".join(forged) + "\n")
+    with SiteSession(site, workdir=tmp_path / "run") as s, \
+            pytest.raises(HostKeyError, match="has CHANGED"):
+        s.transport(site.publisher)

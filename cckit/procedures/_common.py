@@ -27,6 +27,14 @@ __all__ = [
 ]
 
 
+_TABLE_STYLE = ("<style>table.cckit td, table.cckit th {text-align: left; "
+                "vertical-align: top;}</style>")
+
+
+def _html_table(df: Any) -> str:
+    return _TABLE_STYLE + df.to_html(index=False, escape=True, classes="cckit", border=0)
+
+
 @dataclass
 class StepResult:
     """What one step did: a one-line verdict and a table, shown after every notebook cell."""
@@ -53,7 +61,7 @@ class StepResult:
         mark = "✅" if self.ok else "❌"
         out = f"<p><b>{mark} {html.escape(self.step)}</b>: {html.escape(self.verdict)}</p>"
         if self.rows:
-            out += self.table().to_html(index=False, escape=True)
+            out += _html_table(self.table())
         return out
 
     def __repr__(self) -> str:
@@ -102,7 +110,7 @@ class Plan:
         out = (f"<p><b>Plan for {html.escape(self.procedure)}</b>: "
                f"{len(self.commands)} command(s), nothing sent yet</p>")
         if self.commands:
-            out += self.table().to_html(index=False, escape=True)
+            out += _html_table(self.table())
         out += "".join(f"<p>Note: {html.escape(n)}</p>" for n in self.notes)
         return out
 

@@ -104,6 +104,7 @@ class CaSigned:
         s = self.session
         p = Plan("ca_signed")
         p.notes.append(f"CA: {self.ca.describe()}")
+        todo = []
         for node in s.nodes:
             with s.on(node) as t:
                 csr = t.pending_csr(UNIT)
@@ -116,12 +117,14 @@ class CaSigned:
             else:
                 p.add(node.name, "generate_csrs", f"set csr gen {UNIT}",
                       "no pending CSR on the node")
+            todo.append(node)
+        for node in trust_targets(s) if todo else []:
+            p.add(node.name, "upload_trust", "set cert import trust tomcat",
+                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
+        for node in todo:
             p.add(node.name, "upload_identities",
                   f"set cert import own {UNIT} tomcat-trust/<issuer>.pem",
                   "after the gate; skipped when already stored")
-        for node in trust_targets(s):
-            p.add(node.name, "upload_trust", "set cert import trust tomcat",
-                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
         for node in restart_order(s.nodes):
             p.add(node.name, "restart", "utils service restart Cisco Tomcat",
                   "unless it already presents the new certificate; subscriber first, then "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import CckitError
-from ..vos import VersionInfo
+from ..vos import NotSupported, VersionInfo
 from ._common import SiteSession, StepResult
 
 __all__ = ["Advice", "Preflight", "advise"]
@@ -47,8 +47,11 @@ def certificates(session: SiteSession) -> StepResult:
     rows = []
     for node in session.nodes:
         with session.on(node) as t:
-            own = {e.unit: e for e in t.list_certificates("own")}
-            pending = t.pending_csr()
+            try:
+                own = {e.unit: e for e in t.list_certificates("own")}
+                pending = t.pending_csr()
+            except NotSupported:  # certmgr REST cannot list own certificates or CSRs
+                own, pending = {}, None
         presented = {c: [r for r in session.presented(node, c)] for c in ("ecdsa", "rsa")}
         for unit in ("tomcat", "tomcat-ECDSA"):
             e = own.get(unit)
@@ -56,7 +59,8 @@ def certificates(session: SiteSession) -> StepResult:
             shown = {r.cert.subject_cn for r in presented[client] if r.cert}
             rows.append({
                 "node": node.name, "unit": unit,
-                "stored": e.description if e else "missing",
+                "stored": e.description if e else
+                ("not readable over REST" if node.transport == "rest" else "missing"),
                 "pending CSR": ("yes" if pending is not None else "no")
                 if unit == "tomcat-ECDSA" else "",
                 f"presented to {client} clients": ", ".join(sorted(shown)) or
