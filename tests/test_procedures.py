@@ -301,3 +301,11 @@ def test_changed_host_key_is_refused(mock, tmp_path):
     with SiteSession(site, workdir=tmp_path / "run") as s, \
             pytest.raises(HostKeyError, match="has CHANGED"):
         s.transport(site.publisher)
+
+
+def test_reboot_waits_until_the_node_is_back(session):
+    node = session.site.subscribers[0]
+    with session.on(node) as t:
+        t.reboot(timeout=60)
+        assert t.version().version.startswith("11.5")  # logged in again
+    assert session.wait_serving(node, timeout=30) >= 0

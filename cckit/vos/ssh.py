@@ -95,6 +95,7 @@ class SSHTransport(Transport):
         self.transcript: list[str] = []
         self._known_hosts = known_hosts
         self._client = paramiko.SSHClient()
+        self._login = (username, password)  # a Secret: kept to log in again after a reboot
         self._connect(username, password, trust_on_first_use)
 
     # ----------------------------------------------------------------- connection
@@ -437,6 +438,8 @@ class SSHTransport(Transport):
         return True
 
     def reboot(self, *, timeout: float = 900) -> None:
+        """``utils system restart``, then wait (bounded) until the node accepts SSH again and
+        Cisco Tomcat is STARTED; the transport is then logged in again."""
         self._send("utils system restart")
         try:
             self._read_until_prompt(
@@ -447,6 +450,25 @@ class SSHTransport(Transport):
         except TransportError:
             pass  # the session drops as the node goes down
         self._client.close()
+        deadline = time.monotonic() + timeout
+        time.sleep(1.0)
+        while True:
+            try:
+                self._client = paramiko.SSHClient()
+                self._connect(*self._login, False)
+                if self.service_status().get("Cisco Tomcat") == "STARTED":
+                    return
+            except (AuthenticationError, HostKeyError):
+                raise
+            except TransportError:  # not up yet
+                self._client.close()
+            if time.monotonic() > deadline:
+                raise TransportError(
+                    f"the node did not come back within {timeout:.0f}s of a system restart",
+                    node=self.node.name,
+                    hint="check the node's console; it may still be starting",
+                )
+            time.sleep(2.0)
 
 
 def _menu_choice(file: str) -> Callable[[str], str]:
