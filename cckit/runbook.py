@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import probe as _probe
+from ._internal.fs import atomic_write
 from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
 from .errors import CckitError, ProcedureError
@@ -200,9 +201,7 @@ class Runbook:
             "steps": self.steps,
             "presented": self.final_presented,
         }
-        tmp = self.artifacts / ".status.json.part"
-        tmp.write_text(json.dumps(status, indent=2))
-        os.replace(tmp, self.artifacts / "status.json")
+        atomic_write(self.artifacts / "status.json", json.dumps(status, indent=2).encode())
 
     # ------------------------------------------------------------------ procedures
     def ca(self, name: str, options: dict[str, Any] | None = None) -> CertificateAuthority:

@@ -21,10 +21,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .. import certs
+from .._internal.fs import atomic_write
 from ..credentials import SecretRef, resolve
 from ..errors import AuthenticationError, ConnectError, HostKeyError, InputError
 from .base import CertificateAuthority, SignedCertificate
-from .files import atomic_write, issuer_path, safe_node_filename
+from .files import issuer_path, safe_node_filename
 
 __all__ = ["ADCSCA"]
 

@@ -7,16 +7,14 @@ LF or CRLF, DER, PKCS#7, full-chain bundles; any file names) and picks, for each
 certificate whose public key is the CSR's, with the CA certificates of its issuance path.
 
 The module also holds small helpers the other adapters share:
-:func:`issuer_path`, :func:`safe_node_filename`, :func:`atomic_write`.
+:func:`issuer_path`, :func:`safe_node_filename`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,12 +23,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from .. import certs
+from .._internal.fs import atomic_write
 from ..errors import CertificateLoadError, InputError
 from .base import CertificateAuthority, SignedCertificate
 
 __all__ = [
     "FilesCA",
-    "atomic_write",
     "issued_by",
     "issuer_path",
     "safe_node_filename",
@@ -61,29 +59,6 @@ def safe_node_filename(node: str) -> str:
     cleaned = cleaned.replace("..", "_")
     digest = hashlib.sha256(node.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return f"{cleaned}-{digest}"
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half-written).
-
-    The temporary file is created 0600 and given ``mode`` before it takes the final name, so
-    a private key is never readable by others, not even for a moment.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

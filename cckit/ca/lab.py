@@ -30,9 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .. import certs
+from .._internal.fs import atomic_write
 from ..errors import CertificateLoadError, InputError
 from .base import CertificateAuthority, SignedCertificate
-from .files import atomic_write, issued_by, safe_node_filename
+from .files import issued_by, safe_node_filename
 
 try:  # POSIX: serialise creation between concurrent runs
     import fcntl
