@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
 
 from .site import MockSite
 
@@ -16,14 +18,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vosmock", description="Simulated UCCX 11.5 site (VOS mock)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve one site on 127.0.0.1 until Ctrl-C / SIGTERM")
+    serve = sub.add_parser(
+        "serve", help="serve one site (or --sites N) on 127.0.0.1 until Ctrl-C / SIGTERM"
+    )
     serve.add_argument("--state-dir", required=True, help="where keys, certs, CSRs, COPs persist")
-    serve.add_argument("--site-file", required=True, help="site file (YAML) to write when ready")
+    serve.add_argument(
+        "--site-file",
+        required=True,
+        help="site file (YAML) to write when ready; with --sites: a directory for "
+        "site-001.yaml, ...",
+    )
+    serve.add_argument(
+        "--sites",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve N independent sites in this process (site-001 ... in STATE_DIR/site-001 ...)",
+    )
     serve.add_argument(
         "--base-port",
         type=int,
         default=None,
-        help="fixed port layout from N (default: free ports, kept across restarts)",
+        help="fixed port layout from N (default: free ports, kept across restarts); "
+        "with --sites, site i starts at N + (i-1)*40",
     )
     serve.add_argument(
         "--restart-seconds",
@@ -33,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--version", default=None, help="VOS version (default 11.5.1.10000-61)")
     serve.add_argument("--control-port", type=int, default=None, help="control endpoint port")
-    serve.add_argument("--site", default="vosmock", help="site name (first boot only)")
+    serve.add_argument(
+        "--site",
+        default=None,
+        help="site name (first boot only; default vosmock; not with --sites)",
+    )
     serve.add_argument("--domain", default="cc.example.com", help="DNS domain (first boot only)")
     serve.add_argument("--lockout-failures", type=int, default=5)
     serve.add_argument("--lockout-seconds", type=float, default=300.0)
@@ -56,24 +77,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Usage(Exception):
+    pass
+
+
+def _cop_files(args) -> dict | None:
+    if not args.cop_file:
+        return None
+    from .site import DEFAULT_COP_FILES
+
+    cop_files = dict(DEFAULT_COP_FILES)
+    for item in args.cop_file:
+        key, _, name = item.partition("=")
+        if key not in cop_files or not name.endswith(".cop.sgn") or "/" in name:
+            raise _Usage(f"bad --cop-file {item!r}")
+        cop_files[key] = name
+    return cop_files
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
 async def _serve(args) -> int:
     if args.base_port is not None and not 1 <= args.base_port <= 65535 - 40:
         print("vosmock: --base-port out of range", file=sys.stderr)
         return 2
-    cop_files = None
-    if args.cop_file:
-        from .site import DEFAULT_COP_FILES
-
-        cop_files = dict(DEFAULT_COP_FILES)
-        for item in args.cop_file:
-            key, _, name = item.partition("=")
-            if key not in cop_files or not name.endswith(".cop.sgn") or "/" in name:
-                print(f"vosmock: bad --cop-file {item!r}", file=sys.stderr)
-                return 2
-            cop_files[key] = name
+    try:
+        cop_files = _cop_files(args)
+    except _Usage as exc:
+        print(f"vosmock: {exc}", file=sys.stderr)
+        return 2
     site = MockSite(
         args.state_dir,
-        site=args.site,
+        site=args.site or "vosmock",
         domain=args.domain,
         version=args.version,
         base_port=args.base_port,
@@ -85,9 +124,7 @@ async def _serve(args) -> int:
         cop_files=cop_files,
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _install_stop(stop)
     try:
         await site.start()
     except OSError as exc:
@@ -108,6 +145,70 @@ async def _serve(args) -> int:
     return 0
 
 
+def _prepare_many(args):
+    """Sync part of `serve --sites N`: fd limit, plan (ports), first boot (key generation)."""
+    from . import multi
+
+    if args.sites < 1:
+        raise _Usage("--sites must be at least 1")
+    if args.site is not None:
+        raise _Usage("--site cannot be combined with --sites (sites are named site-001, ...)")
+    if args.control_port is not None:
+        raise _Usage("--control-port cannot be combined with --sites (each site has its own)")
+    site_dir = Path(args.site_file)
+    if site_dir.exists() and not site_dir.is_dir():
+        raise _Usage(f"--site-file {site_dir} must be a directory with --sites")
+    multi.ensure_fd_limit(args.sites)
+    plans = multi.plan_sites(
+        args.state_dir,
+        args.sites,
+        base_port=args.base_port,
+        domain=args.domain,
+        version=args.version,
+        restart_seconds=args.restart_seconds,
+        lockout_failures=args.lockout_failures,
+        lockout_seconds=args.lockout_seconds,
+        include_ou_prompt=args.include_ou_prompt,
+        cop_files=_cop_files(args),
+    )
+    t0 = time.monotonic()
+    booted = multi.first_boot(plans)
+    return plans, booted, time.monotonic() - t0
+
+
+async def _serve_many(args, plans, booted: int, boot_seconds: float) -> int:
+    from . import multi
+    from .site import MockServer
+
+    t0 = time.monotonic()
+    stop = asyncio.Event()
+    _install_stop(stop)
+    server = MockServer(multi.make_sites(plans))
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"vosmock: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    try:
+        paths = multi.write_site_files(server.sites, args.site_file)
+        first, last = server.sites[0].name, server.sites[-1].name
+        print(
+            f"vosmock: {len(server.sites)} sites up on 127.0.0.1 ({first} .. {last}; state "
+            f"{Path(args.state_dir).resolve()}; first boot of {booted} in {boot_seconds:.1f}s, "
+            f"started in {time.monotonic() - t0:.1f}s); site files {paths[0].name} .. "
+            f"{paths[-1].name} in {paths[0].parent}",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -115,7 +216,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        return asyncio.run(_serve(args))
+        if args.sites is None:
+            return asyncio.run(_serve(args))
+        from .multi import SiteSetupError
+
+        # SIGTERM during first boot: unwind like Ctrl-C (the key-generation pool shuts down)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            prepared = _prepare_many(args)
+        except _Usage as exc:
+            print(f"vosmock: {exc}", file=sys.stderr)
+            return 2
+        except SiteSetupError as exc:
+            print(f"vosmock: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return asyncio.run(_serve_many(args, *prepared))
     except KeyboardInterrupt:  # pragma: no cover
         return 0
 

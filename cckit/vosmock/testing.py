@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .site import MockSite
+from .site import MockServer, MockSite
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,58 @@ async def _value(fn):
     return fn()
 
 
+class _LoopThread:
+    """An event loop running in a daemon thread (the mock's loop in tests)."""
+
+    def __init__(self, name: str = "vosmock"):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._boot = None
+        self._ready: dict = {}
+        self._started = threading.Event()
+
+    def start(self, boot: Callable[[], Awaitable], timeout: float = 300):
+        """Run `boot()` on the loop in the thread, then keep the loop running; returns its
+        result (or raises its exception, the loop then being closed)."""
+        self._boot = boot
+        self.thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError("the mock did not start")
+        if "error" in self._ready:
+            raise self._ready["error"]
+        return self._ready["value"]
+
+    def _run(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._ready["value"] = loop.run_until_complete(self._boot())
+        except BaseException as exc:
+            self._ready["error"] = exc
+            self._started.set()
+            loop.close()
+            return
+        self._started.set()
+        loop.run_forever()
+        # drain what stop() left behind
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def call(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
 class RunningSite:
     def __init__(
         self,
@@ -50,12 +102,18 @@ class RunningSite:
         loop: asyncio.AbstractEventLoop,
         thread: threading.Thread,
         site_file: Path,
+        *,
+        on_stop: Callable[[], None] | None = None,
     ):
+        """`on_stop`: what stops the loop once the site is stopped (None: the loop is shared
+        and stopped by whoever owns it)."""
         self.mock = mock
         self.loop = loop
         self.thread = thread
         self.site_file = site_file
         self.known_hosts = site_file.with_name(f"{site_file.stem}.known_hosts")
+        self.name = mock.name
+        self.domain = mock.domain
         self.state_dir = mock.state_dir
         self.username = mock.username
         self.password = mock.password
@@ -69,6 +127,7 @@ class RunningSite:
         }
         self.cop_files = dict(mock.cop_files)
         self.faults = FaultControl(self)
+        self._on_stop = on_stop
         self._stopped = False
 
     def call(self, coro, timeout: float = 60):
@@ -79,14 +138,16 @@ class RunningSite:
         return self.call(_value(self.mock.status))
 
     def stop(self) -> None:
+        """Stop this site (its listeners close; other sites on a shared loop keep running)."""
         if self._stopped:
             return
         self._stopped = True
         try:
-            self.call(self.mock.stop())
+            if not self.loop.is_closed():
+                self.call(self.mock.stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(30)
+            if self._on_stop is not None:
+                self._on_stop()
 
 
 @contextlib.contextmanager
@@ -105,54 +166,80 @@ def running_site(
     """
     directory = Path(directory)
     site_file = Path(site_file) if site_file else directory / "site.yaml"
-    loop = asyncio.new_event_loop()
-    ready: dict = {}
-    started = threading.Event()
+    runner = _LoopThread()
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot():
-            mock = MockSite(
-                directory / "state", version=version, restart_seconds=restart_seconds, **options
-            )
-            try:
-                await mock.start()
-            except BaseException:
-                await mock.stop()
-                raise
-            return mock
-
+    async def boot():
+        mock = MockSite(
+            directory / "state", version=version, restart_seconds=restart_seconds, **options
+        )
         try:
-            ready["mock"] = loop.run_until_complete(boot())
-        except BaseException as exc:
-            ready["error"] = exc
-            started.set()
-            loop.close()
-            return
-        started.set()
-        loop.run_forever()
-        # drain what stop() left behind
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+            await mock.start()
+        except BaseException:
+            await mock.stop()
+            raise
+        return mock
 
-    thread = threading.Thread(target=run, name="vosmock", daemon=True)
-    thread.start()
-    started.wait(120)
-    if "error" in ready:
-        raise ready["error"]
-    mock: MockSite = ready["mock"]
+    mock: MockSite = runner.start(boot, 120)
     path = mock.write_site_file(site_file)
-    running = RunningSite(mock, loop, thread, path)
+    running = RunningSite(mock, runner.loop, runner.thread, path, on_stop=runner.close)
     try:
         yield running
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def running_sites(
+    directory: str | os.PathLike,
+    n: int,
+    *,
+    restart_seconds: float = 0,
+    version: str | None = "11.5.1.10000-61",
+    site_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    **options,
+) -> Iterator[list[RunningSite]]:
+    """Start `n` independent sites in ONE background event loop; yield their RunningSites
+    (`site-001` ... in order; `.name` on each).
+
+    State: `directory`/state/site-001 ...; site files: `site_dir` (default `directory`)
+    /site-001.yaml (+ .known_hosts). Every site gets its own domain (`site-001.<domain>`),
+    ports, passwords and keys; `restart_seconds` and `options` (MockSite options: domain,
+    base_port (site i from base_port + (i-1)*40), lockout_*, include_ou_prompt, ...) apply to
+    every site. `workers`: processes for first-boot key generation (see multi.first_boot).
+    A handle's `.stop()` stops that site only; leaving the block stops them all.
+    """
+    from . import multi
+
+    directory = Path(directory)
+    site_dir = Path(site_dir) if site_dir else directory
+    multi.ensure_fd_limit(n)
+    plans = multi.plan_sites(
+        directory / "state", n, version=version, restart_seconds=restart_seconds, **options
+    )
+    multi.first_boot(plans, workers)
+    runner = _LoopThread("vosmock-sites")
+
+    async def boot():
+        server = MockServer(multi.make_sites(plans))
+        await server.start()
+        return server
+
+    server: MockServer = runner.start(boot)
+    handles: list[RunningSite] = []
+    try:
+        for mock, path in zip(
+            server.sites, multi.write_site_files(server.sites, site_dir), strict=True
+        ):
+            handles.append(RunningSite(mock, runner.loop, runner.thread, path))
+        yield handles
+    finally:
+        try:
+            for h in handles:
+                h._stopped = True
+            runner.call(server.stop())
+        finally:
+            runner.close()
 
 
 # ---------------------------------------------------------------------------- outside clients
