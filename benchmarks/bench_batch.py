@@ -1,0 +1,114 @@
+"""cckit batch over many mock sites with a simulated restart time. Run on demand:
+
+    .venv/bin/python benchmarks/bench_batch.py [--sites 50] [--concurrency 4]
+        [--restart-seconds 2] [--scenario ca_signed] [--sample-interval 0.25]
+
+Reports (from this one run):
+* wall time vs the ideal ceil(sites / concurrency) x one site's time (one site measured
+  alone first, on its own fresh mock);
+* availability: a sampler connects to each site's UCCX publisher and subscriber first web
+  port every interval during the batch; any sample where NEITHER accepted a connection is an
+  instant with no UCCX node serving (the goal is none). The sampler is bounded: it stops when
+  the batch ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from cckit.batch import run_batch
+from cckit.headless import run_runbook
+from cckit.inventory import load_site
+from cckit.vosmock.testing import running_site, running_sites
+
+
+def up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Sampler(threading.Thread):
+    def __init__(self, targets: dict[str, tuple[tuple[str, int], tuple[str, int]]],
+                 interval: float) -> None:
+        super().__init__(daemon=True)
+        self.targets, self.interval = targets, interval
+        self.stop_event = threading.Event()
+        self.samples = 0
+        self.both_down: dict[str, list[float]] = {}
+        self.one_down = 0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self.stop_event.is_set():
+            for site, (pub, sub) in self.targets.items():
+                p, s = up(*pub), up(*sub)
+                self.samples += 1
+                if not p and not s:
+                    self.both_down.setdefault(site, []).append(time.monotonic() - start)
+                elif not (p and s):
+                    self.one_down += 1
+            self.stop_event.wait(self.interval)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sites", type=int, default=50)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--restart-seconds", type=float, default=2.0)
+    ap.add_argument("--scenario", default="ca_signed")
+    ap.add_argument("--sample-interval", type=float, default=0.25)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cckit-bench-batch-") as d:
+        d = Path(d)
+        with running_site(d / "one", restart_seconds=args.restart_seconds) as one:
+            t0 = time.perf_counter()
+            o = run_runbook(args.scenario, d / "one-run", site_file=one.site_file,
+                            progress=False)
+            single = time.perf_counter() - t0
+        assert o.ok, o.message
+        print(f"one site alone: {single:.1f} s")
+
+        t0 = time.perf_counter()
+        with running_sites(d / "mock", args.sites, restart_seconds=args.restart_seconds,
+                           site_dir=d / "sites") as sites:
+            print(f"{args.sites} mock sites up in {time.perf_counter() - t0:.1f} s")
+            targets = {}
+            for s in sites:
+                site = load_site(s.site_file)
+                pub, sub = site.publisher, site.subscribers[0]
+                targets[site.name] = ((pub.address, pub.web_ports[0]),
+                                      (sub.address, sub.web_ports[0]))
+            sampler = Sampler(targets, args.sample_interval)
+            sampler.start()
+            t0 = time.perf_counter()
+            result = run_batch(args.scenario, d / "sites", d / "out",
+                               concurrency=args.concurrency, progress=True)
+            wall = time.perf_counter() - t0
+            sampler.stop_event.set()
+            sampler.join(30)
+
+    ok = sum(r["status"] == "ok" for r in result.rows)
+    ideal = math.ceil(args.sites / args.concurrency) * single
+    print(f"\n{ok} of {len(result.rows)} site(s) ok")
+    print(f"wall {wall:.1f} s; ideal ceil({args.sites}/{args.concurrency}) x {single:.1f} s = "
+          f"{ideal:.1f} s; ratio wall/ideal = {wall / ideal:.2f}")
+    print(f"availability: {sampler.samples} samples of (publisher, subscriber) port 1 every "
+          f"{args.sample_interval} s per site; samples with exactly one UCCX node down: "
+          f"{sampler.one_down}; instants with NEITHER serving: "
+          f"{sum(len(v) for v in sampler.both_down.values())} "
+          f"(sites: {', '.join(sorted(sampler.both_down)) or 'none'})")
+
+
+if __name__ == "__main__":
+    main()
