@@ -44,6 +44,8 @@ class _Mock:
 
 
 _mocks: list[_Mock] = []
+#: the open run per site in this process: running a notebook's start cell again replaces it
+_open: dict[str, Runbook] = {}
 
 
 def _stop_mocks() -> None:
@@ -183,6 +185,8 @@ class Runbook:
             for row in self.presented("at the end").rows
         ]
         self.session.close()
+        if _open.get(self.site.name) is self:
+            del _open[self.site.name]
         self._record("finish", "ok", "run complete")
         rows = [{k: v for k, v in s.items() if k != "time"} for s in self.steps]
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
@@ -249,9 +253,13 @@ def start(
     if embedded:
         site_file = start_embedded_mock(out / "mock", restart_seconds=mock_restart_seconds)
     site = load_site(Path(site_file))  # type: ignore[arg-type]
+    previous = _open.pop(site.name, None)
+    if previous is not None:  # the start cell run again: release the earlier run's lock
+        previous.session.close()
     session = SiteSession(site, workdir=out, nodes=list(nodes or []) or None,
                           trust_on_first_use=trust_on_first_use, timeout=timeout,
                           lock_dir=out / ".locks" if embedded else None)
     rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded)
+    _open[site.name] = rb
     rb._record("start", "ok", f"site {site.name}")
     return rb

@@ -97,3 +97,35 @@ def test_batch_on_a_dask_local_cluster(tmp_path, two_sites):
                            progress=False)
     assert result.ok, result.rows
     assert {r["site"] for r in result.rows} == {"east", "west"}
+
+
+def test_ctrl_c_keeps_finished_records_and_starts_nothing_new(tmp_path):
+    import json
+    import signal
+    import time
+
+    from cckit.vosmock.testing import running_sites
+
+    with running_sites(tmp_path / "mock", 3, restart_seconds=0.1,
+                       site_dir=tmp_path / "sites"):
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cckit", "batch", "preflight", "--sites",
+             str(tmp_path / "sites"), "--out", str(out), "--concurrency", "1", "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = out / "site-001" / "status.json"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if first.exists() and json.loads(first.read_text())["status"] == "complete":
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stdout + stderr
+    assert "(interrupted)" in stdout
+    summary = pd.read_csv(out / "summary.csv")
+    status = dict(zip(summary["site"], summary["status"], strict=True))
+    assert status["site-001"] == "ok"
+    assert status["site-003"] == "cancelled"  # never started
+    assert status["site-002"] in ("ok", "cancelled")  # running when interrupted: it finished
+    assert (out / "site-001" / "preflight.html").exists()

@@ -147,3 +147,20 @@ def test_parameters_never_carry_secrets(tmp_path):
     r = cckit("run", "preflight", "--out", str(tmp_path / "x"), "-p", "colour", "blue")
     assert r.returncode == 1 and "not a parameter of preflight" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_start_cell_run_twice_in_one_kernel(mock, tmp_path):
+    from cckit import runbook
+    from cckit.errors import SiteLockedError
+    from cckit.inventory import load_site
+    from cckit.procedures import SiteSession
+
+    first = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "a")
+    second = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "b")
+    assert second.overview().ok
+    # the earlier run's connections and lock are gone; the new one holds the lock
+    assert first.session._conns == {}
+    with pytest.raises(SiteLockedError):
+        SiteSession(load_site(mock.site_file), workdir=tmp_path / "c")
+    second.finish()
+    SiteSession(load_site(mock.site_file), workdir=tmp_path / "d").close()
