@@ -106,9 +106,11 @@ def run_runbook(
     started = time.monotonic()
     status, message = "ok", None
     try:
+        # No cwd=: papermill would chdir the whole process, which races between the threads
+        # of a batch. Every path handed to the notebook is absolute instead.
         papermill.execute_notebook(
             str(runbook_path(scenario)), str(notebook), parameters=params,
-            kernel_name=kernel_name, progress_bar=progress, cwd=str(out),
+            kernel_name=kernel_name, progress_bar=progress,
             request_save_on_cell_execute=True,
         )
     except PapermillExecutionError as e:

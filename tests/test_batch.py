@@ -129,3 +129,13 @@ def test_ctrl_c_keeps_finished_records_and_starts_nothing_new(tmp_path):
     assert status["site-003"] == "cancelled"  # never started
     assert status["site-002"] in ("ok", "cancelled")  # running when interrupted: it finished
     assert (out / "site-001" / "preflight.html").exists()
+
+
+def test_batch_leaves_the_working_directory_alone(tmp_path, two_sites):
+    import os
+
+    folder, _ = two_sites
+    before = os.getcwd()
+    result = run_batch("preflight", folder, tmp_path / "out", concurrency=2, progress=False)
+    assert result.ok
+    assert os.getcwd() == before  # papermill's cwd= would chdir the process from threads
