@@ -157,7 +157,8 @@ def test_plans_change_nothing(session, mock, tmp_path):
     state = mock_state(mock)
     ca = get_adapter("lab", directory=tmp_path / "labca")
     for p in (CaSigned(session, ca).plan(), RsaOnly(session, "disable").plan(),
-              RsaOnly(session, "rollback").plan(), SelfSigned(session, tmp_path / "b").plan()):
+              RsaOnly(session, "rollback").plan(), SelfSigned(session, tmp_path / "b").plan(),
+              preflight.Preflight(session).plan()):
         assert str(p).startswith("Plan for")
     assert mock_state(mock) == state
     assert not (tmp_path / "run" / "operations.jsonl").exists() or \

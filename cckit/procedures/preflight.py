@@ -11,7 +11,7 @@ from typing import Literal
 
 from ..errors import CckitError
 from ..vos import NotSupported, VersionInfo
-from ._common import SiteSession, StepResult
+from ._common import Plan, SiteSession, StepResult
 
 __all__ = ["Advice", "Preflight", "advise"]
 
@@ -143,6 +143,18 @@ class Preflight:
         self.session = session
         self.versions: dict[str, VersionInfo] = {}
         self.inventory: list[dict] = []
+
+    def plan(self) -> Plan:
+        """The read-only commands preflight sends to each node."""
+        p = Plan("preflight")
+        for node in self.session.nodes:
+            p.add(node.name, "reachability", "show version active", "version and installed COPs")
+            p.add(node.name, "certificates", "show cert list own; show csr list own",
+                  "stored certificates and pending CSRs")
+            p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
+                  "web port(s)", "what ECDSA-only and RSA-only clients are shown")
+        p.notes.append("Read-only: nothing on any node changes.")
+        return p
 
     def reachability(self) -> StepResult:
         """Log in to every node; versions and installed COPs."""
