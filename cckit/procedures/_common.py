@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 
-_TABLE_STYLE = ("<style>table.cckit td, table.cckit th {text-align: left; "
-                "vertical-align: top;}</style>")
+# Left-aligned, top-aligned cells; !important beats JupyterLab's right-aligned tables.
+_TABLE_STYLE = ("<style>table.cckit td, table.cckit th {text-align: left !important; "
+                "vertical-align: top !important;}</style>")
 
 
 def _html_table(df: Any) -> str:

@@ -214,10 +214,12 @@ class CaSigned:
             rsa = any("signed it with RSA" in f for f in failures)
             raise GateError(
                 failures, unit=UNIT,
-                hint=("nothing was uploaded and no node changed. The CA signs with RSA: use a "
-                      "CA that signs with an EC key, or run the rsa_only runbook" if rsa else
-                      "nothing was uploaded and no node changed; get corrected certificates "
-                      "from the CA and rerun"))
+                hint=("nothing was uploaded: every node keeps its certificates, and the "
+                      "pending CSRs stay for the rerun. The CA signs with RSA: use a CA that "
+                      "signs with an EC key, or run the rsa_only runbook" if rsa else
+                      "nothing was uploaded: every node keeps its certificates, and the "
+                      "pending CSRs stay for the rerun; get corrected certificates from the "
+                      "CA and rerun"))
         self.gated = True
         return StepResult("gate", f"all {len(rows)} certificate(s) pass the tomcat-ECDSA gate",
                           rows)
