@@ -310,3 +310,23 @@ def test_reboot_waits_until_the_node_is_back(session):
         t.reboot(timeout=60)
         assert t.version().version.startswith("11.5")  # logged in again
     assert session.wait_serving(node, timeout=30) >= 0
+
+
+def test_trust_found_by_file_name_when_the_node_prints_no_pem(session, tmp_path, monkeypatch):
+    """Where `show cert trust FILE` prints details only, <CN>_<serial> names the file."""
+    from cckit.vos.ssh import SSHTransport
+
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    proc.generate_csrs()
+    proc.sign()
+    proc.gate()
+    proc.upload_trust()
+
+    def details_only(self, store, file):
+        raise CommandError(f"'show cert {store} {file}' printed no certificate")
+
+    monkeypatch.setattr(SSHTransport, "get_certificate", details_only)
+    again = proc.upload_trust()
+    assert {r["action"] for r in again.rows} == {"already present"}
+    assert proc.upload_identities().rows[0]["action"] == "imported"
