@@ -81,8 +81,12 @@ def _run(args: argparse.Namespace) -> int:
     log = outcome.out_dir / "operations.jsonl"
     if log.exists():
         print(f"  operations {log}")
+    step = f" at step {outcome.failed_step}" if outcome.failed_step else ""
+    if outcome.status == "waiting":
+        print(f"cckit: the run is waiting for the CA{step}:\n{outcome.message}\n"
+              "Run the same command again once the CA has answered.", file=sys.stderr)
+        return 3
     if not outcome.ok:
-        step = f" at step {outcome.failed_step}" if outcome.failed_step else ""
         print(f"cckit: the run failed{step}:\n{outcome.message}", file=sys.stderr)
         return 1
     return 0
@@ -165,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("site")
     sc.set_defaults(func=_site_check)
 
-    run = sub.add_parser("run", help="run a runbook headless (papermill): notebook, HTML, log")
+    run = sub.add_parser(
+        "run", help="run a runbook headless (papermill): notebook, HTML, log",
+        epilog="exit status: 0 done, 1 failed (the failing step's message is printed), "
+        "3 waiting for the CA (rerun the same command once it has answered)")
     run.add_argument("scenario", choices=["preflight", "ca_signed", "self_signed", "rsa_only"])
     run.add_argument("--site", help="site file (default: the embedded VOS mock)")
     run.add_argument("--out", required=True, help="folder for this run's record")

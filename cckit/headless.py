@@ -49,7 +49,7 @@ class RunOutcome:
 
     scenario: str
     out_dir: Path
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "waiting" (for the CA: rerun once it has answered)
     notebook: Path
     html: Path | None = None
     seconds: float = 0.0
@@ -103,6 +103,7 @@ def run_runbook(
     if site_file:
         params["site_file"] = str(Path(site_file).resolve())
     notebook = out / f"{scenario}.ipynb"
+    _keep_previous(notebook)
     started = time.monotonic()
     status, message = "ok", None
     try:
@@ -126,6 +127,18 @@ def run_runbook(
     return outcome
 
 
+def _keep_previous(notebook: Path) -> None:
+    """A rerun into the same folder (e.g. after waiting for the CA) keeps the earlier record:
+    ``<scenario>.ipynb`` and its HTML become ``<scenario>.<UTC time>.ipynb`` / ``.html``."""
+    if not notebook.exists():
+        return
+    stamp = dt.datetime.fromtimestamp(notebook.stat().st_mtime, dt.UTC).strftime(
+        "%Y%m%dT%H%M%SZ")
+    for old in (notebook, notebook.with_suffix(".html")):
+        if old.exists():
+            os.replace(old, old.with_name(f"{notebook.stem}.{stamp}{old.suffix}"))
+
+
 def _clean_evalue(ename: str, evalue: str) -> str:
     return f"{ename}: {evalue}".strip()
 
@@ -137,8 +150,8 @@ def _read_status(outcome: RunOutcome) -> None:
     status = json.loads(path.read_text())
     outcome.site = status.get("site")
     outcome.presented = status.get("presented") or []
-    if status.get("status") == "failed":
-        outcome.status = "failed"
+    if status.get("status") in ("failed", "waiting"):
+        outcome.status = status["status"]
         outcome.failed_step = status.get("failed_step")
         outcome.message = status.get("message")
 

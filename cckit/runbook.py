@@ -23,7 +23,7 @@ from . import probe as _probe
 from ._internal.fs import atomic_write
 from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
-from .errors import CckitError, ProcedureError
+from .errors import CckitError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
 from .procedures import Plan, SiteSession, StepResult
 from .procedures._common import port_label
@@ -165,6 +165,9 @@ class Runbook:
                                  hint="run the plan cell first")
         try:
             result = fn()
+        except WaitingForCA as e:  # not a failure: the run resumes here once the CA answers
+            self._record(name, "waiting", str(e))
+            raise
         except CckitError as e:
             self._record(name, "failed", str(e))
             raise
@@ -196,10 +199,12 @@ class Runbook:
     def _record(self, step: str, outcome: str, message: str) -> None:
         self.steps.append({"time": dt.datetime.now(dt.UTC).isoformat(),
                            "step": step, "outcome": outcome, "message": redact(message)})
-        failed = [s for s in self.steps if s["outcome"] == "failed"]
+        failed = [s for s in self.steps if s["outcome"] in ("failed", "waiting")]
+        state = failed[-1]["outcome"] if failed else (
+            "complete" if step == "finish" else "running")
         status = {
             "scenario": self.scenario, "site": self.site.name, "apply": self.apply,
-            "status": "failed" if failed else ("complete" if step == "finish" else "running"),
+            "status": state,
             "failed_step": failed[-1]["step"] if failed else None,
             "message": failed[-1]["message"] if failed else None,
             "steps": self.steps,

@@ -164,3 +164,39 @@ def test_start_cell_run_twice_in_one_kernel(mock, tmp_path):
         SiteSession(load_site(mock.site_file), workdir=tmp_path / "c")
     second.finish()
     SiteSession(load_site(mock.site_file), workdir=tmp_path / "d").close()
+
+
+def test_files_ca_waits_then_resumes(mock, tmp_path):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from cckit.ca import get_adapter
+    from cckit.certs import load_csr
+
+    out = tmp_path / "run"
+    args = ("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q",
+            "-p", "ca", "files")
+    r = cckit(*args)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "waiting for the CA at step sign" in r.stderr and "Run the same command" in r.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "waiting" and status["failed_step"] == "sign"
+    outbox = out / "csr-outbox"
+    assert sorted(p.name for p in outbox.glob("*.csr")) == ["sm.csr", "uccx-pub.csr",
+                                                              "uccx-sub.csr"]
+    assert "sign with an EC key" in (outbox / "INSTRUCTIONS.txt").read_text()
+    # the CA answers: full chains, any file names, into the inbox
+    lab = get_adapter("lab", directory=tmp_path / "enterprise-ca")
+    for f in outbox.glob("*.csr"):
+        csr = load_csr(f)
+        lab.submit(f.stem, csr)
+        s = lab.collect(f.stem, csr)
+        (out / "cert-inbox" / f"signed-{f.stem}.cer").write_bytes(
+            b"".join(c.public_bytes(Encoding.PEM) for c in (s.certificate, *s.chain)))
+    r = cckit(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "complete"
+    assert all("issuer cckit lab EC issuing CA" in p["ecdsa client"] for p in status["presented"])
+    # the first (waiting) run's record is kept beside the second
+    assert len(list(out.glob("ca_signed.*.ipynb"))) == 1
+    assert len(list(out.glob("ca_signed.*.html"))) == 1
