@@ -154,6 +154,9 @@ class SSHTransport(Transport):
         if tofu and self._known_hosts is not None:
             self._known_hosts.parent.mkdir(parents=True, exist_ok=True)
             client.save_host_keys(str(self._known_hosts))
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(30)  # long maintenance windows: keep idle NAT/firewalls open
         self._chan = client.invoke_shell(term="vt100", width=250, height=50)
         self._chan.settimeout(0.2)
         self._buf = ""
