@@ -139,6 +139,8 @@ def _mock(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .procedures import SCENARIOS
+
     p = argparse.ArgumentParser(
         prog="cckit",
         description="ECDSA (tomcat-ECDSA) certificates on UCCX 11.5 and SocialMiner.",
@@ -173,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a runbook headless (papermill): notebook, HTML, log",
         epilog="exit status: 0 done, 1 failed (the failing step's message is printed), "
         "3 waiting for the CA (rerun the same command once it has answered)")
-    run.add_argument("scenario", choices=["preflight", "ca_signed", "self_signed", "rsa_only"])
+    run.add_argument("scenario", choices=SCENARIOS)
     run.add_argument("--site", help="site file (default: the embedded VOS mock)")
     run.add_argument("--out", required=True, help="folder for this run's record")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
@@ -182,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     batch = sub.add_parser("batch", help="run a runbook on many sites, with a summary")
-    batch.add_argument("scenario", choices=["preflight", "ca_signed", "self_signed", "rsa_only"])
+    batch.add_argument("scenario", choices=SCENARIOS)
     batch.add_argument("--sites", required=True,
                        help="a folder of site files, or a file listing them (one per line)")
     batch.add_argument("--out", required=True, help="folder for the batch (one sub-folder a site)")

@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .headless import SCENARIOS, runbooks_dir
+from .headless import runbooks_dir
+from .procedures import SCENARIOS
 
 
 def regenerate(names: list[str] | None = None) -> int:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CckitError, InputError
+from .procedures import SCENARIOS
 
 __all__ = ["RunOutcome", "run_runbook", "runbook_path"]
 
-SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")
 _SECRETISH = re.compile(r"pass(word)?|passwd|secret|token|api[_-]?key|credential", re.I)
 
 

@@ -25,12 +25,11 @@ from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
 from .errors import CckitError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
-from .procedures import Plan, SiteSession, StepResult
+from .procedures import SCENARIOS, Plan, SiteSession, StepResult
 from .procedures._common import port_label
 
 __all__ = ["Runbook", "start"]
 
-SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")
 _NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
             "refused": "port closed", "timeout": "no answer"}
 

@@ -7,4 +7,7 @@ commands it would send and changes nothing.
 
 from ._common import Plan, SiteSession, StepResult
 
-__all__ = ["Plan", "SiteSession", "StepResult"]
+#: the scenarios, one runbook each (runbooks/<name>.ipynb)
+SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")
+
+__all__ = ["SCENARIOS", "Plan", "SiteSession", "StepResult"]
