@@ -15,7 +15,7 @@ import concurrent.futures as cf
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,13 +111,14 @@ def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
 
 
 class Executor(Protocol):
-    """Where site runs execute: ``submit`` returns a future; ``as_completed`` yields them."""
+    """Where site runs execute. The batch keeps at most ``concurrency`` runs in flight, so a
+    site not yet submitted is simply never started when the batch is interrupted."""
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
 
-    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]: ...
-
-    def cancel(self, futures: Sequence[Any]) -> None: ...
+    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
+        """Block until at least one of ``futures`` is done; return those done."""
+        ...
 
     def close(self) -> None: ...
 
@@ -132,12 +133,8 @@ class LocalExecutor:
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
         return self.pool.submit(fn, *args, **kwargs)
 
-    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]:
-        return cf.as_completed(futures)
-
-    def cancel(self, futures: Sequence[Any]) -> None:
-        for f in futures:
-            f.cancel()
+    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
+        return set(cf.wait(futures, return_when=cf.FIRST_COMPLETED).done)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -147,25 +144,21 @@ class DaskExecutor:
     """An existing Dask cluster (``distributed``). Workers need cckit installed and the site
     files and output folder on a path they share with this machine."""
 
-    def __init__(self, address: str, concurrency: int) -> None:
+    def __init__(self, address: str) -> None:
         try:
             from distributed import Client
         except ImportError:
             raise InputError("the Dask executor needs the distributed package",
                              hint="pip install 'cckit[dask]'") from None
         self.client = Client(address, timeout="30s")
-        self.concurrency = concurrency
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.client.submit(fn, *args, pure=False, **kwargs)
 
-    def as_completed(self, futures: Sequence[Any]) -> Iterator[Any]:
-        from distributed import as_completed
+    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
+        from distributed import wait
 
-        return iter(as_completed(futures))
-
-    def cancel(self, futures: Sequence[Any]) -> None:
-        self.client.cancel(list(futures))
+        return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
 
     def close(self) -> None:
         self.client.close()
@@ -175,7 +168,7 @@ def make_executor(spec: str | None, concurrency: int) -> Executor:
     if not spec or spec == "local":
         return LocalExecutor(concurrency)
     if spec.startswith("dask://"):
-        return DaskExecutor("tcp://" + spec[len("dask://"):], concurrency)
+        return DaskExecutor("tcp://" + spec[len("dask://"):])
     raise InputError(f"unknown executor {spec!r}", hint="use local or dask://HOST:PORT")
 
 
@@ -237,33 +230,42 @@ def run_batch(
     runnable = [j for j in jobs if not j.error]
     ex = make_executor(executor, concurrency)
     bar = _progress(len(jobs), progress, initial=len(jobs) - len(runnable))
-    futures: dict[Any, SiteJob] = {}
+    queue = iter(runnable)
+    inflight: dict[Any, SiteJob] = {}
+
+    def top_up() -> None:
+        while len(inflight) < concurrency:
+            j = next(queue, None)
+            if j is None:
+                return
+            inflight[ex.submit(_run_site, scenario, j, params)] = j
+
+    def collect(fut: Any) -> None:
+        j = inflight.pop(fut)
+        try:
+            o = fut.result()
+            rows[j.name] = _row(scenario, j, o, o.status)
+        except Exception as e:  # one site's crash is that site's failure
+            rows[j.name] = _row(scenario, j, None, "failed", f"{type(e).__name__}: {e}")
+        bar.update(1)
+        bar.set_postfix_str(f"last: {j.name} {rows[j.name]['status']}")
+
     try:
-        for j in runnable:
-            futures[ex.submit(_run_site, scenario, j, params)] = j
-        for fut in ex.as_completed(list(futures)):
-            j = futures[fut]
-            try:
-                o = fut.result()
-                rows[j.name] = _row(scenario, j, o, o.status)
-            except Exception as e:  # one site's crash is that site's failure
-                rows[j.name] = _row(scenario, j, None, "failed", f"{type(e).__name__}: {e}")
-            bar.update(1)
-            bar.set_postfix_str(f"last: {j.name} {rows[j.name]['status']}")
-    except KeyboardInterrupt:
-        result.interrupted = True
-        pending = [f for f, j in futures.items() if j.name not in rows]
-        ex.cancel(pending)
-        bar.write("interrupted: no new site starts; waiting for the running ones to end")
-        for f, j in futures.items():
-            if j.name in rows:
-                continue
-            try:
-                o = f.result() if not f.cancelled() else None
-            except BaseException:  # a run that died while stopping: no record
-                o = None
-            rows[j.name] = (_row(scenario, j, o, o.status) if o
-                            else _row(scenario, j, None, "cancelled", "Ctrl-C before it ran"))
+        try:
+            top_up()
+            while inflight:
+                for fut in ex.wait_any(list(inflight)):
+                    collect(fut)
+                top_up()
+        except KeyboardInterrupt:
+            result.interrupted = True
+            bar.write(f"interrupted: no new site starts; waiting for the {len(inflight)} "
+                      "running one(s) to end")
+            while inflight:
+                for fut in ex.wait_any(list(inflight)):
+                    collect(fut)
+            for j in queue:
+                rows[j.name] = _row(scenario, j, None, "cancelled", "Ctrl-C before it ran")
     finally:
         bar.close()
         with contextlib.suppress(Exception):
