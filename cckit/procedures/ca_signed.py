@@ -10,7 +10,6 @@ certificate is not restarted.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -18,7 +17,7 @@ from cryptography import x509
 from .. import certs
 from ..audit import operation
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
-from ..errors import CckitError, CommandError, GateError, InputError, ProcedureError
+from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
 from ._common import Plan, SiteSession, StepResult, port_label, restart_nodes, restart_order
 
@@ -35,33 +34,10 @@ def trust_targets(session: SiteSession) -> list[Node]:
     return [n for n in targets if n in session.nodes or n.role == "uccx-publisher"]
 
 
-def _trust_name(name: str) -> str:
-    """A trust file name reduced to letters and digits, so ``<CN>_<serial hex>`` matches
-    however the node replaced the characters a file name cannot hold."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _trust_fingerprints(session: SiteSession, node: Node,
-                        wanted: Iterable[x509.Certificate] = ()) -> dict[str, str]:
-    """sha256 -> trust file name for the node's tomcat-trust store.
-
-    Each file is read and fingerprinted. Where a node does not print a trust certificate's
-    PEM, a file named like one of ``wanted`` (``<CN>_<serial>``) stands for it.
-    """
-    by_name = {_trust_name(f"{certs.describe(c).subject_cn}_{c.serial_number:x}"):
-               certs.fingerprint_sha256(c) for c in wanted}
-    out = {}
+def _trust_files(session: SiteSession, node: Node,
+                 wanted: Iterable[x509.Certificate]) -> dict[str, str]:
     with session.on(node) as t:
-        for entry in t.list_certificates("trust"):
-            if not entry.file.startswith("tomcat-trust/"):
-                continue
-            try:
-                out[certs.fingerprint_sha256(t.get_certificate("trust", entry.file))] = entry.file
-            except CommandError:
-                stem = _trust_name(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
-                if stem in by_name:
-                    out[by_name[stem]] = entry.file
-    return out
+        return t.trust_files(wanted)
 
 
 class CaSigned:
@@ -255,7 +231,7 @@ class CaSigned:
                 ca_certs.setdefault(certs.fingerprint_sha256(c), c)
         rows = []
         for node in trust_targets(s) if ca_certs else []:
-            present = _trust_fingerprints(s, node, ca_certs.values())
+            present = _trust_files(s, node, ca_certs.values())
             for fp, cert in ca_certs.items():
                 cn = certs.describe(cert).subject_cn
                 if fp in present:
@@ -289,7 +265,7 @@ class CaSigned:
                 continue
             issuer = sc.chain[0] if sc.chain else None
             # The subscriber's store holds what was replicated from the publisher.
-            files = _trust_fingerprints(s, node, sc.chain)
+            files = _trust_files(s, node, sc.chain)
             ca_file = files.get(certs.fingerprint_sha256(issuer)) if issuer is not None else None
             if ca_file is None:
                 raise ProcedureError(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from .. import certs
 from ..errors import CommandError
 
 if TYPE_CHECKING:
@@ -28,6 +30,12 @@ __all__ = [
 ]
 
 ECDSA_UNIT = "tomcat-ECDSA"
+
+
+def _trust_stem(name: str) -> str:
+    """A trust file name reduced to letters and digits, so ``<CN>_<serial hex>`` matches
+    however the node replaced the characters a file name cannot hold."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 class NotSupported(CommandError):
@@ -96,6 +104,27 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def get_certificate(self, store: str, file: str) -> x509.Certificate:
         """One stored certificate."""
+
+    def trust_files(self, wanted: Iterable[x509.Certificate] = ()) -> dict[str, str]:
+        """sha256 -> ``tomcat-trust/...`` file name of every trust certificate on the node.
+
+        Each file is fingerprinted. Where a node prints no PEM for one, a file named like
+        one of ``wanted`` (``<CN>_<serial hex>``) stands for it.
+        """
+        by_name = {_trust_stem(f"{certs.describe(c).subject_cn}_{c.serial_number:x}"):
+                   certs.fingerprint_sha256(c) for c in wanted}
+        out = {}
+        for entry in self.list_certificates("trust"):
+            if not entry.file.startswith("tomcat-trust/"):
+                continue
+            try:
+                cert = entry.certificate or self.get_certificate("trust", entry.file)
+                out[certs.fingerprint_sha256(cert)] = entry.file
+            except CommandError:
+                stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
+                if stem in by_name:
+                    out[by_name[stem]] = entry.file
+        return out
 
     @abc.abstractmethod
     def pending_csr(self, unit: str = ECDSA_UNIT) -> x509.CertificateSigningRequest | None:

@@ -410,10 +410,9 @@ class RestTransport(Transport):
             name = files[0]
             return name if "/" in name else f"tomcat-trust/{name}"
         # The answer does not name the file: find it by fingerprint.
-        fp = certs.fingerprint_sha256(cert)
-        for entry in self.list_certificates("trust"):
-            if entry.certificate is not None and certs.fingerprint_sha256(entry.certificate) == fp:
-                return entry.file
+        name = self.trust_files([cert]).get(certs.fingerprint_sha256(cert))
+        if name:
+            return name
         raise CommandError("the CA was accepted but is not listed in tomcat-trust",
                            output=str(data)[:2000], node=self.node.name, unit="tomcat-trust")
 

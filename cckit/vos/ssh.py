@@ -352,24 +352,7 @@ class SSHTransport(Transport):
         if not re.search(r"Successfully\s+imported\s+certificate", out, re.I):
             raise CommandError("trust import did not confirm success", output=out,
                                node=self.node.name, unit="tomcat-trust")
-        return self.trust_file_for(cert) or ""
-
-    def trust_file_for(self, cert: x509.Certificate) -> str | None:
-        """The tomcat-trust file holding ``cert`` (matched by fingerprint), if any."""
-        fp = certs.fingerprint_sha256(cert)
-        cn = certs.describe(cert).subject_cn
-        for entry in self.list_certificates("trust"):
-            base = entry.file.split("/", 1)[-1]
-            if not entry.file.startswith("tomcat-trust/"):
-                continue
-            if not base.startswith(re.sub(r"[^\w.-]", "_", cn)[:20]) and cn not in base:
-                continue
-            try:
-                if certs.fingerprint_sha256(self.get_certificate("trust", entry.file)) == fp:
-                    return entry.file
-            except CommandError:
-                continue
-        return None
+        return self.trust_files([cert]).get(certs.fingerprint_sha256(cert), "")
 
     def upload_identity(self, unit: str, cert: x509.Certificate, ca_file: str) -> None:
         _check_line(ca_file, "the CA file name", self.node.name)
