@@ -56,6 +56,15 @@ def mock_state(mock):
     return state
 
 
+def through_trust(proc):
+    """CSRs, signing, the gate and the trust upload: what precedes the identity uploads."""
+    proc.generate_csrs()
+    proc.sign()
+    proc.gate()
+    proc.upload_trust()
+    return proc
+
+
 def run_ca_signed(session, ca):
     proc = CaSigned(session, ca)
     results = proc.run_all()
@@ -186,11 +195,7 @@ def test_unknown_host_key(mock, tmp_path):
 
 def test_drop_during_import_then_rerun_completes(session, mock, tmp_path):
     ca = get_adapter("lab", directory=tmp_path / "labca")
-    proc = CaSigned(session, ca)
-    proc.generate_csrs()
-    proc.sign()
-    proc.gate()
-    proc.upload_trust()
+    proc = through_trust(CaSigned(session, ca))
     mock.faults.set("drop_import", True, node="uccx-sub")
     with pytest.raises(TransportError):
         proc.upload_identities()
@@ -317,11 +322,7 @@ def test_trust_found_by_file_name_when_the_node_prints_no_pem(session, tmp_path,
     from cckit.vos.ssh import SSHTransport
 
     ca = get_adapter("lab", directory=tmp_path / "labca")
-    proc = CaSigned(session, ca)
-    proc.generate_csrs()
-    proc.sign()
-    proc.gate()
-    proc.upload_trust()
+    proc = through_trust(CaSigned(session, ca))
 
     def details_only(self, store, file):
         raise CommandError(f"'show cert {store} {file}' printed no certificate")
