@@ -95,6 +95,20 @@ def _cop_files(args) -> dict | None:
     return cop_files
 
 
+def _site_options(args, cop_files) -> dict:
+    """The MockSite options one site and many sites share."""
+    return {
+        "base_port": args.base_port,
+        "domain": args.domain,
+        "version": args.version,
+        "restart_seconds": args.restart_seconds,
+        "lockout_failures": args.lockout_failures,
+        "lockout_seconds": args.lockout_seconds,
+        "include_ou_prompt": args.include_ou_prompt,
+        "cop_files": cop_files,
+    }
+
+
 def _install_stop(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -113,15 +127,8 @@ async def _serve(args) -> int:
     site = MockSite(
         args.state_dir,
         site=args.site or "vosmock",
-        domain=args.domain,
-        version=args.version,
-        base_port=args.base_port,
         control_port=args.control_port,
-        restart_seconds=args.restart_seconds,
-        lockout_failures=args.lockout_failures,
-        lockout_seconds=args.lockout_seconds,
-        include_ou_prompt=args.include_ou_prompt,
-        cop_files=cop_files,
+        **_site_options(args, cop_files),
     )
     stop = asyncio.Event()
     _install_stop(stop)
@@ -159,18 +166,7 @@ def _prepare_many(args):
     if site_dir.exists() and not site_dir.is_dir():
         raise _Usage(f"--site-file {site_dir} must be a directory with --sites")
     multi.ensure_fd_limit(args.sites)
-    plans = multi.plan_sites(
-        args.state_dir,
-        args.sites,
-        base_port=args.base_port,
-        domain=args.domain,
-        version=args.version,
-        restart_seconds=args.restart_seconds,
-        lockout_failures=args.lockout_failures,
-        lockout_seconds=args.lockout_seconds,
-        include_ou_prompt=args.include_ou_prompt,
-        cop_files=_cop_files(args),
-    )
+    plans = multi.plan_sites(args.state_dir, args.sites, **_site_options(args, _cop_files(args)))
     t0 = time.monotonic()
     booted = multi.first_boot(plans)
     return plans, booted, time.monotonic() - t0
