@@ -311,11 +311,14 @@ def _one(host: str, port: int, client: Client, version: str, *, timeout: float,
                      len(chain), cipher, trusted, reason, leaf=chain[0])
 
 
-def _tasks(host: str, port: int, versions: Sequence[str]) -> list[tuple[str, int, Client, str]]:
+def _tasks(host: str, port: int, versions: Sequence[str],
+           clients: Sequence[str] = CLIENTS) -> list[tuple[str, int, Client, str]]:
     bad = [v for v in versions if v not in VERSIONS]
     if bad or not versions:
         raise ProbeError(f"TLS versions must be among {VERSIONS}, not {tuple(versions)!r}")
-    return [(host, port, c, v) for v in versions for c in CLIENTS]
+    if not clients or any(c not in CLIENTS for c in clients):
+        raise ProbeError(f"clients must be among {CLIENTS}, not {tuple(clients)!r}")
+    return [(host, port, c, v) for v in versions for c in clients]  # type: ignore[misc]
 
 
 def _check_timeout(timeout: float) -> None:
@@ -332,13 +335,15 @@ def probe(
     versions: Sequence[str] = VERSIONS,
     server_name: str | None = None,
     openssl: str | None = "openssl",
+    clients: Sequence[str] = CLIENTS,
 ) -> list[Presented]:
     """Handshake with ``host:port`` as an ECDSA-only and an RSA-only client per TLS version.
 
     Server behaviour (refusal, handshake failure, timeout) comes back as a
     :class:`Presented` status; only bad arguments raise :class:`ProbeError` (or
     :class:`~cckit.errors.CertificateLoadError` for an unreadable ``cafile``).
-    ``server_name`` is the SNI to send (default: ``host`` unless it is an IP address).
+    ``server_name`` is the SNI to send (default: ``host`` unless it is an IP address);
+    ``clients`` narrows the handshakes to ``("ecdsa",)`` or ``("rsa",)``.
     """
     host, port = parse_target((host, port))
     _check_timeout(timeout)
@@ -346,7 +351,7 @@ def probe(
     sni = server_name or (None if _is_ip(host) else host)
     return [
         _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
-        for h, p, c, v in _tasks(host, port, versions)
+        for h, p, c, v in _tasks(host, port, versions, clients)
     ]
 
 

@@ -237,3 +237,13 @@ def test_main_exit_codes(dual, capsys):
     assert P.main([f"127.0.0.1:{closed}"]) == 1
     assert "refused" in capsys.readouterr().out
     assert P.main(["nonsense"]) == 2
+
+
+def test_probe_one_client_kind_only():
+    from cckit.errors import ProbeError
+    from cckit.probe import probe
+
+    with pytest.raises(ProbeError, match="clients must be among"):
+        probe("127.0.0.1", 1, clients=("dsa",))
+    results = probe("127.0.0.1", 1, versions=("1.2",), clients=("rsa",), timeout=1)
+    assert [(r.client, r.status) for r in results] == [("rsa", "refused")]

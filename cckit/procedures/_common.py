@@ -246,9 +246,8 @@ class SiteSession:
         """What each of the node's web ports presents to an ``client``-only TLS 1.2 client."""
         out = []
         for port in node.web_ports:
-            out.extend(r for r in _probe.probe(node.address, port, timeout=self.tls_timeout,
-                                               versions=("1.2",), cafile=cafile)
-                       if r.client == client)
+            out.extend(_probe.probe(node.address, port, timeout=self.tls_timeout,
+                                    versions=("1.2",), cafile=cafile, clients=(client,)))
         return out
 
     def wait_serving(self, node: Node, *, timeout: float = 600.0) -> float:
