@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
+from ._internal.fs import utc_stamp
 from .headless import RunOutcome, run_runbook
 
 __all__ = ["run_demo"]
@@ -38,7 +38,7 @@ def summary_table(outcomes: list[RunOutcome]):
 
 
 def run_demo(root: str | Path = "runs") -> int:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     base = Path(root) / stamp
     outcomes = []
     for scenario, params in JOBS:

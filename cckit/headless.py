@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._internal.fs import utc_stamp
 from .errors import CckitError, InputError
 from .procedures import SCENARIOS
 
@@ -132,8 +133,7 @@ def _keep_previous(notebook: Path) -> None:
     ``<scenario>.ipynb`` and its HTML become ``<scenario>.<UTC time>.ipynb`` / ``.html``."""
     if not notebook.exists():
         return
-    stamp = dt.datetime.fromtimestamp(notebook.stat().st_mtime, dt.UTC).strftime(
-        "%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp(dt.datetime.fromtimestamp(notebook.stat().st_mtime, dt.UTC))
     for old in (notebook, notebook.with_suffix(".html")):
         if old.exists():
             os.replace(old, old.with_name(f"{notebook.stem}.{stamp}{old.suffix}"))
@@ -210,8 +210,3 @@ def export_html(notebook: Path) -> Path | None:
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
-
-
-def default_out_dir(scenario: str, root: str | os.PathLike = "runs") -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(root) / stamp / scenario

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import probe as _probe
-from ._internal.fs import atomic_write
+from ._internal.fs import atomic_write, utc_stamp
 from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
 from .errors import CckitError, ProcedureError, WaitingForCA
@@ -248,7 +248,7 @@ def start(
     if scenario not in SCENARIOS:
         raise ProcedureError(f"unknown scenario {scenario!r}",
                              hint=f"use one of {', '.join(SCENARIOS)}")
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     runs = Path(os.environ.get("CCKIT_RUNS_DIR") or "runs")
     out = Path(artifacts) if artifacts else runs / scenario / stamp
     out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -28,3 +29,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def utc_stamp(when: dt.datetime | None = None) -> str:
+    """``20261127T141500Z``: how run folders and kept records are named."""
+    return (when or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
