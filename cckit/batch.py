@@ -181,14 +181,8 @@ def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOut
 
 
 def _presented(outcome: RunOutcome) -> str:
-    parts, seen = [], set()
-    for p in outcome.presented:
-        if p["node"] in seen:
-            continue
-        seen.add(p["node"])
-        parts.append(f"{p['node']}: ECDSA {p.get('ecdsa client', '')}; "
-                     f"RSA {p.get('rsa client', '')}")
-    return " | ".join(parts)
+    return " | ".join(f"{node}: ECDSA {p.get('ecdsa', '')}; RSA {p.get('rsa', '')}"
+                      for node, p in outcome.first_port().items())
 
 
 def _row(scenario: str, job: SiteJob, outcome: RunOutcome | None, status: str,

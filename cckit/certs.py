@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from .errors import CertificateLoadError, GateError
+from .topology import ECDSA_UNIT, RSA_UNIT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +34,8 @@ __all__ = [
     "ECDSA_UNIT",
     "RSA_UNIT",
     "CertInfo",
+    "GateCode",
+    "GateReason",
     "GateResult",
     "check_signed_certificate",
     "check_trust_certificate",
@@ -46,8 +50,6 @@ __all__ = [
     "to_dataframe",
 ]
 
-ECDSA_UNIT = "tomcat-ECDSA"
-RSA_UNIT = "tomcat"
 #: Curves VOS accepts for tomcat-ECDSA (key sizes 256, 384, 521).
 VOS_EC_CURVES = {"secp256r1": 256, "secp384r1": 384, "secp521r1": 521}
 
@@ -376,19 +378,53 @@ def to_dataframe(
 # --------------------------------------------------------------------------- the gate
 
 
+class GateCode(enum.StrEnum):
+    """Why the gate refused a certificate; code decides on these, people read the text."""
+
+    KEY_TYPE = "key type"
+    CURVE = "curve"
+    RSA_SIGNED = "RSA-signed"
+    KEY_MISMATCH = "key differs from the CSR"
+    CN_MISMATCH = "CN differs"
+    SAN_MISMATCH = "SANs differ"
+    NOT_YET_VALID = "not yet valid"
+    EXPIRED = "expired"
+    NOT_CA = "trust certificate is not a CA"
+    NO_ROOT = "chain incomplete"
+    CHAIN = "chain does not verify"
+
+
+class GateReason(str):
+    """One reason, as the sentence an engineer reads, carrying its :class:`GateCode`."""
+
+    code: GateCode
+
+    def __new__(cls, code: GateCode, message: str) -> GateReason:
+        self = super().__new__(cls, message)
+        self.code = code
+        return self
+
+    def __reduce__(self) -> tuple:  # pickles (Dask) as code + text
+        return (GateReason, (self.code, str(self)))
+
+
 @dataclass(frozen=True)
 class GateResult:
     """Outcome of :func:`check_signed_certificate`; ``ok`` when ``reasons`` is empty."""
 
     unit: str
     leaf: CertInfo
-    reasons: tuple[str, ...]
+    reasons: tuple[GateReason, ...]
     chain_checked: bool
     chain: tuple[CertInfo, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.reasons
+
+    @property
+    def codes(self) -> frozenset[GateCode]:
+        return frozenset(r.code for r in self.reasons)
 
     def summary(self) -> str:
         if not self.ok:
@@ -404,15 +440,15 @@ class GateResult:
         )
 
 
-def check_trust_certificate(cert: x509.Certificate) -> list[str]:
+def check_trust_certificate(cert: x509.Certificate) -> list[GateReason]:
     """Reasons a certificate must not go into tomcat-trust (empty when fine)."""
     info = describe(cert)
     if not info.is_ca:
-        return [
-            f"trust certificate {info.subject_cn!r} is not a CA certificate "
+        return [GateReason(
+            GateCode.NOT_CA, f"trust certificate {info.subject_cn!r} is not a CA certificate "
             "(basicConstraints CA:TRUE missing): tomcat-trust takes only the root and "
             "intermediate CA certificates"
-        ]
+        )]
     return []
 
 
@@ -462,23 +498,26 @@ def check_signed_certificate(
         raise ValueError(f"unit must be {ECDSA_UNIT!r} or {RSA_UNIT!r}, not {unit!r}")
     now = _now(now)
     info = describe(cert, now=now)
-    reasons: list[str] = []
+    reasons: list[GateReason] = []
+
+    def refuse(code: GateCode, message: str) -> None:
+        reasons.append(GateReason(code, message))
 
     # 1. The key must fit the slot.
     want = "EC" if unit == ECDSA_UNIT else "RSA"
     if info.key_type != want:
-        reasons.append(
+        refuse(GateCode.KEY_TYPE,
             f"the certificate has an {info.key_type} key but {unit} takes only {want} keys"
             + (" (an RSA certificate cannot go in the ECDSA slot)" if unit == ECDSA_UNIT else "")
         )
     elif unit == ECDSA_UNIT and info.key_detail not in VOS_EC_CURVES:
-        reasons.append(
+        refuse(GateCode.CURVE,
             f"EC curve {info.key_detail} is not one VOS accepts (P-256, P-384, P-521)"
         )
 
     # 2. An ECDSA certificate signed by an RSA CA is not presented to clients.
     if unit == ECDSA_UNIT and info.signed_with == "RSA":
-        reasons.append(
+        refuse(GateCode.RSA_SIGNED,
             f"the CA signed it with RSA ({info.signature_algorithm}): an ECDSA certificate "
             "signed with RSA is not presented to clients, and on SocialMiner it breaks chat "
             "and email (CSCvb58580). Get it signed by a CA that signs with an EC key, or use "
@@ -487,7 +526,7 @@ def check_signed_certificate(
 
     # 3. Signed for this CSR's key?
     if _public_bytes(cert.public_key()) != _public_bytes(csr.public_key()):
-        reasons.append(
+        refuse(GateCode.KEY_MISMATCH,
             "its public key differs from the pending CSR's: it was signed for another "
             "(older?) CSR. Send the current CSR to the CA"
         )
@@ -495,7 +534,7 @@ def check_signed_certificate(
     # 4. Same names as the CSR (VOS: "CSR SAN and Certificate SAN does not match").
     csr_cn, cert_cn = _cn(csr.subject), info.subject_cn
     if csr_cn != cert_cn:
-        reasons.append(f"subject CN {cert_cn!r} differs from the CSR's {csr_cn!r}")
+        refuse(GateCode.CN_MISMATCH, f"subject CN {cert_cn!r} differs from the CSR's {csr_cn!r}")
     csr_sans, cert_sans = set(_sans(csr)), set(info.sans)
     # Many CAs add the CN as a DNS SAN; that adds no name the CSR did not ask for.
     cert_sans.discard(f"DNS:{csr_cn}")
@@ -509,13 +548,14 @@ def check_signed_certificate(
                 f"not in CSR {', '.join(extra)}" if extra else "",
             ) if p
         )
-        reasons.append(f"CSR SAN and Certificate SAN does not match ({detail})")
+        refuse(GateCode.SAN_MISMATCH, f"CSR SAN and Certificate SAN does not match ({detail})")
 
     # 5. Validity window.
     if now < info.not_before:
-        reasons.append(f"not yet valid: valid from {info.not_before:%Y-%m-%d %H:%M} UTC")
+        refuse(GateCode.NOT_YET_VALID,
+               f"not yet valid: valid from {info.not_before:%Y-%m-%d %H:%M} UTC")
     if now > info.not_after:
-        reasons.append(f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC")
+        refuse(GateCode.EXPIRED, f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC")
 
     # 6./7. Chain: every trust certificate a CA, and the leaf verifying up to a given root.
     chain_infos: tuple[CertInfo, ...] = ()
@@ -525,7 +565,7 @@ def check_signed_certificate(
         roots = [c for c in chain if _is_self_signed(c)]
         intermediates = [c for c in chain if not _is_self_signed(c)]
         if not roots:
-            reasons.append(
+            refuse(GateCode.NO_ROOT,
                 "chain incomplete: no root CA certificate given (add the self-signed root "
                 "of the issuing CA)"
             )
@@ -534,7 +574,7 @@ def check_signed_certificate(
                 verified = _verify_chain(cert, roots, intermediates, now)
                 chain_infos = tuple(describe(c, now=now) for c in verified[1:])
             except verification.VerificationError as e:
-                reasons.append(
+                refuse(GateCode.CHAIN,
                     f"chain does not verify up to the given root(s) "
                     f"{', '.join(repr(_cn(r.subject)) for r in roots)}: {e} "
                     "(an intermediate missing, or a different CA?)"
@@ -577,7 +617,7 @@ def gate_signed_certificate(
     """Like :func:`check_signed_certificate`, but raise :class:`GateError` on any reason."""
     result = check_signed_certificate(cert, csr, chain, unit=unit, now=now)
     if not result.ok:
-        rsa_signed = unit == ECDSA_UNIT and result.leaf.signed_with == "RSA"
+        rsa_signed = GateCode.RSA_SIGNED in result.codes
         raise GateError(
             list(result.reasons), node=node, file=file, unit=unit,
             hint=(

@@ -23,17 +23,15 @@ def summary_table(outcomes: list[RunOutcome]):
 
     rows = []
     for o in outcomes:
-        per_node: dict[str, dict] = {}
-        for p in o.presented:
-            per_node.setdefault(p["node"], p)
+        per_node = o.first_port()
         if not per_node:
             rows.append({"scenario": o.scenario, "node": "-", "result": o.status,
                          "ECDSA client gets": "", "RSA client gets": ""})
         for node, p in per_node.items():
             rows.append({"scenario": o.scenario, "node": node,
                          "result": o.status if o.ok else f"FAILED at {o.failed_step}",
-                         "ECDSA client gets": p.get("ecdsa client", ""),
-                         "RSA client gets": p.get("rsa client", "")})
+                         "ECDSA client gets": p.get("ecdsa", ""),
+                         "RSA client gets": p.get("rsa", "")})
     return pd.DataFrame(rows)
 
 

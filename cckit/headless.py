@@ -63,6 +63,18 @@ class RunOutcome:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def first_port(self) -> dict[str, dict[str, str]]:
+        """node -> client kind -> what the node's first web port presents at the end, read
+        from ``status.json``'s ``presented`` entries (docs/status.md)."""
+        from .display import presented_text
+
+        out: dict[str, dict[str, str]] = {}
+        first: dict[str, int] = {}
+        for e in self.presented:
+            if first.setdefault(e["node"], e["port"]) == e["port"]:
+                out.setdefault(e["node"], {})[e["client"]] = presented_text(e)
+        return out
+
 
 def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     """Refuse unknown parameter names and anything that looks like a secret."""

@@ -8,14 +8,16 @@ file in one go.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import topology
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
 from .errors import CredentialError, SiteFileError
+from .topology import Role, RoleSpec
 
 __all__ = [
     "ROLES",
@@ -25,12 +27,12 @@ __all__ = [
     "Node",
     "RestEndpoint",
     "Site",
+    "WebPort",
     "load_site",
     "parse_site",
 ]
 
-PUBLISHER, SUBSCRIBER, SOCIALMINER = "uccx-publisher", "uccx-subscriber", "socialminer"
-ROLES = (PUBLISHER, SUBSCRIBER, SOCIALMINER)
+ROLES = topology.ROLES
 TRANSPORTS = ("ssh", "rest")
 DEFAULT_CREDENTIAL = "os-admin"
 COP_KEYS = ("uccx_disable", "uccx_rollback", "socialminer_disable", "socialminer_rollback")
@@ -54,21 +56,47 @@ class RestEndpoint:
 
 
 @dataclass(frozen=True)
+class WebPort:
+    """A TLS port of a node: the service's own port, and where to connect to reach it
+    (the same, unless the site file maps it, as behind NAT or on the VOS mock)."""
+
+    port: int
+    connect: int
+    service: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.port} ({self.service})" if self.service else str(self.port)
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
-    role: str
+    role: Role
     host: str
     address: str
     ssh_port: int = 22
     transport: str = "ssh"
     credential: str = DEFAULT_CREDENTIAL
-    web_ports: tuple[int, ...] = ()
+    web_ports: tuple[WebPort, ...] = ()
     rest: RestEndpoint | None = None
-    services: tuple[str, ...] = ("Cisco Tomcat",)
+    #: the services to restart after an identity upload; empty: the role's (topology)
+    services: tuple[str, ...] = ()
+    #: answer "Include OU in CSR" with yes (where the node asks)
+    include_ou: bool = True
+    domain: str | None = None
 
     @property
-    def is_uccx(self) -> bool:
-        return self.role in (PUBLISHER, SUBSCRIBER)
+    def spec(self) -> RoleSpec:
+        return topology.spec(self.role)
+
+    @property
+    def fqdn(self) -> str:
+        """The host name with the site's domain where the site file wrote a short name."""
+        return self.host if "." in self.host or not self.domain else f"{self.host}.{self.domain}"
+
+    def restart_services(self) -> tuple[str, ...]:
+        return self.services or self.spec.restart_services
 
 
 @dataclass(frozen=True)
@@ -88,8 +116,8 @@ class CopFiles:
 
     def for_node(self, node: Node, action: str) -> str | None:
         """The COP file for ``action`` (``disable`` or ``rollback``) on ``node``."""
-        family = "uccx" if node.is_uccx else "socialminer"
-        return getattr(self, f"{family}_{action}")
+        family = node.spec.cop_family
+        return getattr(self, f"{family}_{action}", None) if family else None
 
 
 @dataclass(frozen=True)
@@ -105,15 +133,22 @@ class Site:
 
     @property
     def publisher(self) -> Node:
-        return next(n for n in self.nodes if n.role == PUBLISHER)
+        """The first publisher (a site has one per product cluster)."""
+        return next(n for n in self.nodes if n.spec.publisher)
 
     @property
     def subscribers(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.role == SUBSCRIBER)
+        return tuple(n for n in self.nodes if not n.spec.publisher
+                     and n.spec.product is self.publisher.spec.product)
 
-    @property
-    def socialminers(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.role == SOCIALMINER)
+    def trust_targets(self, among: Iterable[Node] | None = None) -> tuple[Node, ...]:
+        """Where CA certificates go: each cluster's publisher (trust replicates to its
+        subscribers) and each node that does not replicate (SocialMiner). A publisher is
+        included whenever one of its cluster is in ``among``."""
+        chosen = set(n.name for n in (self.nodes if among is None else among))
+        products = {n.spec.product for n in self.nodes if n.name in chosen}
+        return tuple(n for n in self.nodes if n.spec.trust_target and (
+            n.name in chosen or (n.spec.publisher and n.spec.product in products)))
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -184,7 +219,7 @@ def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool =
 
 
 _NODE_KEYS = {"name", "role", "host", "address", "ssh_port", "transport", "credential",
-              "web_ports", "rest", "services"}
+              "web_ports", "rest", "services", "include_ou"}
 _SITE_KEYS = {"site", "domain", "credentials", "known_hosts", "nodes", "cop_repository",
               "cop_files"}
 
@@ -239,14 +274,7 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
 
     # Count roles as written, so a publisher with another mistake is not also "missing".
     roles = [rn.get("role") for rn in raw_nodes if isinstance(rn, dict)]
-    if raw_nodes and roles.count(PUBLISHER) == 0:
-        problems.append("no node has role uccx-publisher: a site needs exactly one")
-    if roles.count(PUBLISHER) > 1:
-        pubs = ", ".join(str(rn.get("name")) for rn in raw_nodes
-                         if isinstance(rn, dict) and rn.get("role") == PUBLISHER)
-        problems.append(f"two or more publishers ({pubs}): a site has exactly one")
-    if roles.count(SUBSCRIBER) > 1:
-        problems.append("more than one uccx-subscriber: a UCCX HA pair has one subscriber")
+    problems.extend(_role_problems(roles, raw_nodes))
     for attr, label in (("name", "node names"), ("host", "hosts")):
         seen: dict[str, str] = {}
         for n in nodes:
@@ -301,9 +329,60 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
 
     if problems:
         raise SiteFileError(problems, file=source)
+    nodes = [replace(n, domain=domain) for n in nodes]
     return Site(name=name, nodes=tuple(nodes), credentials=credentials, domain=domain,
                 known_hosts=known_hosts, cop_repository=repo, cop_files=cop_files,
                 path=Path(source) if source else None)
+
+
+def _role_problems(roles: list[Any], raw_nodes: list[Any]) -> list[str]:
+    """A site is one cluster per product: exactly one publisher where it has any node of
+    that product, and no more nodes of a role than the role allows."""
+    known = [topology.spec(r) for r in roles if r in ROLES]
+    problems = []
+    if raw_nodes and not any(s.publisher for s in known):
+        problems.append("no node has role uccx-publisher (or cucm-publisher): a site needs "
+                        "exactly one publisher")
+    for product in dict.fromkeys(s.product for s in known) if not problems else ():
+        pub_roles = [r for r in ROLES if topology.spec(r).product is product
+                     and topology.spec(r).publisher]
+        if pub_roles and not any(s.product is product and s.publisher for s in known):
+            problems.append(f"{product.value} nodes but no {pub_roles[0]}: a cluster has "
+                            "exactly one")
+    for role in ROLES:
+        limit = topology.spec(role).max_per_site
+        if limit is not None and roles.count(role) > limit:
+            if topology.spec(role).publisher:
+                names = ", ".join(str(rn.get("name")) for rn in raw_nodes
+                                  if isinstance(rn, dict) and rn.get("role") == role)
+                problems.append(f"two or more publishers ({names}): a site has exactly one")
+            else:
+                problems.append(f"more than one {role}: a UCCX HA pair has one subscriber")
+    return problems
+
+
+def _web_ports(value: Any, spec: RoleSpec | None, where: str,
+               problems: list[str]) -> tuple[WebPort, ...]:
+    """A list of the node's TLS ports, or a mapping port -> where to connect (NAT, mock);
+    absent: every web port of the role (topology)."""
+    if value is None:
+        pairs = [(p, p) for p in spec.ports] if spec else []
+    elif isinstance(value, list):
+        pairs = [(p, p) for p in value]
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        problems.append(f"{where}.web_ports: expected a list of ports or a mapping "
+                        "port -> port to connect to")
+        return ()
+    out = []
+    for port, connect in pairs:
+        p = _port(port, f"{where}.web_ports", problems)
+        c = _port(connect, f"{where}.web_ports", problems)
+        if p and c:
+            svc = spec.service_on(p) if spec else None
+            out.append(WebPort(p, c, svc.name if svc else None))
+    return tuple(out)
 
 
 def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: dict,
@@ -320,6 +399,7 @@ def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: 
     role = _str(rn, "role", where, problems)
     if role and role not in ROLES:
         problems.append(f"{where}: unknown role {role!r} (use {', '.join(ROLES)})")
+    spec = topology.spec(role) if role in ROLES else None
     host = _str(rn, "host", where, problems)
     address = _str(rn, "address", where, problems, required=False) or host
     ssh_port = _port(rn.get("ssh_port", 22), f"{where}.ssh_port", problems)
@@ -330,11 +410,7 @@ def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: 
                       default=DEFAULT_CREDENTIAL)
     if credential and credential not in raw_creds:
         problems.append(f"{where}: credential {credential!r} is not defined under credentials:")
-    web = rn.get("web_ports", [])
-    if not isinstance(web, list):
-        problems.append(f"{where}.web_ports: expected a list of ports")
-        web = []
-    web_ports = tuple(_port(p, f"{where}.web_ports", problems) for p in web)
+    web_ports = _web_ports(rn.get("web_ports"), spec, where, problems)
     rest = None
     rr = rn.get("rest")
     if rr is not None:
@@ -352,13 +428,16 @@ def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: 
             rest = RestEndpoint(rport, capath, str(fp) if fp else None)
     if transport == "rest" and rest is None:
         problems.append(f"{where}: transport rest needs rest: {{port: N}}")
-    services = rn.get("services", ["Cisco Tomcat"])
+    services = rn.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         problems.append(f"{where}.services: expected a list of service names")
-        services = ["Cisco Tomcat"]
+        services = []
+    include_ou = rn.get("include_ou", True)
+    if not isinstance(include_ou, bool):
+        problems.append(f"{where}.include_ou: expected true or false")
     if len(problems) > n0:
         return None
-    return Node(name=name or "", role=role or "", host=host or "", address=address or "",
+    return Node(name=name or "", role=Role(role), host=host or "", address=address or "",
                 ssh_port=ssh_port, transport=transport or "ssh",
                 credential=credential or DEFAULT_CREDENTIAL, web_ports=web_ports,
-                rest=rest, services=tuple(services))
+                rest=rest, services=tuple(services), include_ou=include_ou)

@@ -159,7 +159,7 @@ def parse_target(target: str | tuple[str, int]) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
         return True
@@ -348,7 +348,7 @@ def probe(
     host, port = parse_target((host, port))
     _check_timeout(timeout)
     roots = _load_roots(cafile)
-    sni = server_name or (None if _is_ip(host) else host)
+    sni = server_name or (None if is_ip(host) else host)
     return [
         _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
         for h, p, c, v in _tasks(host, port, versions, clients)
@@ -378,7 +378,7 @@ def probe_many(
 
     def run(task: tuple[str, int, Client, str]) -> Presented:
         h, p, c, v = task
-        sni = server_name or (None if _is_ip(h) else h)
+        sni = server_name or (None if is_ip(h) else h)
         return _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
 
     with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)),

@@ -19,52 +19,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import probe as _probe
 from ._internal.fs import atomic_write, utc_stamp
+from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
 from .errors import CckitError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
-from .procedures import SCENARIOS, Plan, SiteSession, StepResult
-from .procedures._common import port_label
+from .procedures import SCENARIOS
+from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
+from .session import SiteSession
 
-__all__ = ["Runbook", "start"]
+__all__ = ["STATUS_SCHEMA", "Runbook", "start"]
 
-_NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
-            "refused": "port closed", "timeout": "no answer"}
-
-
-@dataclass
-class _Mock:
-    """The embedded VOS mock, started in this process when no site file is given."""
-
-    cm: Any
-    running: Any
+#: the version of ``status.json``'s layout (docs/status.md)
+STATUS_SCHEMA = 1
 
 
-_mocks: list[_Mock] = []
+class _EmbeddedMocks:
+    """The one owner of the VOS mocks this process started (stopped at exit)."""
+
+    def __init__(self) -> None:
+        self._running: list[Any] = []
+        atexit.register(self.stop_all)
+
+    def start(self, directory: Path, *, restart_seconds: float = 0.5) -> Path:
+        """Start a fresh simulated UCCX site in this process; returns its site file."""
+        from .vosmock import running_site
+
+        cm = running_site(directory, restart_seconds=restart_seconds)
+        running = cm.__enter__()
+        self._running.append(cm)
+        return Path(running.site_file)
+
+    def stop_all(self) -> None:
+        while self._running:
+            cm = self._running.pop()
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+
+_mocks = _EmbeddedMocks()
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
-
-
-def _stop_mocks() -> None:
-    while _mocks:
-        m = _mocks.pop()
-        with contextlib.suppress(Exception):
-            m.cm.__exit__(None, None, None)
-
-
-atexit.register(_stop_mocks)
-
-
-def start_embedded_mock(directory: Path, *, restart_seconds: float = 0.5) -> Path:
-    """Start a fresh simulated UCCX site in this process; returns its site file."""
-    from .vosmock.testing import running_site
-
-    cm = running_site(directory, restart_seconds=restart_seconds)
-    running = cm.__enter__()
-    _mocks.append(_Mock(cm, running))
-    return Path(running.site_file)
 
 
 @dataclass
@@ -78,67 +74,49 @@ class Runbook:
     apply: bool
     embedded_mock: bool = False
     plan_shown: bool = False
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    final_presented: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    final_presented: list[PortView] = field(default_factory=list)
 
     # ------------------------------------------------------------------ display
     def overview(self) -> StepResult:
         """The site and nodes this run works on."""
-        rows = [{"node": n.name, "role": n.role, "host": n.host, "transport": n.transport,
-                 "web ports": len(n.web_ports)} for n in self.session.nodes]
+        records = [NodeRecord(n.name, n.role, n.host, n.transport,
+                              ", ".join(wp.label for wp in n.web_ports))
+                   for n in self.session.nodes]
         target = "the embedded VOS mock" if self.embedded_mock else f"site {self.site.name}"
         mode = "APPLY (changes will be made after the plan is shown)" if self.apply \
             else "PLAN ONLY (nothing will be changed)"
-        return StepResult("overview", f"{self.scenario} on {target}, {len(rows)} node(s), "
-                          f"mode {mode}; artifacts in {self.artifacts}", rows)
+        return StepResult("overview", f"{self.scenario} on {target}, {len(records)} node(s), "
+                          f"mode {mode}; artifacts in {self.artifacts}", records)
 
     def presented(self, label: str = "now") -> StepResult:
         """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client."""
-        rows = []
-        for node in self.session.nodes:
-            for port in node.web_ports:
-                results = _probe.probe(node.address, port, timeout=self.session.tls_timeout,
-                                       versions=("1.2",))
-                row: dict[str, Any] = {"node": node.name, "port": port_label(node, port)}
-                for r in results:
-                    c = r.cert
-                    row[f"{r.client} client"] = (
-                        f"{c.subject_cn} ({c.key_type}, "
-                        f"{'self-signed' if c.self_signed else 'issuer ' + c.issuer_cn})"
-                        if c else _NOTHING.get(r.status, r.status))
-                    row[f"{r.client} sha256"] = c.sha256 if c else ""
-                rows.append(row)
-        return StepResult("presented", f"what the web ports present {label}", rows,
-                          data={"rows": rows})
+        return StepResult("presented", f"what the web ports present {label}",
+                          self.session.presented_all())
 
     def compare(self, before: StepResult, after: StepResult) -> StepResult:
         """Before/after: what each port presented at the start and presents now."""
-        rows = []
-        for b, a in zip(before.rows, after.rows, strict=False):
-            rows.append({"node": a["node"], "port": a["port"],
-                         "ECDSA client before": b.get("ecdsa client"),
-                         "ECDSA client after": a.get("ecdsa client"),
-                         "RSA client before": b.get("rsa client"),
-                         "RSA client after": a.get("rsa client"),
-                         "changed": "yes" if (b.get("ecdsa sha256"), b.get("rsa sha256"))
-                         != (a.get("ecdsa sha256"), a.get("rsa sha256")) else "no"})
-        n = sum(r["changed"] == "yes" for r in rows)
-        return StepResult("before/after", f"{n} of {len(rows)} port(s) present something new",
-                          rows)
+        old = {(v.node, v.port, v.client): v for v in before.records}
+        changes = [PortChange(old.get((v.node, v.port, v.client)), v) for v in after.records]
+        n = sum(c.changed for c in changes)
+        return StepResult("before/after", f"{n} of {len(changes)} handshake(s) show something "
+                          "new", changes)
 
     def operations(self) -> StepResult:
         """Every state-changing operation of this run (the audit log)."""
-        from .audit import read
-
-        path = self.session.audit.path
-        rows = []
-        for rec in read(path) if Path(path).exists() else []:
-            rows.append({"time": rec["time"], "node": rec["node"], "operation": rec["operation"],
-                         "outcome": rec["outcome"],
-                         "after": ", ".join(f"{k} {v}" for k, v in
-                                            (rec.get("fingerprints_after") or {}).items())})
-        return StepResult("operations", f"{len(rows)} state-changing operation(s) logged in "
-                          f"{Path(path).name}", rows)
+        path = Path(self.session.audit.path)
+        records = []
+        for rec in read_operations(path) if path.exists() else []:
+            records.append({
+                "time": rec["time"], "node": rec["node"], "operation": rec["operation"],
+                "outcome": rec["outcome"],
+                "before": ", ".join(f"{k} {v}" for k, v in
+                                    (rec.get("fingerprints_before") or {}).items() if v),
+                "after": ", ".join(f"{k} {v}" for k, v in
+                                   (rec.get("fingerprints_after") or {}).items())})
+        return StepResult("operations", f"{len(records)} state-changing operation(s) logged in "
+                          f"{path.name}", records,
+                          Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
     # ------------------------------------------------------------------ steps
     def plan(self, procedure: Any) -> Plan:
@@ -146,18 +124,19 @@ class Runbook:
         try:
             p = procedure.plan()
         except CckitError as e:
-            self._record("plan", "failed", str(e))
+            self._record("plan", Outcome.FAILED, str(e))
             raise
         self.plan_shown = True
-        self._record("plan", "ok", str(p).splitlines()[0])
+        self._record("plan", Outcome.OK, str(p).splitlines()[0])
         return p
 
     def step(self, fn: Callable[[], StepResult], *, changes: bool = True) -> StepResult:
         """Run one step; in plan-only mode a step that ``changes`` state is not run."""
         name = getattr(fn, "__name__", "step")
         if changes and not self.apply:
-            result = StepResult(name, "skipped: plan only (set apply = True to run it)")
-            self._record(name, "skipped", result.verdict)
+            result = StepResult(name, "not run: plan only (set apply = True to run it)",
+                                outcome=Outcome.PLAN_ONLY)
+            self._record(name, result.outcome, result.verdict)
             return result
         if changes and not self.plan_shown:
             raise ProcedureError(f"refusing to run {name} before the plan has been shown",
@@ -165,12 +144,12 @@ class Runbook:
         try:
             result = fn()
         except WaitingForCA as e:  # not a failure: the run resumes here once the CA answers
-            self._record(name, "waiting", str(e))
+            self._record(name, Outcome.WAITING, str(e))
             raise
         except CckitError as e:
-            self._record(name, "failed", str(e))
+            self._record(name, Outcome.FAILED, str(e))
             raise
-        self._record(name, "ok" if result.ok else "failed", result.verdict)
+        self._record(name, result.outcome, result.verdict)
         if not result.ok:
             raise ProcedureError(f"{name}: {result.verdict}",
                                  hint="see the table above; fix the node(s) and rerun")
@@ -181,33 +160,30 @@ class Runbook:
 
         What each port presents at the end goes into ``status.json`` for batch summaries.
         """
-        self.final_presented = [
-            {k: v for k, v in row.items() if not k.endswith("sha256")}
-            | {"ecdsa sha256": row.get("ecdsa sha256", ""), "rsa sha256": row.get("rsa sha256", "")}
-            for row in self.presented("at the end").rows
-        ]
+        self.final_presented = self.session.presented_all()
         self.session.close()
         if _open.get(self.site.name) is self:
             del _open[self.site.name]
-        self._record("finish", "ok", "run complete")
-        rows = [{k: v for k, v in s.items() if k != "time"} for s in self.steps]
+        self._record("finish", Outcome.OK, "run complete")
+        ok = sum(s.outcome is Outcome.OK for s in self.steps)
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
-                          f"{'applied' if self.apply else 'plan only'}, "
-                          f"{sum(s['outcome'] == 'ok' for s in self.steps)} step(s) ok", rows)
+                          f"{'applied' if self.apply else 'plan only'}, {ok} step(s) ok",
+                          [StepRecord("", s.step, s.outcome, s.message) for s in self.steps])
 
-    def _record(self, step: str, outcome: str, message: str) -> None:
-        self.steps.append({"time": dt.datetime.now(dt.UTC).isoformat(),
-                           "step": step, "outcome": outcome, "message": redact(message)})
-        failed = [s for s in self.steps if s["outcome"] in ("failed", "waiting")]
-        state = failed[-1]["outcome"] if failed else (
+    def _record(self, step: str, outcome: Outcome, message: str) -> None:
+        self.steps.append(StepRecord(dt.datetime.now(dt.UTC).isoformat(), step, outcome,
+                                     redact(message)))
+        failed = [s for s in self.steps if s.outcome in (Outcome.FAILED, Outcome.WAITING)]
+        state = failed[-1].outcome.value if failed else (
             "complete" if step == "finish" else "running")
         status = {
+            "schema": STATUS_SCHEMA,
             "scenario": self.scenario, "site": self.site.name, "apply": self.apply,
             "status": state,
-            "failed_step": failed[-1]["step"] if failed else None,
-            "message": failed[-1]["message"] if failed else None,
-            "steps": self.steps,
-            "presented": self.final_presented,
+            "failed_step": failed[-1].step if failed else None,
+            "message": failed[-1].message if failed else None,
+            "steps": [s.as_json() for s in self.steps],
+            "presented": [v.as_json() for v in self.final_presented],
         }
         atomic_write(self.artifacts / "status.json", json.dumps(status, indent=2).encode())
 
@@ -255,7 +231,7 @@ def start(
     site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
     embedded = site_file is None
     if embedded:
-        site_file = start_embedded_mock(out / "mock", restart_seconds=mock_restart_seconds)
+        site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds)
     site = load_site(Path(site_file))  # type: ignore[arg-type]
     previous = _open.pop(site.name, None)
     if previous is not None:  # the start cell run again: release the earlier run's lock
@@ -265,5 +241,5 @@ def start(
                           lock_dir=out / ".locks" if embedded else None)
     rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded)
     _open[site.name] = rb
-    rb._record("start", "ok", f"site {site.name}")
+    rb._record("start", Outcome.OK, f"site {site.name}")
     return rb

@@ -25,6 +25,7 @@ from cckit.procedures import SiteSession, preflight
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.procedures.self_signed import SelfSigned
+from cckit.results import Action, Outcome
 from cckit.vosmock.testing import running_site
 
 pytestmark = pytest.mark.timeout(240)
@@ -77,11 +78,11 @@ def run_ca_signed(session, ca):
 def test_preflight_and_advisor(session):
     pf = preflight.Preflight(session)
     r = pf.reachability()
-    assert r.ok and len(r.rows) == 3
-    versions = r.data["versions"]
-    assert all(v.version.startswith("11.5") for v in versions.values())
+    assert r.ok and len(r.records) == 3
+    versions = pf.versions
+    assert all(v.version.startswith("11.5") and v.ecdsa_in_use for v in versions.values())
     inv = pf.certificates()
-    assert {row["unit"] for row in inv.rows} == {"tomcat", "tomcat-ECDSA"}
+    assert {rec.unit for rec in inv.records} == {"tomcat", "tomcat-ECDSA"}
     adv = preflight.advise(versions, app_certs_ca_signed=True, ca_capability="ec")
     assert adv.scenario == "ca_signed"
     adv = preflight.advise(versions, app_certs_ca_signed=True, ca_capability="rsa-only")
@@ -129,7 +130,7 @@ def test_rsa_signed_is_stopped_at_the_gate_and_nothing_changes(session, mock, tm
     # rerun with a good CA: the pending CSRs are reused, not regenerated
     good = CaSigned(session, get_adapter("lab", directory=tmp_path / "goodca"))
     r = good.generate_csrs()
-    assert {row["action"] for row in r.rows} == {"reused pending CSR"}
+    assert {rec.action for rec in r.records} == {Action.REUSED}
     assert good.run_all()[-1].ok
 
 
@@ -139,7 +140,7 @@ def test_self_signed_bundle(session, tmp_path):
     assert len(proc.certificates) == 3 and "3 distinct" in r.verdict
     b = proc.build_bundle()
     assert (tmp_path / "bundle" / "install-trusted-root.ps1").exists()
-    assert len(b.rows) == 3
+    assert len(b.records) == 3
 
 
 def test_rsa_only_then_rollback(session):
@@ -147,14 +148,16 @@ def test_rsa_only_then_rollback(session):
     plan = disable.plan()
     assert len([c for c in plan.commands if c.step == "install_cops"]) == 3
     r = disable.install_cops()
-    assert {row["action"] for row in r.rows} == {"installed"}
+    assert {rec.action for rec in r.records} == {Action.INSTALLED}
     assert "3 node(s) restarted" in disable.restart().verdict
     v = disable.verify()
     assert v.ok, v
     assert all(r.cert is None for r in presented(session).values())
     assert all(r.cert.key_type == "RSA" for r in presented(session, "rsa").values())
     # rerun: nothing installed or restarted again
-    assert {row["action"] for row in disable.install_cops().rows} == {"already installed"}
+    again = disable.install_cops()
+    assert {rec.action for rec in again.records} == {Action.ALREADY_INSTALLED}
+    assert again.outcome is Outcome.NOTHING_TO_DO
     assert "0 node(s) restarted" in disable.restart().verdict
     rollback = RsaOnly(session, "rollback")
     results = rollback.run_all()
@@ -204,9 +207,9 @@ def test_drop_during_import_then_rerun_completes(session, mock, tmp_path):
     # flight); the node imported before the drop is left alone
     rerun = CaSigned(session, ca)
     r = rerun.generate_csrs()
-    actions = {row["node"]: row["action"] for row in r.rows}
-    assert actions["uccx-sub"] == "reused pending CSR"
-    assert "generated" not in actions.values()
+    actions = {rec.node: rec.action for rec in r.records}
+    assert actions["uccx-sub"] is Action.REUSED
+    assert Action.GENERATED not in actions.values()
     results = rerun.run_all()
     assert results[-1].ok, results[-1]
 
@@ -228,7 +231,8 @@ def test_cop_missing_on_sftp(session, mock):
 def test_waiting_for_ca_then_resume(session, tmp_path):
     ca = get_adapter("files", outbox=tmp_path / "out", inbox=tmp_path / "in")
     proc = CaSigned(session, ca)
-    csrs = proc.generate_csrs().data["csrs"]
+    proc.generate_csrs()
+    csrs = proc.csrs
     with pytest.raises(WaitingForCA) as e:
         proc.sign()
     assert "uccx-pub" in str(e.value) and str(tmp_path / "in") in str(e.value)
@@ -243,7 +247,7 @@ def test_waiting_for_ca_then_resume(session, tmp_path):
             b"".join(c.public_bytes(Encoding.PEM) for c in (s.certificate, *s.chain)))
     # rerun: same CSRs (not regenerated), certificates collected
     rerun = CaSigned(session, ca)
-    assert {row["action"] for row in rerun.generate_csrs().rows} == {"reused pending CSR"}
+    assert {rec.action for rec in rerun.generate_csrs().records} == {Action.REUSED}
     assert rerun.run_all()[-1].ok
 
 
@@ -329,5 +333,5 @@ def test_trust_found_by_file_name_when_the_node_prints_no_pem(session, tmp_path,
 
     monkeypatch.setattr(SSHTransport, "get_certificate", details_only)
     again = proc.upload_trust()
-    assert {r["action"] for r in again.rows} == {"already present"}
-    assert proc.upload_identities().rows[0]["action"] == "imported"
+    assert {r.action for r in again.records} == {Action.ALREADY_PRESENT}
+    assert proc.upload_identities().records[0].action is Action.IMPORTED

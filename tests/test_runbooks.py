@@ -63,8 +63,12 @@ def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
         assert (out / name).exists(), name
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "complete" and status["failed_step"] is None
-    assert {p["ecdsa client"].split(" ")[0] for p in status["presented"]} == {
+    assert status["schema"] == 1
+    ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
+    assert {p["cn"] for p in ecdsa} == {
         "uccx1-EC.cc.example.com", "uccx2-EC.cc.example.com", "sm1-EC.cc.example.com"}
+    assert {(p["port"], p["service"]) for p in ecdsa} >= {(8443, "Cisco Tomcat"),
+                                                         (8445, "Cisco Finesse Tomcat")}
     nb = nbformat.read(out / "ca_signed.ipynb", as_version=4)
     assert nb.metadata.papermill.parameters["site_file"] == str(mock.site_file)
     html = (out / "ca_signed.html").read_text()
@@ -108,12 +112,14 @@ def test_rsa_only_and_rollback_headless(mock, tmp_path):
               "-q")
     assert r.returncode == 0, r.stderr
     status = json.loads((tmp_path / "d" / "status.json").read_text())
-    assert all("nothing offered" in p["ecdsa client"] for p in status["presented"])
+    ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
+    assert ecdsa and all(p["status"] == "handshake_failed" for p in ecdsa)
     r = cckit("run", "rsa_only", "--site", str(mock.site_file), "--out", str(tmp_path / "r"),
               "-q", "-p", "action", "rollback")
     assert r.returncode == 0, r.stderr
     status = json.loads((tmp_path / "r" / "status.json").read_text())
-    assert all("(EC, self-signed)" in p["ecdsa client"] for p in status["presented"])
+    ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
+    assert ecdsa and all(p["key_type"] == "EC" and p["self_signed"] for p in ecdsa)
     assert_no_secret(tmp_path, secrets_of(mock), skip=("mock",))
 
 
@@ -128,7 +134,7 @@ def test_plan_only_changes_nothing(mock, tmp_path):
     assert after == before
     steps = {s["step"]: s["outcome"] for s in
              json.loads((tmp_path / "plan" / "status.json").read_text())["steps"]}
-    assert steps["plan"] == "ok" and steps["upload_identities"] == "skipped"
+    assert steps["plan"] == "ok" and steps["upload_identities"] == "plan only"
 
 
 def test_embedded_mock_run_and_its_secrets(tmp_path):
@@ -196,7 +202,8 @@ def test_files_ca_waits_then_resumes(mock, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "complete"
-    assert all("issuer cckit lab EC issuing CA" in p["ecdsa client"] for p in status["presented"])
+    ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
+    assert ecdsa and all(p["issuer"].startswith("cckit lab EC issuing CA") for p in ecdsa)
     # the first (waiting) run's record is kept beside the second
     assert len(list(out.glob("ca_signed.*.ipynb"))) == 1
     assert len(list(out.glob("ca_signed.*.html"))) == 1

@@ -1,11 +1,13 @@
-"""Each scenario as named, idempotent steps over a :class:`SiteSession`.
+"""Each scenario as one class of named, idempotent steps over a :class:`SiteSession`.
 
-``preflight`` (read-only inventory and advisor), ``ca_signed``, ``self_signed`` and
-``rsa_only`` (``disable`` or ``rollback``). Every procedure has a ``plan`` that lists the exact
-commands it would send and changes nothing.
+One shape for all: ``Procedure(session, ...)``, a read-only ``plan()`` listing the exact
+commands it would send, then one method per step, each returning a
+:class:`~cckit.results.StepResult`. ``preflight`` (read-only inventory and advisor),
+``ca_signed``, ``self_signed`` and ``rsa_only`` (``disable`` or ``rollback``).
 """
 
-from ._common import Plan, SiteSession, StepResult
+from ..results import Plan, StepResult
+from ..session import SiteSession
 
 #: the scenarios, one runbook each (runbooks/<name>.ipynb)
 SCENARIOS = ("preflight", "ca_signed", "self_signed", "rsa_only")

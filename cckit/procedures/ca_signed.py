@@ -17,21 +17,32 @@ from cryptography import x509
 from .. import certs
 from ..audit import operation
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
+from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
-from ._common import Plan, SiteSession, StepResult, port_label, restart_nodes, restart_order
+from ..orchestration import restart_nodes, restart_order
+from ..results import (
+    Action,
+    CsrRecord,
+    GateRecord,
+    IdentityRecord,
+    Outcome,
+    Plan,
+    SignedRecord,
+    StepResult,
+    TrustRecord,
+    VerifyRecord,
+)
+from ..session import SiteSession
+from ..topology import ECDSA_UNIT as UNIT
 
 __all__ = ["CaSigned", "trust_targets"]
 
-UNIT = certs.ECDSA_UNIT
 
-
-def trust_targets(session: SiteSession) -> list[Node]:
-    """Where CA certificates go: the UCCX publisher (it replicates to the subscriber) and
-    each SocialMiner (which needs its own)."""
-    site = session.site
-    targets = [site.publisher, *site.socialminers]
-    return [n for n in targets if n in session.nodes or n.role == "uccx-publisher"]
+def trust_targets(session: SiteSession) -> tuple[Node, ...]:
+    """Where CA certificates go: each publisher (trust replicates to its subscribers) and
+    each node that needs its own (SocialMiner); see the topology."""
+    return session.site.trust_targets(session.nodes)
 
 
 def _trust_files(session: SiteSession, node: Node,
@@ -122,9 +133,10 @@ class CaSigned:
                   f"set cert import own {UNIT} tomcat-trust/<issuer>.pem",
                   "after the gate; skipped when already stored")
         for node in restart_order(s.nodes):
-            p.add(node.name, "restart", "utils service restart Cisco Tomcat",
-                  "unless it already presents the new certificate; subscriber first, then "
-                  "the publisher once the subscriber serves TLS again")
+            for service in node.restart_services():
+                p.add(node.name, "restart", f"utils service restart {service}",
+                      "unless it already presents the new certificate; subscriber first, "
+                      "then the publisher once the subscriber serves TLS again")
         return p
 
     # ------------------------------------------------------------------ steps
@@ -135,22 +147,17 @@ class CaSigned:
         certificate the CA signs for the old CSR could then never be imported.
         """
         s = self.session
-        rows = []
+        records = []
         self.csrs, self.current = {}, {}
         for node in s.nodes:
             with s.on(node) as t:
                 csr = None if regenerate else t.pending_csr(UNIT)
-                action = "reused pending CSR"
+                action = Action.REUSED
                 if csr is None and not (self.renew or regenerate):
                     stored = self._stored(node)
-                    if self._is_done(stored):
-                        assert stored is not None
+                    if stored is not None and self._is_done(stored):
                         self.current[node.name] = stored
-                        info = certs.describe(stored)
-                        rows.append({"node": node.name, "action": "already CA-signed",
-                                     "cn": info.subject_cn, "sans": ", ".join(info.sans),
-                                     "key": f"{info.key_type} {info.key_detail}",
-                                     "public_key_sha256": certs.public_key_sha256(stored)})
+                        records.append(_csr_record(node.name, Action.ALREADY_CA_SIGNED, stored))
                         continue
                 if csr is None:
                     with operation(s.audit, node.name, "generate_csr",
@@ -159,20 +166,18 @@ class CaSigned:
                         csr = t.generate_csr(UNIT, key_size=self.key_size,
                                              hash_algorithm=self.hash_algorithm)
                         op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
-                    action = "generated"
+                    action = Action.GENERATED
             self.csrs[node.name] = csr
-            row = {"node": node.name, "action": action, **certs.describe_csr(csr)}
             bits = getattr(csr.public_key(), "key_size", None)
-            if self.key_size and bits != self.key_size:
-                row["note"] = (f"asked for {self.key_size} bits; the node made {bits} "
-                               "(the VOS CLI uses the node's default)")
-            rows.append(row)
-        gen = sum(r["action"] == "generated" for r in rows)
+            note = (f"asked for {self.key_size} bits; the node made {bits} (the VOS CLI uses "
+                    "the node's default)" if self.key_size and bits != self.key_size else "")
+            records.append(_csr_record(node.name, action, csr, note))
+        gen = sum(r.action is Action.GENERATED for r in records)
         return StepResult(
             "generate_csrs",
             f"{len(self.csrs)} CSR(s) ready ({gen} generated, {len(self.csrs) - gen} reused)"
             + (f", {len(self.current)} node(s) already CA-signed" if self.current else ""),
-            rows, data={"csrs": self.csrs})
+            records)
 
     def sign(self) -> StepResult:
         """Step 6: send the CSRs to the CA and collect the signed certificates.
@@ -183,15 +188,15 @@ class CaSigned:
         self._need("csrs")
         self.signed = sign_all(self.ca, self.csrs) if self.csrs else {}
         self.gated = False
-        rows = []
+        records = []
         for n, sc in self.signed.items():
             info = certs.describe(sc.certificate)
-            rows.append({"node": n, "cn": info.subject_cn, "issuer": info.issuer_cn,
-                         "signed with": info.signature_algorithm,
-                         "chain": " <- ".join(certs.describe(c).subject_cn for c in sc.chain),
-                         "sha256": info.sha256, "source": sc.source})
+            records.append(SignedRecord(
+                n, info.subject_cn, info.issuer_cn, info.signature_algorithm,
+                tuple(certs.describe(c).subject_cn for c in sc.chain), info.sha256, sc.source))
         return StepResult("sign", f"{len(self.signed)} certificate(s) back from "
-                          f"{self.ca.describe()}", rows, data={"signed": self.signed})
+                          f"{self.ca.describe()}", records,
+                          Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
@@ -199,15 +204,15 @@ class CaSigned:
         One failure stops the procedure with every reason for every node; nothing changes.
         """
         self._need("signed")
-        rows, failures = [], []
+        records, failures, codes = [], [], set()
         for name, sc in self.signed.items():
             r = certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
                                                unit=UNIT, now=now)
-            rows.append({"node": name, "verdict": "OK" if r.ok else "REFUSED",
-                         "reasons": "; ".join(r.reasons), "sha256": r.leaf.sha256})
+            records.append(GateRecord(name, r.ok, r.reasons, r.leaf.sha256))
             failures.extend(f"{name}: {reason}" for reason in r.reasons)
+            codes |= r.codes
         if failures:
-            rsa = any("signed it with RSA" in f for f in failures)
+            rsa = GateCode.RSA_SIGNED in codes
             raise GateError(
                 failures, unit=UNIT,
                 hint=("nothing was uploaded: every node keeps its certificates, and the "
@@ -217,8 +222,8 @@ class CaSigned:
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))
         self.gated = True
-        return StepResult("gate", f"all {len(rows)} certificate(s) pass the tomcat-ECDSA gate",
-                          rows)
+        return StepResult("gate", f"all {len(records)} certificate(s) pass the tomcat-ECDSA "
+                          "gate", records, Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
     def upload_trust(self) -> StepResult:
         """Upload the root and intermediates as tomcat-trust: once on the UCCX publisher (it
@@ -229,30 +234,29 @@ class CaSigned:
         for sc in self.signed.values():
             for c in reversed(sc.chain):  # root first
                 ca_certs.setdefault(certs.fingerprint_sha256(c), c)
-        rows = []
-        for node in trust_targets(s) if ca_certs else []:
+        records = []
+        for node in trust_targets(s) if ca_certs else ():
             present = _trust_files(s, node, ca_certs.values())
             for fp, cert in ca_certs.items():
                 cn = certs.describe(cert).subject_cn
                 if fp in present:
-                    rows.append({"node": node.name, "certificate": cn,
-                                 "action": "already present", "sha256": fp})
+                    records.append(TrustRecord(node.name, cn, Action.ALREADY_PRESENT, fp))
                     continue
                 with s.on(node) as t, operation(s.audit, node.name, "upload_trust",
                                                 {"unit": "tomcat-trust", "subject": cn}) as op:
                     t.upload_trust(cert)
                     op.after = {"tomcat-trust": fp}
-                rows.append({"node": node.name, "certificate": cn, "action": "uploaded",
-                             "sha256": fp})
-        n_up = sum(r["action"] == "uploaded" for r in rows)
+                records.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
+        n_up = sum(r.action is Action.UPLOADED for r in records)
         return StepResult("upload_trust", f"{n_up} trust certificate(s) uploaded, "
-                          f"{len(rows) - n_up} already present", rows)
+                          f"{len(records) - n_up} already present", records,
+                          Outcome.OK if n_up else Outcome.NOTHING_TO_DO)
 
     def upload_identities(self) -> StepResult:
         """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
         self._need("gated")
         s = self.session
-        rows = []
+        records = []
         for node in s.nodes:
             sc = self.signed.get(node.name)
             if sc is None:
@@ -261,7 +265,7 @@ class CaSigned:
             stored = self._stored(node)
             before = certs.fingerprint_sha256(stored) if stored is not None else None
             if before == new_fp:
-                rows.append({"node": node.name, "action": "already stored", "sha256": new_fp})
+                records.append(IdentityRecord(node.name, Action.ALREADY_STORED, new_fp, before))
                 continue
             issuer = sc.chain[0] if sc.chain else None
             # The subscriber's store holds what was replicated from the publisher.
@@ -278,42 +282,49 @@ class CaSigned:
                                             before={UNIT: before}) as op:
                 t.upload_identity(UNIT, sc.certificate, ca_file)
                 op.after = {UNIT: new_fp}
-            rows.append({"node": node.name, "action": "imported", "sha256": new_fp,
-                         "replaced": before})
-        n = sum(r["action"] == "imported" for r in rows)
+            records.append(IdentityRecord(node.name, Action.IMPORTED, new_fp, before))
+        n = sum(r.action is Action.IMPORTED for r in records)
         return StepResult("upload_identities", f"{n} identity certificate(s) imported, "
-                          f"{len(rows) - n} already stored", rows)
+                          f"{len(records) - n} already stored", records,
+                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
-    def restart(self, *, service: str = "Cisco Tomcat", timeout: float = 600) -> StepResult:
-        """Step 8: restart Tomcat in HA-safe order so the new certificates become active.
+    def restart(self, *, timeout: float = 600) -> StepResult:
+        """Step 8: restart the services in HA-safe order so the new certificates are used.
 
         The subscriber goes first and must serve TLS again before the publisher restarts, so
         agents always have one UCCX node. A node already presenting its expected certificate
         to an ECDSA client is skipped.
         """
-        return restart_nodes(self.session, self.expected(), service=service, timeout=timeout)
+        return restart_nodes(self.session, self.expected(), timeout=timeout)
 
     def verify(self) -> StepResult:
         """Every web port presents the node's CA-signed certificate to an ECDSA client."""
         s = self.session
         expected = self.expected()
-        rows, bad = [], 0
+        records = []
         for node in s.nodes:
             want = expected.get(node.name)
-            for r in s.presented(node, "ecdsa"):
-                got = r.cert.sha256 if r.cert else None
-                ok = want is not None and got == want
-                bad += not ok
-                rows.append({"node": node.name, "port": port_label(node, r.port),
-                             "status": r.status,
-                             "presented cn": r.cert.subject_cn if r.cert else None,
-                             "issuer": r.cert.issuer_cn if r.cert else None,
-                             "as expected": "yes" if ok else "NO", "sha256": got})
+            for v in s.presented(node, "ecdsa"):
+                records.append(VerifyRecord(v, "the CA-signed tomcat-ECDSA",
+                                            want is not None and v.sha256 == want))
+        bad = sum(not r.ok for r in records)
         verdict = ("every port presents the CA-signed tomcat-ECDSA certificate" if not bad
                    else f"{bad} port(s) do not present the expected certificate")
-        return StepResult("verify", verdict, rows, ok=not bad)
+        return StepResult("verify", verdict, records, Outcome.FAILED if bad else Outcome.OK)
 
     def run_all(self) -> list[StepResult]:
         """Every step in order (what a headless run does)."""
         return [self.generate_csrs(), self.sign(), self.gate(), self.upload_trust(),
                 self.upload_identities(), self.restart(), self.verify()]
+
+
+def _csr_record(node: str, action: Action,
+                obj: x509.CertificateSigningRequest | x509.Certificate,
+                note: str = "") -> CsrRecord:
+    if isinstance(obj, x509.Certificate):
+        info = certs.describe(obj)
+        cn, sans, key = info.subject_cn, info.sans, f"{info.key_type} {info.key_detail}"
+    else:
+        d = certs.describe_csr(obj)
+        cn, sans, key = d["cn"], tuple(d["sans"].split(", ")) if d["sans"] else (), d["key"]
+    return CsrRecord(node, action, cn, sans, key, certs.public_key_sha256(obj), note)

@@ -9,65 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .. import topology
 from ..errors import CckitError
-from ..vos import NotSupported, VersionInfo
-from ._common import Plan, SiteSession, StepResult
+from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
+from ..session import SiteSession
+from ..vos import NotSupported
 
 __all__ = ["Advice", "Preflight", "advise"]
 
 CaCapability = Literal["ec", "rsa-only", "none"]
-
-
-def reachability(session: SiteSession) -> StepResult:
-    """Log in to every node and read ``show version active``."""
-    rows, versions, failed = [], {}, 0
-    for node in session.nodes:
-        try:
-            with session.on(node) as t:
-                v = t.version()
-            versions[node.name] = v
-            rows.append({"node": node.name, "role": node.role, "host": node.host,
-                         "transport": node.transport, "version": v.version,
-                         "installed COPs": ", ".join(v.cops) or "-",
-                         "ECDSA used": "yes" if v.uses_ecdsa else "no (11.6+)",
-                         "error": ""})
-        except CckitError as e:
-            failed += 1
-            rows.append({"node": node.name, "role": node.role, "host": node.host,
-                         "transport": node.transport, "version": None, "installed COPs": None,
-                         "ECDSA used": None, "error": e.message})
-    verdict = (f"all {len(rows)} node(s) reachable" if not failed
-               else f"{failed} of {len(rows)} node(s) NOT reachable")
-    return StepResult("reachability", verdict, rows, ok=not failed,
-                      data={"versions": versions})
-
-
-def certificates(session: SiteSession) -> StepResult:
-    """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, and what the web ports present."""
-    rows = []
-    for node in session.nodes:
-        with session.on(node) as t:
-            try:
-                own = {e.unit: e for e in t.list_certificates("own")}
-                pending = t.pending_csr()
-            except NotSupported:  # certmgr REST cannot list own certificates or CSRs
-                own, pending = {}, None
-        presented = {c: [r for r in session.presented(node, c)] for c in ("ecdsa", "rsa")}
-        for unit in ("tomcat", "tomcat-ECDSA"):
-            e = own.get(unit)
-            client = "ecdsa" if unit == "tomcat-ECDSA" else "rsa"
-            shown = {r.cert.subject_cn for r in presented[client] if r.cert}
-            rows.append({
-                "node": node.name, "unit": unit,
-                "stored": e.description if e else
-                ("not readable over REST" if node.transport == "rest" else "missing"),
-                "pending CSR": ("yes" if pending is not None else "no")
-                if unit == "tomcat-ECDSA" else "",
-                f"presented to {client} clients": ", ".join(sorted(shown)) or
-                ", ".join(sorted({r.status for r in presented[client]})) or "-",
-            })
-    return StepResult("certificates", f"certificate inventory of {len(session.nodes)} node(s)",
-                      rows, data={"rows": rows})
 
 
 @dataclass(frozen=True)
@@ -84,7 +34,7 @@ class Advice:
 
 
 def advise(
-    versions: dict[str, VersionInfo],
+    versions: dict[str, VersionRecord],
     *,
     app_certs_ca_signed: bool,
     ca_capability: CaCapability,
@@ -98,10 +48,10 @@ def advise(
     with RSA), ``none`` (no CA). ``disable_cops``: names of ECDSA-disabling COP files.
     """
     reasons: list[str] = []
-    if versions and not any(v.uses_ecdsa for v in versions.values()):
+    if versions and not any(v.ecdsa_in_use for v in versions.values()):
         return Advice("none", ("From UCCX 11.6 on, ECDSA is no longer used by the UCCX "
                                "solution: this procedure applies to 11.5 only.",))
-    newer = [n for n, v in versions.items() if not v.uses_ecdsa]
+    newer = [n for n, v in versions.items() if not v.ecdsa_in_use]
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
                        "applies to the 11.5 nodes only")
@@ -141,8 +91,8 @@ class Preflight:
 
     def __init__(self, session: SiteSession) -> None:
         self.session = session
-        self.versions: dict[str, VersionInfo] = {}
-        self.inventory: list[dict] = []
+        self.versions: dict[str, VersionRecord] = {}
+        self.inventory: list[CertRecord] = []
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
@@ -157,16 +107,52 @@ class Preflight:
         return p
 
     def reachability(self) -> StepResult:
-        """Log in to every node; versions and installed COPs."""
-        r = reachability(self.session)
-        self.versions = r.data["versions"]
-        return r
+        """Log in to every node and read ``show version active``: versions, installed COPs."""
+        records = []
+        for node in self.session.nodes:
+            try:
+                with self.session.on(node) as t:
+                    v = t.version()
+                records.append(VersionRecord(node.name, node.role, node.host, node.transport,
+                                             v.version, v.cops,
+                                             topology.ecdsa_in_use(node.role, v.version)))
+            except CckitError as e:
+                records.append(VersionRecord(node.name, node.role, node.host, node.transport,
+                                             None, (), None, e.message))
+        self.versions = {r.node: r for r in records if r.version is not None}
+        failed = len(records) - len(self.versions)
+        verdict = (f"all {len(records)} node(s) reachable" if not failed
+                   else f"{failed} of {len(records)} node(s) NOT reachable")
+        return StepResult("reachability", verdict, records,
+                          Outcome.FAILED if failed else Outcome.OK)
 
     def certificates(self) -> StepResult:
-        """Stored certificates, pending CSRs and what the web ports present."""
-        r = certificates(self.session)
-        self.inventory = r.rows
-        return r
+        """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, what the web ports present."""
+        s = self.session
+        records = []
+        for node in s.nodes:
+            with s.on(node) as t:
+                try:
+                    own = {e.unit: e for e in t.list_certificates("own")}
+                    pending = t.pending_csr()
+                    readable = True
+                except NotSupported:  # certmgr REST cannot list own certificates or CSRs
+                    own, pending, readable = {}, None, False
+            for unit, client in ((topology.RSA_UNIT, "rsa"), (topology.ECDSA_UNIT, "ecdsa")):
+                e = own.get(unit)
+                views = s.presented(node, client)
+                shown = sorted({v.cert.subject_cn for v in views if v.cert}) or \
+                    sorted({v.status for v in views})
+                records.append(CertRecord(
+                    node.name, unit,
+                    e.description if e else ("not readable over REST" if not readable
+                                             else "missing"),
+                    e.self_signed if e else None, e.signed_by if e else None,
+                    (pending is not None) if unit == topology.ECDSA_UNIT and readable else None,
+                    f"to {client.upper()} clients: {', '.join(shown) or '-'}"))
+        self.inventory = records
+        return StepResult("certificates", f"certificate inventory of {len(s.nodes)} node(s)",
+                          records)
 
     def advise(self, *, ca_capability: CaCapability = "ec",
                app_certs_ca_signed: bool | None = None,
@@ -178,9 +164,8 @@ class Preflight:
         if app_certs_ca_signed is None:
             if not self.inventory:
                 self.certificates()
-            tomcat = [r for r in self.inventory if r["unit"] == "tomcat"]
-            app_certs_ca_signed = bool(tomcat) and all(
-                str(r["stored"]).startswith("Certificate Signed by") for r in tomcat)
+            tomcat = [r for r in self.inventory if r.unit == topology.RSA_UNIT]
+            app_certs_ca_signed = bool(tomcat) and all(r.signed_by for r in tomcat)
         cops = self.session.site.cop_files
         disable = {c for c in (cops.uccx_disable, cops.socialminer_disable) if c}
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,

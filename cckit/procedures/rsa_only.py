@@ -2,7 +2,7 @@
 
 The procedure's FAQ: the ECDSA certificate stays in the keystore, but is no longer offered to
 clients. Install once per node (``show version active`` lists installed COPs, so a rerun
-skips it), restart Tomcat in HA-safe order, then check no web port offers ECDSA.
+skips it), restart in HA-safe order, then check no web port offers ECDSA.
 """
 
 from __future__ import annotations
@@ -10,102 +10,13 @@ from __future__ import annotations
 from ..audit import operation
 from ..errors import InputError
 from ..inventory import Node
-from ._common import Plan, SiteSession, StepResult, port_label, restart_nodes, restart_order
+from ..orchestration import restart_nodes, restart_order
+from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
+from ..session import SiteSession
 
 __all__ = ["RsaOnly"]
 
 ACTIONS = ("disable", "rollback")
-
-
-def _cop(session: SiteSession, node: Node, action: str) -> str:
-    if action not in ACTIONS:
-        raise InputError(f"action must be disable or rollback, not {action!r}")
-    cop = session.site.cop_files.for_node(node, action)
-    if not cop:
-        family = "uccx" if node.is_uccx else "socialminer"
-        raise InputError(
-            f"the site file names no {family}_{action} COP file", node=node.name,
-            file=str(session.site.path) if session.site.path else None,
-            hint=f"add cop_files.{family}_{action} (the .cop.sgn name from Cisco) to the site "
-            "file",
-        )
-    if session.site.cop_repository is None:
-        raise InputError("the site file has no cop_repository (the SFTP server with the COPs)",
-                         hint="add cop_repository: {host, port, directory, credential}")
-    return cop
-
-
-def _plan(session: SiteSession, action: str = "disable") -> Plan:
-    """The commands this would send, read-only (installed COPs are looked up, not changed)."""
-    p = Plan(f"rsa_only ({action})")
-    repo = session.site.cop_repository
-    for node in session.nodes:
-        cop = _cop(session, node, action)
-        with session.on(node) as t:
-            installed = cop in t.version().cops
-        if installed:
-            p.notes.append(f"{node.name}: {cop} already installed; skipped")
-            continue
-        p.add(node.name, "install_cops", "utils system upgrade initiate",
-              f"SFTP {repo.host}:{repo.port}{repo.directory} -> {cop}")
-    for node in restart_order(session.nodes):
-        p.add(node.name, "restart", "utils service restart Cisco Tomcat",
-              "the COP takes effect after Tomcat restarts (subscriber first)")
-    return p
-
-
-def _install_cops(session: SiteSession, action: str = "disable") -> StepResult:
-    """Install the disable (or rollback) COP on every node, skipping where installed."""
-    repo = session.site.cop_repository
-    rows = []
-    for node in session.nodes:
-        cop = _cop(session, node, action)
-        assert repo is not None
-        user, password = session.site.credentials[repo.credential].resolve(node=node.name)
-        with session.on(node) as t:
-            if cop in t.version().cops:
-                rows.append({"node": node.name, "cop": cop, "action": "already installed"})
-                continue
-            with operation(session.audit, node.name, "install_cop",
-                           {"file": cop, "server": f"{repo.host}:{repo.port}",
-                            "directory": repo.directory, "user": user}):
-                t.install_cop(cop, repo, user, password)
-        rows.append({"node": node.name, "cop": cop, "action": "installed"})
-    n = sum(r["action"] == "installed" for r in rows)
-    return StepResult("install_cops", f"{action} COP installed on {n} node(s), "
-                      f"{len(rows) - n} already had it", rows, data={"changed": n > 0})
-
-
-def _restart(session: SiteSession, action: str = "disable", *, service: str = "Cisco Tomcat",
-            timeout: float = 600) -> StepResult:
-    """Restart Tomcat in HA-safe order, skipping nodes that already behave as wanted."""
-    want_ecdsa = action == "rollback"
-    return restart_nodes(session, service=service, timeout=timeout,
-                         skip=lambda n: bool(n.web_ports)
-                         and _offers_ecdsa(session, n) == want_ecdsa)
-
-
-def _offers_ecdsa(session: SiteSession, node: Node) -> bool:
-    return any(r.cert is not None and r.cert.key_type == "EC"
-               for r in session.presented(node, "ecdsa"))
-
-
-def _verify(session: SiteSession, action: str = "disable") -> StepResult:
-    """``disable``: no port offers an ECDSA certificate (RSA clients still get RSA).
-    ``rollback``: every port offers ECDSA again."""
-    rows, bad = [], 0
-    for node in session.nodes:
-        for r in session.presented(node, "ecdsa"):
-            ec = r.cert is not None and r.cert.key_type == "EC"
-            ok = ec if action == "rollback" else not ec
-            bad += not ok
-            gets = r.status if r.cert is None else f"{r.cert.key_type} {r.cert.subject_cn}"
-            rows.append({"node": node.name, "port": port_label(node, r.port),
-                         "ecdsa client gets": gets,
-                         "as wanted": "yes" if ok else "NO"})
-    want = "offers ECDSA again" if action == "rollback" else "offers no ECDSA certificate"
-    verdict = f"every port {want}" if not bad else f"{bad} port(s) do not: {want}"
-    return StepResult("verify", verdict, rows, ok=not bad)
 
 
 class RsaOnly:
@@ -117,21 +28,95 @@ class RsaOnly:
         self.session = session
         self.action = action
 
+    def _cop(self, node: Node) -> str:
+        site = self.session.site
+        cop = site.cop_files.for_node(node, self.action)
+        if not cop:
+            family = node.spec.cop_family
+            if family is None:
+                raise InputError(f"{node.spec.label} has no ECDSA-disabling COP",
+                                 node=node.name, hint="leave this node out (nodes parameter)")
+            raise InputError(
+                f"the site file names no {family}_{self.action} COP file", node=node.name,
+                file=str(site.path) if site.path else None,
+                hint=f"add cop_files.{family}_{self.action} (the .cop.sgn name from Cisco) to "
+                "the site file",
+            )
+        if site.cop_repository is None:
+            raise InputError("the site file has no cop_repository (the SFTP server with the "
+                             "COPs)", hint="add cop_repository: {host, port, directory, "
+                             "credential}")
+        return cop
+
+    def _installed(self, node: Node, cop: str) -> bool:
+        with self.session.on(node) as t:
+            return cop in t.version().cops
+
     def plan(self) -> Plan:
         """The commands this would send, read-only (installed COPs are looked up)."""
-        return _plan(self.session, self.action)
+        s = self.session
+        p = Plan(f"rsa_only ({self.action})")
+        repo = s.site.cop_repository
+        for node in s.nodes:
+            cop = self._cop(node)
+            if self._installed(node, cop):
+                p.notes.append(f"{node.name}: {cop} already installed; skipped")
+                continue
+            assert repo is not None
+            p.add(node.name, "install_cops", "utils system upgrade initiate",
+                  f"SFTP {repo.host}:{repo.port}{repo.directory} -> {cop}")
+        for node in restart_order(s.nodes):
+            for service in node.restart_services():
+                p.add(node.name, "restart", f"utils service restart {service}",
+                      "the COP takes effect after the restart (subscriber first)")
+        return p
 
     def install_cops(self) -> StepResult:
         """Install the COP on every node, skipping where ``show version active`` lists it."""
-        return _install_cops(self.session, self.action)
+        s = self.session
+        repo = s.site.cop_repository
+        records = []
+        for node in s.nodes:
+            cop = self._cop(node)
+            assert repo is not None
+            if self._installed(node, cop):
+                records.append(CopRecord(node.name, cop, Action.ALREADY_INSTALLED))
+                continue
+            user, password = s.site.credentials[repo.credential].resolve(node=node.name)
+            with s.on(node) as t, operation(s.audit, node.name, "install_cop",
+                                            {"file": cop, "server": f"{repo.host}:{repo.port}",
+                                             "directory": repo.directory, "user": user}):
+                t.install_cop(cop, repo, user, password)
+            records.append(CopRecord(node.name, cop, Action.INSTALLED))
+        n = sum(r.action is Action.INSTALLED for r in records)
+        return StepResult("install_cops", f"{self.action} COP installed on {n} node(s), "
+                          f"{len(records) - n} already had it", records,
+                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
-    def restart(self, *, service: str = "Cisco Tomcat", timeout: float = 600) -> StepResult:
-        """Restart Tomcat in HA-safe order where the COP is not yet in effect."""
-        return _restart(self.session, self.action, service=service, timeout=timeout)
+    def restart(self, *, timeout: float = 600) -> StepResult:
+        """Restart in HA-safe order where the COP is not yet in effect."""
+        want_ecdsa = self.action == "rollback"
+        return restart_nodes(self.session, timeout=timeout,
+                             skip=lambda n: bool(n.web_ports)
+                             and self._offers_ecdsa(n) == want_ecdsa)
+
+    def _offers_ecdsa(self, node: Node) -> bool:
+        return any(v.cert is not None and v.cert.key_type == "EC"
+                   for v in self.session.presented(node, "ecdsa"))
 
     def verify(self) -> StepResult:
         """disable: no port offers ECDSA; rollback: every port offers ECDSA again."""
-        return _verify(self.session, self.action)
+        rollback = self.action == "rollback"
+        want = "offers ECDSA again" if rollback else "offers no ECDSA certificate"
+        records = []
+        for node in self.session.nodes:
+            for v in self.session.presented(node, "ecdsa"):
+                ec = v.cert is not None and v.cert.key_type == "EC"
+                records.append(VerifyRecord(v, "ECDSA" if rollback else "no ECDSA",
+                                            ec if rollback else not ec))
+        bad = sum(not r.ok for r in records)
+        verdict = f"every port {want}" if not bad else f"{bad} port(s) do not: {want}"
+        return StepResult("verify", verdict, records, Outcome.FAILED if bad else Outcome.OK)
 
     def run_all(self) -> list[StepResult]:
         return [self.install_cops(), self.restart(), self.verify()]

@@ -13,50 +13,11 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ..clienttrust import TrustBundle, build_trust_bundle
-from ._common import Plan, SiteSession, StepResult, port_label
+from ..clienttrust import build_trust_bundle
+from ..results import Outcome, Plan, StepResult
+from ..session import SiteSession
 
 __all__ = ["SelfSigned"]
-
-
-def _plan(session: SiteSession) -> Plan:
-    p = Plan("self_signed")
-    for node in session.nodes:
-        p.add(node.name, "collect", f"TLS handshakes to its {len(node.web_ports)} web port(s)",
-              "read-only: see which certificate each port presents to an ECDSA client")
-    p.notes.append("No command changes any server in this scenario.")
-    return p
-
-
-def _collect(session: SiteSession, *, include_rsa: bool = False) -> StepResult:
-    """The self-signed certificates the nodes present (ECDSA, and RSA if ``include_rsa``)."""
-    found: list[tuple[str, x509.Certificate]] = []
-    rows, seen = [], set()
-    clients = ("ecdsa", "rsa") if include_rsa else ("ecdsa",)
-    for node in session.nodes:
-        for client in clients:
-            for r in session.presented(node, client):
-                rows.append({"node": node.name, "port": port_label(node, r.port), "client": client,
-                             "status": r.status,
-                             "cn": r.cert.subject_cn if r.cert else None,
-                             "self-signed": r.cert.self_signed if r.cert else None,
-                             "sha256": r.cert.sha256 if r.cert else None})
-                if r.cert is None or not r.cert.self_signed or r.cert.sha256 in seen:
-                    continue
-                seen.add(r.cert.sha256)
-                found.append((node.name, r.leaf))
-    verdict = (f"{len(found)} distinct self-signed certificate(s) presented"
-               if found else "no self-signed certificate presented (nothing for agents to trust)")
-    return StepResult("collect", verdict, rows, data={"certificates": found})
-
-
-def _build_bundle(session: SiteSession, certificates: list[tuple[str, x509.Certificate]],
-                  out_dir: str | Path) -> StepResult:
-    """Write PEM/DER files, a GPO PowerShell script, a Firefox policy, NSS commands, README."""
-    bundle: TrustBundle = build_trust_bundle(certificates, Path(out_dir), site=session.site.name)
-    rows = [dict(r) for r in bundle.rows]
-    return StepResult("build_bundle", f"trust bundle for {len(rows)} certificate(s) in "
-                      f"{bundle.out_dir}", rows, data={"bundle": bundle})
 
 
 class SelfSigned:
@@ -70,19 +31,39 @@ class SelfSigned:
         self.certificates: list[tuple[str, x509.Certificate]] = []
 
     def plan(self) -> Plan:
-        return _plan(self.session)
+        p = Plan("self_signed")
+        for node in self.session.nodes:
+            p.add(node.name, "collect",
+                  f"TLS handshakes to its {len(node.web_ports)} web port(s)",
+                  "read-only: see which certificate each port presents to an ECDSA client")
+        p.notes.append("No command changes any server in this scenario.")
+        return p
 
     def collect(self) -> StepResult:
         """The self-signed certificates each node's web ports present to agents' browsers."""
-        r = _collect(self.session, include_rsa=self.include_rsa)
-        self.certificates = r.data["certificates"]
-        return r
+        s = self.session
+        views, found, seen = [], [], set()
+        for node in s.nodes:
+            for client in ("ecdsa", "rsa") if self.include_rsa else ("ecdsa",):
+                for v in s.presented(node, client):
+                    views.append(v)
+                    if v.cert is None or not v.cert.self_signed or v.sha256 in seen:
+                        continue
+                    seen.add(v.sha256)
+                    found.append((node.name, v.leaf))
+        self.certificates = found
+        verdict = (f"{len(found)} distinct self-signed certificate(s) presented" if found
+                   else "no self-signed certificate presented (nothing for agents to trust)")
+        return StepResult("collect", verdict, views,
+                          Outcome.OK if found else Outcome.NOTHING_TO_DO)
 
     def build_bundle(self) -> StepResult:
         """PEM/DER files, GPO PowerShell script, Firefox policy, NSS commands, README."""
         if not self.certificates:
             self.collect()
-        return _build_bundle(self.session, self.certificates, self.out_dir)
+        bundle = build_trust_bundle(self.certificates, self.out_dir, site=self.session.site.name)
+        return StepResult("build_bundle", f"trust bundle for {len(bundle.rows)} certificate(s) "
+                          f"in {bundle.out_dir}", tuple(bundle.rows))
 
     def run_all(self) -> list[StepResult]:
         return [self.collect(), self.build_bundle()]

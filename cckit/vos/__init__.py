@@ -7,8 +7,8 @@ from .base import CertEntry, NotSupported, Transport, VersionInfo
 __all__ = ["CertEntry", "NotSupported", "Transport", "VersionInfo", "connect"]
 
 
-def connect(site, node, *, trust_on_first_use: bool = False, timeout: float = 30.0,
-            include_ou: bool = True) -> Transport:
+def connect(site, node, *, trust_on_first_use: bool = False, timeout: float = 30.0
+            ) -> Transport:
     """Open the node's transport (as the site file says) with its credential, resolved now."""
     username, password = site.credential_for(node)
     if node.transport == "rest":
@@ -19,4 +19,4 @@ def connect(site, node, *, trust_on_first_use: bool = False, timeout: float = 30
 
     return SSHTransport(node, username, password, known_hosts=site.known_hosts,
                         trust_on_first_use=trust_on_first_use, timeout=timeout,
-                        include_ou=include_ou)
+                        include_ou=node.include_ou)

@@ -17,6 +17,7 @@ from cryptography import x509
 
 from .. import certs
 from ..errors import CommandError
+from ..topology import ECDSA_UNIT, TOMCAT
 
 if TYPE_CHECKING:
     from ..credentials import Secret
@@ -29,7 +30,6 @@ __all__ = [
     "VersionInfo",
 ]
 
-ECDSA_UNIT = "tomcat-ECDSA"
 
 
 def _trust_stem(name: str) -> str:
@@ -49,14 +49,6 @@ class VersionInfo:
     version: str
     cops: tuple[str, ...] = ()
 
-    @property
-    def release(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3])
-
-    @property
-    def uses_ecdsa(self) -> bool:
-        """From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution."""
-        return self.release[:2] == (11, 5)
 
 
 @dataclass(frozen=True)
@@ -151,7 +143,7 @@ class Transport(abc.ABC):
         """Import the signed certificate for ``unit``; ``ca_file`` names its issuer in trust."""
 
     @abc.abstractmethod
-    def restart_service(self, name: str = "Cisco Tomcat", *, timeout: float = 600) -> None:
+    def restart_service(self, name: str = TOMCAT, *, timeout: float = 600) -> None:
         """Restart a service and wait until it is STARTED again."""
 
     @abc.abstractmethod

@@ -6,4 +6,12 @@ Self-contained: imports nothing from the rest of cckit. See README.md in this fo
 from .faults import Faults, NodeFaults
 from .site import MockServer, MockSite
 
-__all__ = ["Faults", "MockServer", "MockSite", "NodeFaults"]
+__all__ = ["Faults", "MockServer", "MockSite", "NodeFaults", "running_site"]
+
+
+def running_site(*args, **kwargs):
+    """A mock site served from a background thread: ``with running_site(dir) as site:``
+    (see ``testing.running_site``); what the runbooks' embedded mock and tests use."""
+    from .testing import running_site as _running_site
+
+    return _running_site(*args, **kwargs)

@@ -48,7 +48,12 @@ class NodeSpec:
     name: str
     role: str
     short: str  # host name without domain
-    n_web_ports: int
+    #: the node's real TLS ports each mock listener stands for (Cisco port guides)
+    web: tuple[int, ...]
+
+    @property
+    def n_web_ports(self) -> int:
+        return len(self.web)
 
 
 SERVICES = {

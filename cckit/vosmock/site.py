@@ -28,9 +28,11 @@ DEFAULT_COP_FILES = {
     "socialminer_rollback": "ciscosm.1151.ecdsa-rollback.cop.sgn",
 }
 NODE_SPECS = [
-    NodeSpec("uccx-pub", "uccx-publisher", "uccx1", 3),
-    NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", 3),
-    NodeSpec("sm", "socialminer", "sm1", 1),
+    # [doc] UCCX 11.5 port guide: 8443 platform Tomcat, 8445 Finesse, 12015 Socket.IO;
+    # SocialMiner's web application on 443
+    NodeSpec("uccx-pub", "uccx-publisher", "uccx1", (8443, 8445, 12015)),
+    NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", (8443, 8445, 12015)),
+    NodeSpec("sm", "socialminer", "sm1", (443,)),
 ]
 COP_DIRECTORY = "/cop"
 
@@ -354,7 +356,8 @@ class MockSite:
                 "ssh_port": node.ssh_port,
                 "transport": "ssh",
                 "credential": "os-admin",
-                "web_ports": list(node.web_ports),
+                # the real port each listener stands for -> where it listens here
+                "web_ports": dict(zip(node.spec.web, node.web_ports, strict=True)),
             }
             if node.rest_port:
                 entry["rest"] = {"port": node.rest_port}

@@ -1,0 +1,164 @@
+"""Records -> tables, HTML and text: the one place that decides how results look.
+
+Notebooks, the HTML report and the CLI all show :mod:`results` records through here, so a
+column name or a badge is written once. Nothing here is read back by code that decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import html as _html
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from .certs import CertInfo
+from .results import Outcome, Plan, PortChange, PortView, StepResult, VerifyRecord
+
+__all__ = ["badge_text", "cell", "html", "presented_table", "presented_text", "table", "text"]
+
+# Left/top-aligned cells (!important beats JupyterLab's right-aligned tables); long
+# fingerprints wrap instead of widening the page.
+_STYLE = ("<style>table.cckit td, table.cckit th {text-align: left !important; "
+          "vertical-align: top !important;} table.cckit td {overflow-wrap: anywhere;}"
+          " .cckit-badge {font-weight: bold; padding: 0 .3em; border-radius: 3px;}"
+          " .cckit-ok {background: #d4edda;} .cckit-failed {background: #f8d7da;}"
+          " .cckit-other {background: #e2e3e5;}</style>")
+
+_NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
+            "refused": "port closed", "timeout": "no answer"}
+
+
+def badge_text(outcome: Outcome) -> str:
+    return outcome.value.upper()
+
+
+def _badge_html(outcome: Outcome) -> str:
+    kind = {Outcome.OK: "ok", Outcome.FAILED: "failed"}.get(outcome, "other")
+    return f'<span class="cckit-badge cckit-{kind}">{badge_text(outcome)}</span>'
+
+
+def _cert(c: CertInfo | None, status: str) -> str:
+    if c is None:
+        return _NOTHING.get(status, status)
+    return (f"{c.subject_cn} ({c.key_type}, "
+            f"{'self-signed' if c.self_signed else 'issuer ' + c.issuer_cn})")
+
+
+def presented_text(entry: dict[str, Any]) -> str:
+    """A ``status.json`` ``presented`` entry as one line (schema 1)."""
+    if not entry.get("cn"):
+        return _NOTHING.get(entry.get("status", ""), entry.get("status", ""))
+    return (f"{entry['cn']} ({entry['key_type']}, "
+            f"{'self-signed' if entry['self_signed'] else 'issuer ' + str(entry['issuer'])})")
+
+
+def cell(value: Any) -> Any:
+    """One value as a table shows it: no None/NaN, enums by value, tuples joined."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        return f"{value:.1f} s"
+    if isinstance(value, CertInfo):
+        return _cert(value, "ok")
+    if isinstance(value, tuple | list):
+        return "; ".join(str(cell(v)) for v in value)
+    return value
+
+
+def _verify_row(r: VerifyRecord) -> dict[str, Any]:
+    v = r.view
+    return {"node": v.node, "port": v.port_label, "presented": _cert(v.cert, v.status),
+            "expected": r.expected, "as expected": cell(r.ok), "sha256": cell(v.sha256)}
+
+
+def _port_row(v: PortView) -> dict[str, Any]:
+    return {"node": v.node, "port": v.port_label, "client": v.client,
+            "presented": _cert(v.cert, v.status), "sha256": cell(v.sha256)}
+
+
+def _change_row(c: PortChange) -> dict[str, Any]:
+    b, a = c.before, c.after
+    return {"node": a.node, "port": a.port_label, "client": a.client,
+            "before": _cert(b.cert, b.status) if b else "", "after": _cert(a.cert, a.status),
+            "sha256 before": cell(b.sha256) if b else "", "sha256 after": cell(a.sha256),
+            "changed": cell(c.changed)}
+
+
+_ROWS: dict[type, Callable[[Any], dict[str, Any]]] = {VerifyRecord: _verify_row,
+                                                      PortView: _port_row,
+                                                      PortChange: _change_row}
+
+
+def _row(record: Any) -> dict[str, Any]:
+    special = _ROWS.get(type(record))
+    if special:
+        return special(record)
+    if isinstance(record, dict):
+        return {k: cell(v) for k, v in record.items()}
+    return {f.metadata.get("label", f.name): cell(getattr(record, f.name))
+            for f in dataclasses.fields(record)}
+
+
+def table(records: Sequence[Any], cls: type | None = None) -> Any:
+    """A DataFrame of records (columns from the records' field labels)."""
+    import pandas as pd
+
+    rows = [_row(r) for r in records]
+    if not rows and cls is not None and dataclasses.is_dataclass(cls):
+        return pd.DataFrame(columns=[f.metadata.get("label", f.name)
+                                     for f in dataclasses.fields(cls)])
+    return pd.DataFrame(rows)
+
+
+def presented_table(views: Iterable[PortView]) -> Any:
+    """One row per (node, port): what an ECDSA-only and an RSA-only client are shown."""
+    import pandas as pd
+
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for v in views:
+        row = rows.setdefault((v.node, v.port), {"node": v.node, "port": v.port_label})
+        kind = v.client.upper()
+        row[f"{kind} client"] = _cert(v.cert, v.status)
+        row[f"{kind} sha256"] = cell(v.sha256)
+    return pd.DataFrame(list(rows.values()))
+
+
+def _html_table(df: Any) -> str:
+    return _STYLE + df.to_html(index=False, escape=True, classes="cckit", border=0)
+
+
+def html(obj: StepResult | Plan) -> str:
+    if isinstance(obj, Plan):
+        out = (f"<p><b>Plan for {_html.escape(obj.procedure)}</b>: "
+               f"{len(obj.commands)} command(s), nothing sent yet</p>")
+        if obj.commands:
+            out += _html_table(obj.table())
+        return out + "".join(f"<p>Note: {_html.escape(n)}</p>" for n in obj.notes)
+    out = (f"<p>{_badge_html(obj.outcome)} <b>{_html.escape(obj.step)}</b>: "
+           f"{_html.escape(obj.verdict)}</p>")
+    if obj.records:
+        out += _html_table(_frame(obj))
+    return out
+
+
+def _frame(result: StepResult) -> Any:
+    if result.records and all(isinstance(r, PortView) for r in result.records):
+        return presented_table(result.records)
+    return table(result.records)
+
+
+def text(obj: StepResult | Plan) -> str:
+    if isinstance(obj, Plan):
+        out = f"Plan for {obj.procedure}: {len(obj.commands)} command(s)"
+        if obj.commands:
+            out += "\n" + obj.table().to_string(index=False)
+        return out + "".join(f"\nNote: {n}" for n in obj.notes)
+    out = f"[{badge_text(obj.outcome)}] {obj.step}: {obj.verdict}"
+    if obj.records:
+        out += "\n" + _frame(obj).to_string(index=False)
+    return out

@@ -1,0 +1,320 @@
+"""Typed records: what steps find and do, as data. They become tables only in :mod:`display`.
+
+Every step returns a :class:`StepResult` holding an :class:`Outcome`, a one-line verdict and
+a tuple of small frozen records (one per node, port or certificate). Code that decides
+(procedures, batch summaries, the run status) reads the records' fields and enums, never a
+rendered table.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from .certs import CertInfo, GateReason
+
+__all__ = [
+    "Action",
+    "CertRecord",
+    "CopRecord",
+    "CsrRecord",
+    "GateRecord",
+    "IdentityRecord",
+    "NodeRecord",
+    "Outcome",
+    "Plan",
+    "PlannedCommand",
+    "PortChange",
+    "PortView",
+    "RestartRecord",
+    "SignedRecord",
+    "StepRecord",
+    "StepResult",
+    "TrustRecord",
+    "VerifyRecord",
+    "VersionRecord",
+]
+
+
+def col(label: str, **kw: Any) -> Any:
+    """A record field shown as column ``label`` (``display`` reads it)."""
+    return field(metadata={"label": label}, **kw)
+
+
+class Outcome(enum.StrEnum):
+    """How a step ended; ``display`` turns it into a badge that reads without an emoji font."""
+
+    OK = "ok"
+    NOTHING_TO_DO = "nothing to do"
+    SKIPPED = "skipped"
+    PLAN_ONLY = "plan only"
+    WAITING = "waiting"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class Action(enum.StrEnum):
+    """What a step did on one node (or why it did nothing)."""
+
+    GENERATED = "generated"
+    REUSED = "reused pending CSR"
+    ALREADY_CA_SIGNED = "already CA-signed"
+    UPLOADED = "uploaded"
+    ALREADY_PRESENT = "already present"
+    IMPORTED = "imported"
+    ALREADY_STORED = "already stored"
+    RESTARTED = "restarted"
+    SKIPPED_PRESENTING = "skipped (already presenting)"
+    SKIPPED_IN_EFFECT = "skipped (already in effect)"
+    INSTALLED = "installed"
+    ALREADY_INSTALLED = "already installed"
+
+    @property
+    def changed(self) -> bool:
+        return self in (Action.GENERATED, Action.UPLOADED, Action.IMPORTED, Action.RESTARTED,
+                        Action.INSTALLED)
+
+
+# ------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    node: str = col("node")
+    role: str = col("role")
+    host: str = col("host")
+    transport: str = col("transport")
+    web_ports: str = col("web ports")
+
+
+@dataclass(frozen=True)
+class PortView:
+    """What one web port presented to one kind of TLS 1.2 client."""
+
+    node: str = col("node")
+    port: int = col("port")
+    service: str | None = col("service")
+    client: str = col("client")  # "ecdsa" | "rsa"
+    status: str = col("status")
+    cert: CertInfo | None = col("certificate", default=None)
+    #: the presented certificate itself (trust bundles, exact comparisons)
+    leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def sha256(self) -> str | None:
+        return self.cert.sha256 if self.cert else None
+
+    @property
+    def port_label(self) -> str:
+        return f"{self.port} ({self.service})" if self.service else str(self.port)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``presented`` entries of ``status.json`` (schema in docs/status.md)."""
+        c = self.cert
+        return {"node": self.node, "port": self.port, "service": self.service,
+                "client": self.client, "status": self.status,
+                "cn": c.subject_cn if c else None, "issuer": c.issuer_cn if c else None,
+                "key_type": c.key_type if c else None,
+                "self_signed": c.self_signed if c else None,
+                "sha256": c.sha256 if c else None}
+
+
+@dataclass(frozen=True)
+class PortChange:
+    """One (node, port, client) before and after a change."""
+
+    before: PortView | None = col("before")
+    after: PortView = col("after")
+
+    @property
+    def changed(self) -> bool:
+        return (self.before.sha256 if self.before else None) != self.after.sha256
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    node: str = col("node")
+    role: str = col("role")
+    host: str = col("host")
+    transport: str = col("transport")
+    version: str | None = col("version")
+    cops: tuple[str, ...] = col("installed COPs")
+    ecdsa_in_use: bool | None = col("ECDSA used")
+    error: str = col("error", default="")
+
+
+@dataclass(frozen=True)
+class CertRecord:
+    """One stored certificate unit on a node, and what its ports present."""
+
+    node: str = col("node")
+    unit: str = col("unit")
+    stored: str = col("stored")
+    self_signed: bool | None = col("self-signed")
+    signed_by: str | None = col("signed by")
+    pending_csr: bool | None = col("pending CSR")
+    presented: str = col("presented")
+
+
+@dataclass(frozen=True)
+class CsrRecord:
+    node: str = col("node")
+    action: Action = col("action")
+    cn: str = col("cn")
+    sans: tuple[str, ...] = col("sans")
+    key: str = col("key")
+    public_key_sha256: str = col("public key sha256")
+    note: str = col("note", default="")
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    node: str = col("node")
+    cn: str = col("cn")
+    issuer: str = col("issuer")
+    signed_with: str = col("signed with")
+    chain: tuple[str, ...] = col("chain")
+    sha256: str = col("sha256")
+    source: str = col("source")
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    node: str = col("node")
+    ok: bool = col("passes")
+    reasons: tuple[GateReason, ...] = col("reasons")
+    sha256: str = col("sha256")
+
+
+@dataclass(frozen=True)
+class TrustRecord:
+    node: str = col("node")
+    certificate: str = col("certificate")
+    action: Action = col("action")
+    sha256: str = col("sha256")
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    node: str = col("node")
+    action: Action = col("action")
+    sha256: str = col("sha256 after")
+    replaced: str | None = col("sha256 before", default=None)
+
+
+@dataclass(frozen=True)
+class RestartRecord:
+    node: str = col("node")
+    action: Action = col("action")
+    service: str = col("service", default="")
+    serving_after: float | None = col("serving TLS again after", default=None)
+
+
+@dataclass(frozen=True)
+class VerifyRecord:
+    view: PortView = col("port")
+    expected: str = col("expected")
+    ok: bool = col("as expected")
+
+
+@dataclass(frozen=True)
+class CopRecord:
+    node: str = col("node")
+    cop: str = col("cop")
+    action: Action = col("action")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One line of a run's summary and of ``status.json``'s ``steps``."""
+
+    time: str = col("time")
+    step: str = col("step")
+    outcome: Outcome = col("outcome")
+    message: str = col("message")
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": self.outcome.value}
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class StepResult:
+    """What one step did: an outcome, a one-line verdict and its records."""
+
+    step: str
+    verdict: str
+    records: tuple[Any, ...] = ()
+    outcome: Outcome = Outcome.OK
+
+    def __post_init__(self) -> None:
+        self.records = tuple(self.records)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.FAILED
+
+    def table(self) -> Any:
+        from .display import table
+
+        return table(self.records)
+
+    def __str__(self) -> str:
+        from .display import text
+
+        return text(self)
+
+    def __repr__(self) -> str:
+        # The verdict only: notebooks show the table as HTML; a plain-text table's padding
+        # would change with every fingerprint and port.
+        from .display import badge_text
+
+        return f"[{badge_text(self.outcome)}] {self.step}: {self.verdict}"
+
+    def _repr_html_(self) -> str:
+        from .display import html
+
+        return html(self)
+
+
+@dataclass(frozen=True)
+class PlannedCommand:
+    node: str = col("node")
+    step: str = col("step")
+    command: str = col("command")
+    why: str = col("why")
+
+
+@dataclass
+class Plan:
+    """The exact per-node commands a procedure would send; building it changes nothing."""
+
+    procedure: str
+    commands: list[PlannedCommand] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, node: str, step: str, command: str, why: str) -> None:
+        self.commands.append(PlannedCommand(node, step, command, why))
+
+    def table(self) -> Any:
+        from .display import table
+
+        return table(self.commands, PlannedCommand)
+
+    def __str__(self) -> str:
+        from .display import text
+
+        return text(self)
+
+    def __repr__(self) -> str:
+        return f"Plan for {self.procedure}: {len(self.commands)} command(s)"
+
+    def _repr_html_(self) -> str:
+        from .display import html
+
+        return html(self)

@@ -1,0 +1,147 @@
+"""One run against one site: connections, the operation log, the site lock, TLS probes.
+
+Everything a session opens is held by one :class:`contextlib.ExitStack`, so closing the
+session (or leaving its ``with`` block) releases the lock and every connection, in reverse
+order, whatever failed on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import probe as _probe
+from .audit import AuditLog, site_lock
+from .errors import CckitError, TransportError
+from .inventory import Node, Site, WebPort
+from .results import PortView
+from .vos import Transport, connect
+
+__all__ = ["SiteSession"]
+
+
+def _lock_dir(site: Site, workdir: Path) -> Path:
+    """Next to the site file (every run of that file sees the lock), else the user's cache."""
+    candidate = (site.path.parent if site.path else workdir) / ".cckit-locks"
+    try:
+        candidate.mkdir(parents=True, exist_ok=True)
+        if os.access(candidate, os.W_OK):
+            return candidate
+    except OSError:
+        pass
+    return Path.home() / ".cache" / "cckit" / "locks"
+
+
+class SiteSession:
+    """Connections open lazily and are reopened after a dropped session, so a step that
+    failed half-way can simply be called again."""
+
+    def __init__(
+        self,
+        site: Site,
+        *,
+        workdir: str | Path,
+        nodes: Sequence[str] | None = None,
+        trust_on_first_use: bool = False,
+        timeout: float = 30.0,
+        lock_dir: str | Path | None = None,
+        tls_timeout: float = 5.0,
+    ) -> None:
+        self.site = site
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.nodes = site.select(nodes)
+        self.timeout = timeout
+        self.tls_timeout = tls_timeout
+        self.trust_on_first_use = trust_on_first_use
+        self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
+        self._conns: dict[str, Transport] = {}
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(site_lock(
+            Path(lock_dir) if lock_dir else _lock_dir(site, self.workdir), site.name))
+        self._stack.callback(self._close_connections)
+
+    # -- lifetime
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> SiteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _close_connections(self) -> None:
+        for name in list(self._conns):
+            self.drop_name(name)
+
+    # -- connections
+    def transport(self, node: Node) -> Transport:
+        t = self._conns.get(node.name)
+        if t is None:
+            t = connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
+                        timeout=self.timeout)
+            self._conns[node.name] = t
+        return t
+
+    def drop(self, node: Node) -> None:
+        self.drop_name(node.name)
+
+    def drop_name(self, name: str) -> None:
+        t = self._conns.pop(name, None)
+        if t is not None:
+            with contextlib.suppress(Exception):
+                t.close()
+
+    @contextlib.contextmanager
+    def on(self, node: Node) -> Iterator[Transport]:
+        """The node's transport; a broken session is dropped so the next call reconnects."""
+        try:
+            yield self.transport(node)
+        except TransportError:
+            self.drop(node)
+            raise
+
+    # -- TLS
+    def presented(self, node: Node, client: str = "ecdsa", *, cafile: Path | None = None
+                  ) -> list[PortView]:
+        """What each of the node's web ports presents to a ``client``-only TLS 1.2 client."""
+        return [self._view(node, wp, r) for wp in node.web_ports
+                for r in _probe.probe(node.address, wp.connect, timeout=self.tls_timeout,
+                                      versions=("1.2",), cafile=cafile, clients=(client,),
+                                      server_name=_sni(node))]
+
+    def presented_all(self) -> list[PortView]:
+        """Every port of every node of the session, to ECDSA-only and RSA-only clients."""
+        return [v for node in self.nodes for c in ("ecdsa", "rsa")
+                for v in self.presented(node, c)]
+
+    @staticmethod
+    def _view(node: Node, wp: WebPort, r: _probe.Presented) -> PortView:
+        return PortView(node.name, wp.port, wp.service, r.client, r.status, r.cert, r.leaf)
+
+    def wait_serving(self, node: Node, *, timeout: float = 600.0) -> float:
+        """Wait until every web port of ``node`` completes a TLS handshake; seconds waited."""
+        start = time.monotonic()
+        while True:
+            results = [r for wp in node.web_ports
+                       for r in _probe.probe(node.address, wp.connect, timeout=self.tls_timeout,
+                                             versions=("1.2",), server_name=_sni(node))]
+            if all(r.status == "ok" or (r.client == "ecdsa" and r.status == "handshake_failed")
+                   for r in results) and any(r.status == "ok" for r in results):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise CckitError(
+                    f"web ports {[wp.port for wp in node.web_ports]} not serving TLS after "
+                    f"{timeout:.0f}s", node=node.name,
+                    hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",
+                )
+            time.sleep(0.5)
+
+
+def _sni(node: Node) -> str | None:
+    """The node's name as browsers send it (never an IP address)."""
+    return None if _probe.is_ip(node.fqdn) else node.fqdn

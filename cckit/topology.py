@@ -1,0 +1,176 @@
+"""The product facts, once: roles, the web services each role runs, and the version rules.
+
+Every other module asks this one; nothing else compares role strings. Adding a VOS product
+(Finesse, CUIC, ...) is one :class:`RoleSpec` per role here, its counterpart in the mock,
+and tests.
+
+Sources (marked as in the mock's README): [doc] Cisco 210528 "Understand ECDSA certificates
+in an UCCX solution" (which web servers present tomcat-ECDSA), Cisco 118855 (ECDSA dropped
+from UCCX/SocialMiner from 11.6), the UCCX 11.5 and CUCM 11.5 port utilization guides
+(which service listens where); [assumed] where a fact is our best reading.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "ECDSA_UNIT",
+    "RSA_UNIT",
+    "Product",
+    "Role",
+    "RoleSpec",
+    "WebService",
+    "ecdsa_in_use",
+    "release",
+    "restart_waves",
+    "spec",
+]
+
+#: the certificate units this procedure is about
+ECDSA_UNIT = "tomcat-ECDSA"
+RSA_UNIT = "tomcat"
+TOMCAT = "Cisco Tomcat"
+
+
+class Product(enum.StrEnum):
+    UCCX = "uccx"
+    SOCIALMINER = "socialminer"
+    CUCM = "cucm"
+
+
+class Role(enum.StrEnum):
+    UCCX_PUBLISHER = "uccx-publisher"
+    UCCX_SUBSCRIBER = "uccx-subscriber"
+    SOCIALMINER = "socialminer"
+    CUCM_PUBLISHER = "cucm-publisher"
+    CUCM_SUBSCRIBER = "cucm-subscriber"
+
+
+@dataclass(frozen=True)
+class WebService:
+    """A service whose TLS ports present certificates; restarting it reloads them."""
+
+    name: str
+    ports: tuple[int, ...]
+    presents: tuple[str, ...] = (RSA_UNIT, ECDSA_UNIT)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """What a node of one role is: its product, HA place, web services and COP family."""
+
+    role: Role
+    product: Product
+    label: str
+    #: the cluster's first node: trust uploaded here replicates to its subscribers
+    publisher: bool
+    #: the largest number of such nodes in one site (None: any)
+    max_per_site: int | None
+    #: HA restart wave: every node of wave 0 serves TLS again before wave 1 goes down
+    restart_wave: int
+    #: CA certificates must be uploaded here (publishers, and nodes that do not replicate)
+    trust_target: bool
+    web_services: tuple[WebService, ...]
+    #: the COP family in the site file's ``cop_files`` (``<family>_disable``), if any
+    cop_family: str | None
+    #: the releases (major, minor) that use tomcat-ECDSA; ``None`` as the upper bound: all later
+    ecdsa_from: tuple[int, int] = (11, 5)
+    ecdsa_until: tuple[int, int] | None = (11, 5)
+    #: restarted after an identity upload (a site file's ``services:`` overrides)
+    restart_services: tuple[str, ...] = (TOMCAT,)
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every web port of the role, in service order."""
+        return tuple(p for s in self.web_services for p in s.ports)
+
+    def service_on(self, port: int) -> WebService | None:
+        return next((s for s in self.web_services if port in s.ports), None)
+
+    def services_presenting(self, unit: str) -> tuple[str, ...]:
+        """The services to restart so that a new ``unit`` certificate is presented."""
+        return tuple(s.name for s in self.web_services if unit in s.presents)
+
+
+# UCCX 11.5 runs Finesse, CUIC and the notification/socket services on both nodes [doc:
+# UCCX 11.5 port utilization guide]; 210528 lists them as presenting tomcat-ECDSA to an
+# ECDSA client [doc]. The split of one Tomcat per port is our reading [assumed].
+_UCCX_WEB = (
+    WebService(TOMCAT, (8443,)),
+    WebService("Cisco Finesse Tomcat", (8445,)),
+    WebService("Cisco Unified Intelligence Center Reporting Service", (8444,)),
+    WebService("Cisco Unified CCX Notification Service", (7443,)),
+    WebService("Cisco Unified CCX Socket.IO Service", (12015,)),
+)
+# SocialMiner's web application behind 443 [doc: 11.5 port guide]; its XMPP (Openfire) BOSH
+# port presents ECDSA too per 210528 [doc]; service names are not public [assumed].
+_SM_WEB = (
+    WebService(TOMCAT, (443,)),
+    WebService("Cisco SocialMiner Notification Service", (7443,)),
+)
+# CUCM: Cisco Tomcat serves the administration pages on 8443 (and 443) [doc: CUCM 11.5 TCP
+# and UDP port usage]; tomcat-ECDSA exists from 11.5 on and stays in 12.x/14 [doc: CUCM 11.5
+# security guide].
+_CUCM_WEB = (WebService(TOMCAT, (8443,)),)
+
+_SPECS: dict[Role, RoleSpec] = {
+    s.role: s for s in (
+        RoleSpec(Role.UCCX_PUBLISHER, Product.UCCX, "UCCX publisher", publisher=True,
+                 max_per_site=1, restart_wave=1, trust_target=True, web_services=_UCCX_WEB,
+                 cop_family="uccx"),
+        RoleSpec(Role.UCCX_SUBSCRIBER, Product.UCCX, "UCCX subscriber", publisher=False,
+                 max_per_site=1, restart_wave=0, trust_target=False, web_services=_UCCX_WEB,
+                 cop_family="uccx"),
+        # a separate application: restarted alongside the subscriber (issue 12)
+        RoleSpec(Role.SOCIALMINER, Product.SOCIALMINER, "SocialMiner", publisher=False,
+                 max_per_site=None, restart_wave=0, trust_target=True, web_services=_SM_WEB,
+                 cop_family="socialminer"),
+        RoleSpec(Role.CUCM_PUBLISHER, Product.CUCM, "CUCM publisher", publisher=True,
+                 max_per_site=1, restart_wave=1, trust_target=True, web_services=_CUCM_WEB,
+                 cop_family=None, ecdsa_until=None),
+        RoleSpec(Role.CUCM_SUBSCRIBER, Product.CUCM, "CUCM subscriber", publisher=False,
+                 max_per_site=None, restart_wave=0, trust_target=False,
+                 web_services=_CUCM_WEB, cop_family=None, ecdsa_until=None),
+    )
+}
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+
+
+def spec(role: Role | str) -> RoleSpec:
+    """The facts of ``role``; a ``ValueError`` names the known roles."""
+    try:
+        return _SPECS[Role(role)]
+    except ValueError:
+        raise ValueError(f"unknown role {role!r} (use {', '.join(ROLES)})") from None
+
+
+def release(version: str) -> tuple[int, ...]:
+    """``11.5.1.10000-61`` -> ``(11, 5, 1)``."""
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def ecdsa_in_use(role: Role | str, version: str) -> bool:
+    """Whether a node of ``role`` at ``version`` presents tomcat-ECDSA at all.
+
+    From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution (Cisco 118855); CUCM
+    keeps it from 11.5 on.
+    """
+    s, rel = spec(role), release(version)[:2]
+    return rel >= s.ecdsa_from and (s.ecdsa_until is None or rel <= s.ecdsa_until)
+
+
+def restart_waves(roles: Iterable[tuple[str, Role | str]]) -> list[list[str]]:
+    """Group ``(name, role)`` pairs into HA restart waves, in site order within a wave.
+
+    Never both nodes of an HA pair in one wave: the subscribers (and SocialMiner, a separate
+    application) first, the publishers once those serve TLS again.
+    """
+    waves: dict[int, list[str]] = {}
+    for name, role in roles:
+        waves.setdefault(spec(role).restart_wave, []).append(name)
+    return [waves[k] for k in sorted(waves)]
