@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import InputError, SiteFileError
+from .errors import InputError, MissingDependency, SiteFileError
 from .headless import RunOutcome, check_parameters, run_runbook
 from .inventory import load_site
 
@@ -148,8 +148,7 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError:
-            raise InputError("the Dask executor needs the distributed package",
-                             hint="pip install 'cckit[dask]'") from None
+            raise MissingDependency("the Dask executor", "distributed", "'cckit[dask]'") from None
         self.client = Client(address, timeout="30s")
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -43,11 +43,13 @@ __all__ = [
     "describe_csr",
     "fingerprint_sha256",
     "gate_signed_certificate",
+    "is_ca",
     "load_certificates",
     "load_csr",
     "public_key_sha256",
     "split_leaf_and_chain",
     "to_dataframe",
+    "verify_chain",
 ]
 
 #: Curves VOS accepts for tomcat-ECDSA (key sizes 256, 384, 521).
@@ -290,7 +292,8 @@ def _signature_key_type(cert: x509.Certificate) -> str:
     return oid._name  # type: ignore[attr-defined]
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def is_ca(cert: x509.Certificate) -> bool:
+    """basicConstraints CA:TRUE."""
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
@@ -358,7 +361,7 @@ def describe(cert: x509.Certificate, *, now: dt.datetime | None = None) -> CertI
         days_left=(not_after - _now(now)).days,
         sha256=fingerprint_sha256(cert),
         self_signed=_is_self_signed(cert),
-        is_ca=_is_ca(cert),
+        is_ca=is_ca(cert),
     )
 
 
@@ -456,7 +459,7 @@ def split_leaf_and_chain(
     certs: Sequence[x509.Certificate],
 ) -> tuple[x509.Certificate, list[x509.Certificate]]:
     """The end-entity certificate of a bundle CAs send back, and the CA certificates with it."""
-    leaves = [c for c in certs if not _is_ca(c)]
+    leaves = [c for c in certs if not is_ca(c)]
     if not certs:
         raise CertificateLoadError("no certificate given")
     leaf = leaves[0] if leaves else certs[0]
@@ -469,8 +472,9 @@ def _public_bytes(key: object) -> bytes:
     )
 
 
-def public_key_sha256(obj: x509.Certificate | x509.CertificateSigningRequest) -> str:
-    """SHA-256 of the SubjectPublicKeyInfo: the same for a CSR and the cert signed for it."""
+def public_key_sha256(obj: x509.Certificate | x509.CertificateSigningRequest | Any) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo: the same for a CSR, the cert signed for it and
+    the private key (anything with ``public_key()``); cckit's one key id."""
     return hashlib.sha256(_public_bytes(obj.public_key())).hexdigest()
 
 
@@ -571,7 +575,7 @@ def check_signed_certificate(
             )
         else:
             try:
-                verified = _verify_chain(cert, roots, intermediates, now)
+                verified = verify_chain(cert, roots, intermediates, now)
                 chain_infos = tuple(describe(c, now=now) for c in verified[1:])
             except verification.VerificationError as e:
                 refuse(GateCode.CHAIN,
@@ -583,18 +587,21 @@ def check_signed_certificate(
                       chain_checked=chain is not None, chain=chain_infos)
 
 
-def _verify_chain(
+def verify_chain(
     leaf: x509.Certificate,
     roots: Sequence[x509.Certificate],
     intermediates: Sequence[x509.Certificate],
-    now: dt.datetime,
+    now: dt.datetime | None = None,
 ) -> list[x509.Certificate]:
+    """The verified path from ``leaf`` to one of ``roots`` (leaf first); raises
+    ``cryptography.x509.verification.VerificationError``. The one chain policy of cckit:
+    the gate and the TLS probe both use it. The leaf's host name is not checked."""
     # The leaf's extensions are VOS's business (it has no EKU rule); CA certificates must
     # follow the web PKI profile, which is what browsers will apply.
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store(list(roots)))
-        .time(now)
+        .time(_now(now))
         .extension_policies(
             ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
             ee_policy=verification.ExtensionPolicy.permit_all(),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import CredentialError
+from .errors import CredentialError, MissingDependency
 
 __all__ = ["Secret", "SecretRef", "parse_secret_ref", "redact", "resolve"]
 
@@ -127,10 +127,8 @@ def resolve(ref: SecretRef, *, node: str | None = None) -> Secret:
             import keyring
             import keyring.errors
         except ImportError:
-            raise CredentialError(
-                "the site file uses a keyring entry but the keyring package is not installed",
-                node=node, hint="pip install 'cckit[keyring]'",
-            ) from None
+            raise MissingDependency("a keyring entry in the site file", "keyring",
+                                    "'cckit[keyring]'", node=node) from None
         try:
             value = keyring.get_password(ref.name, ref.username or "")
         except keyring.errors.KeyringError as e:

@@ -8,6 +8,7 @@ certificate unit, and what to do next. ``str(error)`` is a complete, secret-free
 
     CckitError
     ├── InputError                 bad input; nothing was changed
+    │   ├── MissingDependency      an optional package a feature needs is not installed
     │   ├── CertificateLoadError   a file is not a certificate/CSR we can read
     │   ├── SiteFileError          the site file is invalid (lists every problem)
     │   └── GateError              a signed certificate must not be uploaded (lists reasons)
@@ -16,7 +17,8 @@ certificate unit, and what to do next. ``str(error)`` is a complete, secret-free
     │   ├── ConnectError           unreachable, refused, timed out
     │   ├── AuthenticationError    wrong user/password, account locked
     │   ├── HostKeyError           unknown or changed SSH host key, REST TLS mismatch
-    │   └── CommandError           the node refused a command (VOS error text attached)
+    │   ├── CommandError           the node refused a command (VOS error text attached)
+    │   └── NodeTimeout            the node did not answer or come back in time
     ├── ProcedureError             a runbook step could not complete
     │   ├── WaitingForCA           the CA has not returned the signed certificates yet
     │   └── SiteLockedError        another run holds this site's lock
@@ -35,6 +37,8 @@ __all__ = [
     "GateError",
     "HostKeyError",
     "InputError",
+    "MissingDependency",
+    "NodeTimeout",
     "ProbeError",
     "ProcedureError",
     "SiteFileError",
@@ -128,6 +132,15 @@ class GateError(InputError):
         )
 
 
+class MissingDependency(InputError):
+    """An optional package is not installed; ``hint`` names the pip extra to install."""
+
+    def __init__(self, feature: str, package: str, extra: str | None = None, **kw: str | None
+                 ) -> None:
+        super().__init__(f"{feature} needs the {package!r} package, which is not installed",
+                         hint=f"pip install {extra or package!r}", **kw)
+
+
 class CredentialError(CckitError):
     """A secret reference could not be resolved (the secret itself is never shown)."""
 
@@ -154,6 +167,10 @@ class CommandError(TransportError):
     def __init__(self, message: str, *, output: str = "", **kw: str | None) -> None:
         self.output = output
         super().__init__(message, **kw)
+
+
+class NodeTimeout(TransportError):
+    """A bounded wait ran out: the node did not answer, or did not serve again, in time."""
 
 
 class ProcedureError(CckitError):

@@ -17,7 +17,6 @@ presented chain is trusted by a CA bundle is then checked separately and reporte
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import ipaddress
 import re
 import shutil
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 from cryptography import x509
 from cryptography.x509 import verification
 
-from .certs import CertInfo, describe, load_certificates
+from .certs import CertInfo, describe, load_certificates, verify_chain
 from .errors import CckitError, ProbeError
 
 if TYPE_CHECKING:
@@ -185,21 +184,11 @@ def _trust(
     leaf, rest = chain[0], list(chain[1:])
     if any(leaf == r for r in roots):
         return True, "the presented certificate itself is in the CA bundle"
-    verifier = (
-        verification.PolicyBuilder()
-        .store(verification.Store(roots))
-        .time(dt.datetime.now(dt.UTC))
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
-        .build_client_verifier()  # chain only; the leaf's host name is not checked
-    )
     try:
-        verified = verifier.verify(leaf, rest)
+        verified = verify_chain(leaf, roots, rest)
     except verification.VerificationError as e:
         return False, f"no chain from the presented certificate to the CA bundle ({e})"
-    anchor = verified.chain[-1].subject.rfc4514_string()
+    anchor = verified[-1].subject.rfc4514_string()
     return True, f"chains to {anchor}"
 
 

@@ -243,8 +243,22 @@ class StepRecord:
 # ------------------------------------------------------------------------------ results
 
 
-@dataclass
-class StepResult:
+class _Shown:
+    """Shown through :mod:`display` (imported late: display imports this module)."""
+
+    def __str__(self) -> str:
+        from .display import text
+
+        return text(self)  # type: ignore[arg-type]
+
+    def _repr_html_(self) -> str:
+        from .display import html
+
+        return html(self)  # type: ignore[arg-type]
+
+
+@dataclass(repr=False)
+class StepResult(_Shown):
     """What one step did: an outcome, a one-line verdict and its records."""
 
     step: str
@@ -264,22 +278,12 @@ class StepResult:
 
         return table(self.records)
 
-    def __str__(self) -> str:
-        from .display import text
-
-        return text(self)
-
     def __repr__(self) -> str:
         # The verdict only: notebooks show the table as HTML; a plain-text table's padding
         # would change with every fingerprint and port.
         from .display import badge_text
 
         return f"[{badge_text(self.outcome)}] {self.step}: {self.verdict}"
-
-    def _repr_html_(self) -> str:
-        from .display import html
-
-        return html(self)
 
 
 @dataclass(frozen=True)
@@ -290,8 +294,8 @@ class PlannedCommand:
     why: str = col("why")
 
 
-@dataclass
-class Plan:
+@dataclass(repr=False)
+class Plan(_Shown):
     """The exact per-node commands a procedure would send; building it changes nothing."""
 
     procedure: str
@@ -306,15 +310,5 @@ class Plan:
 
         return table(self.commands, PlannedCommand)
 
-    def __str__(self) -> str:
-        from .display import text
-
-        return text(self)
-
     def __repr__(self) -> str:
         return f"Plan for {self.procedure}: {len(self.commands)} command(s)"
-
-    def _repr_html_(self) -> str:
-        from .display import html
-
-        return html(self)

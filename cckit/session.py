@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import probe as _probe
 from .audit import AuditLog, site_lock
-from .errors import CckitError, TransportError
+from .errors import NodeTimeout, TransportError
 from .inventory import Node, Site, WebPort
 from .results import PortView
 from .vos import Transport, connect
@@ -134,7 +134,7 @@ class SiteSession:
                    for r in results) and any(r.status == "ok" for r in results):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
-                raise CckitError(
+                raise NodeTimeout(
                     f"web ports {[wp.port for wp in node.web_ports]} not serving TLS after "
                     f"{timeout:.0f}s", node=node.name,
                     hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",

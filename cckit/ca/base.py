@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -95,4 +96,20 @@ def get_adapter(name: str, **options: Any) -> CertificateAuthority:
     cls = adapters[name]
     if not isinstance(cls, type):
         cls = cls.load()
+    check_options(name, cls, options)
     return cls(**options)
+
+
+def check_options(name: str, cls: type, options: dict[str, Any]) -> None:
+    """Unknown or missing options of adapter ``cls``: one line naming the known ones (the
+    adapter's ``__init__`` keywords are its typed options)."""
+    params = {k: p for k, p in inspect.signature(cls).parameters.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - set(params))
+    missing = sorted(k for k, p in params.items() if p.default is p.empty and k not in options)
+    if unknown or missing:
+        what = "; ".join(p for p in (
+            f"unknown option(s) {', '.join(unknown)}" if unknown else "",
+            f"missing option(s) {', '.join(missing)}" if missing else "") if p)
+        raise InputError(f"CA adapter {name!r}: {what}",
+                         hint=f"its options are {', '.join(params) or 'none'}")

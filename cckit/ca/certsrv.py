@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from .. import certs
 from .._internal.fs import atomic_write
 from ..credentials import SecretRef, resolve
-from ..errors import AuthenticationError, ConnectError, HostKeyError, InputError
+from ..errors import AuthenticationError, ConnectError, HostKeyError, InputError, MissingDependency
 from .base import CertificateAuthority, SignedCertificate
 from .files import issuer_path, safe_node_filename
 
@@ -41,10 +41,8 @@ def _certsrv() -> Any:
     try:
         import certsrv
     except ImportError:
-        raise InputError(
-            "the AD CS adapter needs the 'certsrv' package, which is not installed",
-            hint="pip install certsrv (or use the 'files' CA adapter)",
-        ) from None
+        raise MissingDependency("the AD CS adapter (or use the 'files' adapter)",
+                                "certsrv") from None
     log = logging.getLogger("certsrv")
     if not any(isinstance(f, _DropRequestDumps) for f in log.filters):
         log.addFilter(_DropRequestDumps())

@@ -61,13 +61,6 @@ def safe_node_filename(node: str) -> str:
     return f"{cleaned}-{digest}"
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """``issuer`` is named as ``cert``'s issuer and its key verifies ``cert``'s signature."""
     if cert.issuer != issuer.subject:
@@ -94,7 +87,7 @@ def issuer_path(
     the newest. Stops at a self-signed certificate or when no issuer is in ``pool``.
     """
     now = now or dt.datetime.now(dt.UTC)
-    cas = _dedupe(c for c in pool if _is_ca(c))
+    cas = _dedupe(c for c in pool if certs.is_ca(c))
     path: list[x509.Certificate] = []
     seen = {certs.fingerprint_sha256(leaf)}
     current = leaf
@@ -273,7 +266,7 @@ class FilesCA(CertificateAuthority):
                 origin.setdefault(certs.fingerprint_sha256(c), path)
                 pool.append(c)
         pool = _dedupe(pool)
-        leaves = [c for c in pool if not _is_ca(c) and certs.public_key_sha256(c) == want]
+        leaves = [c for c in pool if not certs.is_ca(c) and certs.public_key_sha256(c) == want]
         if not leaves:
             return None
         now = dt.datetime.now(dt.UTC)

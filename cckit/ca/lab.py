@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,7 +143,7 @@ class LabCA(CertificateAuthority):
         if not path.exists():
             return None
         cert = certs.load_certificates(path)[0]
-        if certs.public_key_sha256(cert) != _key_id(key):
+        if certs.public_key_sha256(cert) != certs.public_key_sha256(key):
             raise CertificateLoadError(
                 "the lab CA certificate does not belong to the key next to it", file=str(path),
                 hint="remove the lab CA directory to start a new lab CA",
@@ -328,10 +327,3 @@ class LabCA(CertificateAuthority):
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_id(key: object) -> str:
-    spki = key.public_key().public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).hexdigest()

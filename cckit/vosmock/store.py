@@ -23,6 +23,8 @@ def contained(root: Path, *parts: str) -> Path:
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    # Deliberate twin of cckit._internal.fs.atomic_write: the mock imports nothing from
+    # the client, so that it can stand for a real node.
     if isinstance(data, str):
         data = data.encode()
     path = Path(path)
