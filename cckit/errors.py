@@ -138,7 +138,7 @@ class MissingDependency(InputError):
     def __init__(self, feature: str, package: str, extra: str | None = None, **kw: str | None
                  ) -> None:
         super().__init__(f"{feature} needs the {package!r} package, which is not installed",
-                         hint=f"pip install {extra or package!r}", **kw)
+                         hint=f"pip install {extra or package}", **kw)
 
 
 class CredentialError(CckitError):

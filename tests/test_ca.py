@@ -464,10 +464,7 @@ def test_adcs_without_the_package(tmp_path, monkeypatch):
         _adcs(tmp_path).submit("uccx1", csr)
 
 
-
 def test_unknown_or_missing_adapter_options_are_one_line_errors(tmp_path):
-    from cckit.errors import InputError
-
     with pytest.raises(InputError) as e:
         get_adapter("lab", directry=tmp_path)
     assert "unknown option(s) directry" in str(e.value)
