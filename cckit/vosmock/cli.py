@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="site name (first boot only; default vosmock; not with --sites)",
     )
     serve.add_argument("--domain", default="cc.example.com", help="DNS domain (first boot only)")
+    serve.add_argument("--product", choices=("uccx", "cucm"), default="uccx",
+                       help="uccx: publisher, subscriber, SocialMiner; cucm: publisher, "
+                       "subscriber (first boot only)")
     serve.add_argument("--lockout-failures", type=int, default=5)
     serve.add_argument("--lockout-seconds", type=float, default=300.0)
     serve.add_argument(
@@ -106,6 +109,7 @@ def _site_options(args, cop_files) -> dict:
         "lockout_seconds": args.lockout_seconds,
         "include_ou_prompt": args.include_ou_prompt,
         "cop_files": cop_files,
+        "product": args.product,
     }
 
 

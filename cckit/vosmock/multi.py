@@ -19,7 +19,14 @@ import resource
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .site import NODE_SPECS, PORTS_PER_SITE, MockSite, free_port_map, free_ports
+from .site import (
+    NODE_SPECS,
+    PORTS_PER_SITE,
+    PRODUCT_NODE_SPECS,
+    MockSite,
+    free_port_map,
+    free_ports,
+)
 from .store import read_json
 
 SITE_PORT_STRIDE = 40  # base-port layout: site i uses B + (i-1)*40 .. + 31
@@ -107,7 +114,8 @@ def plan_sites(
     if fresh:
         pool = iter(free_ports(PORTS_PER_SITE * len(fresh), exclude=taken))
         for k in fresh:
-            plans[k][1]["ports"] = free_port_map(pool)
+            specs = PRODUCT_NODE_SPECS[plans[k][1].get("product", "uccx")]
+            plans[k][1]["ports"] = free_port_map(pool, specs)
     return plans
 
 

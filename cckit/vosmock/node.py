@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("cckit.vosmock")
 
-UCCX_ROLES = ("uccx-publisher", "uccx-subscriber")
 COP_HEADER = b"VOSMOCK-COP/1"
 TLS_CERT_TYPE_MIN_VERSION = (11, 6)  # [assumed] first version with `set tls server cert_type`
 REST_MIN_VERSION = (14,)
@@ -69,6 +68,17 @@ SERVICES = {
         "System NTP",
         "System SSH",
     ],
+    # [doc] CUCM 11.5 serviceability: the platform web server is Cisco Tomcat
+    "cucm": [
+        "A Cisco DB",
+        "A Cisco DB Replicator",
+        "Cisco Tomcat",
+        "Cisco CallManager",
+        "Cisco CTIManager",
+        "Cisco Certificate Change Notification",
+        "System NTP",
+        "System SSH",
+    ],
     "socialminer": [
         "A Cisco DB",
         "Cisco Tomcat",
@@ -86,7 +96,7 @@ class MockNode:
         self.spec = spec
         self.name = spec.name
         self.role = spec.role
-        self.product = "uccx" if spec.role in UCCX_ROLES else "socialminer"
+        self.product = spec.role.split("-")[0]  # uccx | socialminer | cucm
         self.host = f"{spec.short}.{site.domain}"
         self.root = Path(root)
         self.ssh_port = 0

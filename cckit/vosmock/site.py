@@ -34,6 +34,13 @@ NODE_SPECS = [
     NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", (8443, 8445, 12015)),
     NodeSpec("sm", "socialminer", "sm1", (443,)),
 ]
+# [doc] CUCM 11.5 TCP/UDP port usage: Cisco Tomcat serves the web pages on 8443; a
+# publisher and a subscriber
+CUCM_NODE_SPECS = [
+    NodeSpec("cucm-pub", "cucm-publisher", "cucm1", (8443,)),
+    NodeSpec("cucm-sub", "cucm-subscriber", "cucm2", (8443,)),
+]
+PRODUCT_NODE_SPECS = {"uccx": NODE_SPECS, "cucm": CUCM_NODE_SPECS}
 COP_DIRECTORY = "/cop"
 
 
@@ -67,11 +74,11 @@ def free_ports(n: int, exclude: set[int] | frozenset[int] = frozenset()) -> list
 PORTS_PER_SITE = sum(2 + spec.n_web_ports for spec in NODE_SPECS) + 2
 
 
-def base_port_map(base_port: int) -> dict:
+def base_port_map(base_port: int, specs: list[NodeSpec] = NODE_SPECS) -> dict:
     """The fixed layout from `base_port` (node i: SSH B+10i, web B+10i+1.., REST B+10i+9;
     SFTP B+30, control B+31)."""
     ports: dict = {"nodes": {}, "sftp": base_port + 30, "control": base_port + 31}
-    for i, spec in enumerate(NODE_SPECS):
+    for i, spec in enumerate(specs):
         b = base_port + 10 * i
         ports["nodes"][spec.name] = {
             "ssh": b,
@@ -81,10 +88,10 @@ def base_port_map(base_port: int) -> dict:
     return ports
 
 
-def free_port_map(pool) -> dict:
+def free_port_map(pool, specs: list[NodeSpec] = NODE_SPECS) -> dict:
     """A site's port assignment taken from the iterator `pool` (PORTS_PER_SITE ports)."""
     ports: dict = {"nodes": {}, "sftp": next(pool), "control": next(pool)}
-    for spec in NODE_SPECS:
+    for spec in specs:
         ports["nodes"][spec.name] = {
             "ssh": next(pool),
             "web": [next(pool) for _ in range(spec.n_web_ports)],
@@ -132,15 +139,23 @@ class MockSite:
         include_ou_prompt: list[str] | None = None,
         org: str = "vosmock",
         ports: dict | None = None,
+        product: str = "uccx",
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
-        applies (a multi-site server hands out distinct free ports; see multi.py)."""
+        applies (a multi-site server hands out distinct free ports; see multi.py).
+        `product`: `uccx` (publisher, subscriber, SocialMiner) or `cucm` (publisher,
+        subscriber)."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
         self.name = meta.get("site", site)
         self.domain = meta.get("domain", domain)
         self.org = org
+        self.product = meta.get("product", product)
+        if self.product not in PRODUCT_NODE_SPECS:
+            raise ValueError(f"unknown product {self.product!r} "
+                             f"(use {', '.join(PRODUCT_NODE_SPECS)})")
+        self.specs = PRODUCT_NODE_SPECS[self.product]
         self.username = meta.get("username", username)
         self.sftp_username = meta.get("sftp_username", sftp_username)
         self.cop_files = dict(meta.get("cop_files") or cop_files or DEFAULT_COP_FILES)
@@ -157,7 +172,7 @@ class MockSite:
         self.sftp_password = secret_file(self.sftp_password_file)
         self.sftp_host_name = "127.0.0.1"
         self.nodes: dict[str, MockNode] = {}
-        for spec in NODE_SPECS:
+        for spec in self.specs:
             node = MockNode(self, spec, contained(self.state_dir, "nodes", spec.name), version)
             if include_ou_prompt is not None:
                 node.include_ou_prompt = spec.name in include_ou_prompt
@@ -185,6 +200,7 @@ class MockSite:
             self.state_dir / "site.json",
             {
                 "site": self.name,
+                "product": self.product,
                 "domain": self.domain,
                 "username": self.username,
                 "sftp_username": self.sftp_username,
@@ -200,7 +216,7 @@ class MockSite:
     # ------------------------------------------------------------------ ports
     def _assign_ports(self, saved, base_port, control_port, control, first_boot_ports) -> None:
         if base_port is not None:
-            ports = base_port_map(base_port)
+            ports = base_port_map(base_port, self.specs)
             for node in self.nodes.values():
                 if not node.has_rest:
                     ports["nodes"][node.name]["rest"] = None
@@ -209,7 +225,7 @@ class MockSite:
         elif first_boot_ports:
             ports = first_boot_ports
         else:
-            ports = free_port_map(iter(free_ports(PORTS_PER_SITE)))
+            ports = free_port_map(iter(free_ports(PORTS_PER_SITE)), self.specs)
         if control_port is not None:
             ports["control"] = control_port
         for node in self.nodes.values():
@@ -225,11 +241,12 @@ class MockSite:
 
     # ------------------------------------------------------------------ behaviour
     def replicate(self, src: MockNode, fn) -> None:
-        """Trust changes on the UCCX publisher replicate to the subscriber (not SocialMiner)."""
-        if src.role != "uccx-publisher":
+        """Trust changes on a publisher replicate to its cluster's subscribers (not to
+        SocialMiner) [doc: the procedure, "automatically replicated to the subscriber"]."""
+        if not src.role.endswith("-publisher"):
             return
         for node in self.nodes.values():
-            if node.role == "uccx-subscriber":
+            if node.role == src.role.replace("-publisher", "-subscriber"):
                 fn(node)
 
     async def set_fault(self, fault: str, value=True, node: str | None = None) -> None:
