@@ -168,8 +168,10 @@ def test_site_file_is_loadable_and_never_holds_a_secret(mock_site):
     assert mock_site.password not in mock_site.site_file.read_text()
     hosts = {n["host"] for n in doc["nodes"]}
     assert hosts == {"uccx1.cc.example.com", "uccx2.cc.example.com", "sm1.cc.example.com"}
+    # web_ports map each real port the listener stands for to where it listens here
+    assert [list(n["web_ports"]) for n in doc["nodes"]] == [[8443, 8445, 12015]] * 2 + [[443]]
     ports = [n["ssh_port"] for n in doc["nodes"]] + [
-        p for n in doc["nodes"] for p in n["web_ports"]
+        p for n in doc["nodes"] for p in n["web_ports"].values()
     ]
     ports.append(doc["cop_repository"]["port"])
     assert len(set(ports)) == len(ports)
