@@ -18,7 +18,7 @@ from .audit import AuditLog, site_lock
 from .errors import NodeTimeout, TransportError
 from .inventory import Node, Site, WebPort
 from .results import PortView
-from .vos import Transport, connect
+from .vos import Transport, connect, transport_class
 
 __all__ = ["SiteSession"]
 
@@ -95,6 +95,10 @@ class SiteSession:
         if t is not None:
             with contextlib.suppress(Exception):
                 t.close()
+
+    def command(self, node: Node, operation: str, **args: str) -> str:
+        """How ``node``'s transport words ``operation`` (for plans; nothing is sent)."""
+        return transport_class(node).command(operation, **args)
 
     @contextlib.contextmanager
     def on(self, node: Node) -> Iterator[Transport]:

@@ -116,25 +116,24 @@ class CaSigned:
             with s.on(node) as t:
                 csr = t.pending_csr(UNIT)
             if csr is not None:
-                p.add(node.name, "generate_csrs", f"show csr own {UNIT}/{UNIT}.csr",
+                p.add(node.name, "generate_csrs", s.command(node, "show_csr", unit=UNIT),
                       "reuse the pending CSR (a certificate may be on its way)")
             elif not self.renew and self._is_done(self._stored(node)):
                 p.notes.append(f"{node.name}: tomcat-ECDSA is already CA-signed; left alone")
                 continue
             else:
-                p.add(node.name, "generate_csrs", f"set csr gen {UNIT}",
+                p.add(node.name, "generate_csrs", s.command(node, "generate_csr", unit=UNIT),
                       "no pending CSR on the node")
             todo.append(node)
         for node in trust_targets(s) if todo else []:
-            p.add(node.name, "upload_trust", "set cert import trust tomcat",
+            p.add(node.name, "upload_trust", s.command(node, "upload_trust"),
                   "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
         for node in todo:
-            p.add(node.name, "upload_identities",
-                  f"set cert import own {UNIT} tomcat-trust/<issuer>.pem",
+            p.add(node.name, "upload_identities", s.command(node, "upload_identity", unit=UNIT),
                   "after the gate; skipped when already stored")
         for node in restart_order(s.nodes):
             for service in node.restart_services():
-                p.add(node.name, "restart", f"utils service restart {service}",
+                p.add(node.name, "restart", s.command(node, "restart", service=service),
                       "unless it already presents the new certificate; subscriber first, "
                       "then the publisher once the subscriber serves TLS again")
         return p

@@ -96,10 +96,13 @@ class Preflight:
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
+        s = self.session
         p = Plan("preflight")
-        for node in self.session.nodes:
-            p.add(node.name, "reachability", "show version active", "version and installed COPs")
-            p.add(node.name, "certificates", "show cert list own; show csr list own",
+        for node in s.nodes:
+            p.add(node.name, "reachability", s.command(node, "version"),
+                  "version and installed COPs")
+            p.add(node.name, "certificates", f"{s.command(node, 'list_own')}; "
+                  f"{s.command(node, 'show_csr', unit=topology.ECDSA_UNIT)}",
                   "stored certificates and pending CSRs")
             p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
                   "web port(s)", "what ECDSA-only and RSA-only clients are shown")

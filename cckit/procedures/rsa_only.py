@@ -63,11 +63,11 @@ class RsaOnly:
                 p.notes.append(f"{node.name}: {cop} already installed; skipped")
                 continue
             assert repo is not None
-            p.add(node.name, "install_cops", "utils system upgrade initiate",
+            p.add(node.name, "install_cops", s.command(node, "install_cop"),
                   f"SFTP {repo.host}:{repo.port}{repo.directory} -> {cop}")
         for node in restart_order(s.nodes):
             for service in node.restart_services():
-                p.add(node.name, "restart", f"utils service restart {service}",
+                p.add(node.name, "restart", s.command(node, "restart", service=service),
                       "the COP takes effect after the restart (subscriber first)")
         return p
 

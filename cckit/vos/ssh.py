@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import paramiko
 from cryptography import x509
@@ -77,6 +78,19 @@ def _check_line(value: str, what: str, node: str) -> str:
 
 class SSHTransport(Transport):
     """An interactive VOS CLI session on one node."""
+
+    commands: ClassVar[Mapping[str, str]] = {
+        "generate_csr": "set csr gen {unit}",
+        "show_csr": "show csr own {unit}/{unit}.csr",
+        "upload_trust": "set cert import trust tomcat",
+        "upload_identity": "set cert import own {unit} tomcat-trust/<issuer>.pem",
+        "list_trust": "show cert list trust",
+        "list_own": "show cert list own",
+        "show_own": "show cert own {unit}/{unit}.pem",
+        "version": "show version active",
+        "restart": "utils service restart {service}",
+        "install_cop": "utils system upgrade initiate",
+    }
 
     def __init__(
         self,
