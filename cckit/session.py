@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import probe as _probe
@@ -49,7 +49,10 @@ class SiteSession:
         timeout: float = 30.0,
         lock_dir: str | Path | None = None,
         tls_timeout: float = 5.0,
+        connect: Callable[[Site, Node], Transport] | None = None,
     ) -> None:
+        """``connect`` opens a node's transport (default: as the site file says, over the
+        network; tests pass ``cckit.vos.fake.connector``)."""
         self.site = site
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +60,7 @@ class SiteSession:
         self.timeout = timeout
         self.tls_timeout = tls_timeout
         self.trust_on_first_use = trust_on_first_use
+        self._connect = connect
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
         self._conns: dict[str, Transport] = {}
         self._stack = contextlib.ExitStack()
@@ -82,8 +86,9 @@ class SiteSession:
     def transport(self, node: Node) -> Transport:
         t = self._conns.get(node.name)
         if t is None:
-            t = connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                        timeout=self.timeout)
+            t = (self._connect(self.site, node) if self._connect else
+                 connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
+                         timeout=self.timeout))
             self._conns[node.name] = t
         return t
 
