@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from .. import certs
+from .._internal import x509build
 from ..credentials import Secret
 from ..errors import CommandError
 from ..inventory import CopRepository, Node, Site
@@ -35,15 +36,13 @@ __all__ = ["FakeNode", "FakeTransport", "connector", "site_nodes"]
 
 def _self_signed(cn: str, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
                  ) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    """What a node generates at install: self-signed, 5 years, its name as SAN."""
     now = dt.datetime.now(dt.UTC)
-    algo = hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=5 * 365))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-            .sign(key, algo))
+    subject = x509build.name(cn)
+    return x509build.leaf_certificate(
+        subject, key.public_key(), issuer=(key, subject), eku=None,
+        sans=x509.SubjectAlternativeName([x509.DNSName(cn)]),
+        not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=5 * 365))
 
 
 @dataclass
