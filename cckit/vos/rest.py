@@ -24,6 +24,10 @@ TLS is always verified, one of three ways (never ``verify=False``):
    urllib3 (``assert_fingerprint``) during the handshake, before any credential is sent;
 3. neither: the CA bundle requests uses by default (certifi), hostname ``node.host``.
 
+Vocabulary: certmgr calls a certificate unit (``tomcat``, ``tomcat-ECDSA``) a "service";
+cckit says *unit* everywhere and keeps "service" for what ``utils service`` restarts. The
+JSON field keeps certmgr's name.
+
 The session ignores proxy/CA/netrc environment variables (``trust_env = False``) so that
 what the site file says is exactly what is enforced.
 """
