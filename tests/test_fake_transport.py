@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cckit.ca import get_adapter
-from cckit.errors import CommandError, GateError
+from cckit.errors import CommandError, GateError, ProcedureError
 from cckit.inventory import parse_site
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
@@ -101,3 +101,21 @@ def test_cop_install_is_idempotent(fake_site):
     again = proc.install_cops()
     assert again.outcome is Outcome.NOTHING_TO_DO
     assert nodes["pub"].cops == ["u-disable.cop.sgn"]
+
+
+@pytest.mark.parametrize("step", ["sign", "gate", "upload_trust", "upload_identities",
+                                  "restart", "verify"])
+def test_a_step_out_of_order_refuses_and_changes_nothing(fake_site, tmp_path, step):
+    s, nodes = fake_site
+    proc = CaSigned(s, get_adapter("lab", directory=tmp_path / "ca"))
+    with pytest.raises(ProcedureError, match="first; nothing was done") as e:
+        getattr(proc, step)()
+    assert "run the " in str(e.value)
+    assert all(n.journal == [] for n in nodes.values())
+
+
+def test_restart_before_the_cop_install_refuses(fake_site):
+    s, nodes = fake_site
+    with pytest.raises(ProcedureError, match="install_cops first"):
+        RsaOnly(s, "disable").restart()
+    assert all(n.journal == [] for n in nodes.values())

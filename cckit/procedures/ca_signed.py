@@ -35,6 +35,7 @@ from ..results import (
 )
 from ..session import SiteSession
 from ..topology import ECDSA_UNIT as UNIT
+from .base import Procedure, step
 
 __all__ = ["CaSigned", "trust_targets"]
 
@@ -51,7 +52,7 @@ def _trust_files(session: SiteSession, node: Node,
         return t.trust_files(wanted)
 
 
-class CaSigned:
+class CaSigned(Procedure):
     """The CA-signed procedure over one site session, one method per step.
 
     Steps pass their results along on the object, so a notebook calls one method per cell.
@@ -64,7 +65,7 @@ class CaSigned:
                  hash_algorithm: str | None = None) -> None:
         if key_size is not None and key_size not in certs.VOS_EC_CURVES.values():
             raise InputError(f"tomcat-ECDSA key size must be 256, 384 or 521, not {key_size}")
-        self.session = session
+        super().__init__(session)
         self.ca = ca
         self.renew = renew
         self.min_days = min_days
@@ -73,7 +74,6 @@ class CaSigned:
         self.csrs: dict[str, x509.CertificateSigningRequest] = {}
         self.current: dict[str, x509.Certificate] = {}  # nodes already done
         self.signed: dict[str, SignedCertificate] = {}
-        self.gated = False
 
     # ------------------------------------------------------------------ helpers
     def _stored(self, node: Node) -> x509.Certificate | None:
@@ -95,15 +95,6 @@ class CaSigned:
         out = {n: certs.fingerprint_sha256(c) for n, c in self.current.items()}
         out.update({n: certs.fingerprint_sha256(s.certificate) for n, s in self.signed.items()})
         return out
-
-    def _need(self, what: str) -> None:
-        if what == "csrs" and not (self.csrs or self.current):
-            raise ProcedureError("no CSRs yet", hint="run generate_csrs first")
-        if what == "signed" and self.csrs and not self.signed:
-            raise ProcedureError("no signed certificates yet", hint="run sign first")
-        if what == "gated" and self.signed and not self.gated:
-            raise ProcedureError("the signed certificates have not passed the gate",
-                                 hint="run gate first; nothing is uploaded before it")
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> Plan:
@@ -139,6 +130,7 @@ class CaSigned:
         return p
 
     # ------------------------------------------------------------------ steps
+    @step()
     def generate_csrs(self, *, regenerate: bool = False) -> StepResult:
         """Steps 2-5 of the procedure: Generate CSR for tomcat-ECDSA, then Download CSR.
 
@@ -178,15 +170,15 @@ class CaSigned:
             + (f", {len(self.current)} node(s) already CA-signed" if self.current else ""),
             records)
 
+    @step(after=("generate_csrs",))
     def sign(self) -> StepResult:
         """Step 6: send the CSRs to the CA and collect the signed certificates.
 
         Raises :class:`~cckit.errors.WaitingForCA` while any is outstanding: rerun later,
         the same CSRs are picked up again.
         """
-        self._need("csrs")
         self.signed = sign_all(self.ca, self.csrs) if self.csrs else {}
-        self.gated = False
+        self.done -= {"gate", "upload_trust", "upload_identities", "restart"}
         records = []
         for n, sc in self.signed.items():
             info = certs.describe(sc.certificate)
@@ -197,12 +189,12 @@ class CaSigned:
                           f"{self.ca.describe()}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    @step(after=("sign",))
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
 
         One failure stops the procedure with every reason for every node; nothing changes.
         """
-        self._need("signed")
         records, failures, codes = [], [], set()
         for name, sc in self.signed.items():
             r = certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
@@ -220,14 +212,13 @@ class CaSigned:
                       "nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))
-        self.gated = True
         return StepResult("gate", f"all {len(records)} certificate(s) pass the tomcat-ECDSA "
                           "gate", records, Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    @step(after=("gate",))
     def upload_trust(self) -> StepResult:
         """Upload the root and intermediates as tomcat-trust: once on the UCCX publisher (it
         replicates to the subscriber) and on SocialMiner; skip what is already there."""
-        self._need("gated")
         s = self.session
         ca_certs: dict[str, x509.Certificate] = {}
         for sc in self.signed.values():
@@ -251,9 +242,9 @@ class CaSigned:
                           f"{len(records) - n_up} already present", records,
                           Outcome.OK if n_up else Outcome.NOTHING_TO_DO)
 
+    @step(after=("gate", "upload_trust"))
     def upload_identities(self) -> StepResult:
         """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
-        self._need("gated")
         s = self.session
         records = []
         for node in s.nodes:
@@ -287,6 +278,7 @@ class CaSigned:
                           f"{len(records) - n} already stored", records,
                           Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
+    @step(after=("upload_identities",))
     def restart(self, *, timeout: float = 600) -> StepResult:
         """Step 8: restart the services in HA-safe order so the new certificates are used.
 
@@ -296,6 +288,7 @@ class CaSigned:
         """
         return restart_nodes(self.session, self.expected(), timeout=timeout)
 
+    @step(after=("restart",))
     def verify(self) -> StepResult:
         """Every web port presents the node's CA-signed certificate to an ECDSA client."""
         s = self.session

@@ -14,6 +14,7 @@ from ..errors import CckitError
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
 from ..session import SiteSession
 from ..vos import NotSupported
+from .base import Procedure
 
 __all__ = ["Advice", "Preflight", "advise"]
 
@@ -86,11 +87,11 @@ def advise(
     return Advice("rsa_only", tuple(reasons))
 
 
-class Preflight:
+class Preflight(Procedure):
     """Read-only checks before the window, and the advisor. Changes nothing."""
 
     def __init__(self, session: SiteSession) -> None:
-        self.session = session
+        super().__init__(session)
         self.versions: dict[str, VersionRecord] = {}
         self.inventory: list[CertRecord] = []
 

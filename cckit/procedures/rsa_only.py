@@ -13,19 +13,20 @@ from ..inventory import Node
 from ..orchestration import restart_nodes, restart_order
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
 from ..session import SiteSession
+from .base import Procedure, step
 
 __all__ = ["RsaOnly"]
 
 ACTIONS = ("disable", "rollback")
 
 
-class RsaOnly:
+class RsaOnly(Procedure):
     """The RSA-only procedure (``action`` ``disable``) or its rollback, one method per step."""
 
     def __init__(self, session: SiteSession, action: str = "disable") -> None:
         if action not in ACTIONS:
             raise InputError(f"action must be disable or rollback, not {action!r}")
-        self.session = session
+        super().__init__(session)
         self.action = action
 
     def _cop(self, node: Node) -> str:
@@ -71,6 +72,7 @@ class RsaOnly:
                       "the COP takes effect after the restart (subscriber first)")
         return p
 
+    @step()
     def install_cops(self) -> StepResult:
         """Install the COP on every node, skipping where ``show version active`` lists it."""
         s = self.session
@@ -93,6 +95,7 @@ class RsaOnly:
                           f"{len(records) - n} already had it", records,
                           Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
+    @step(after=("install_cops",))
     def restart(self, *, timeout: float = 600) -> StepResult:
         """Restart in HA-safe order where the COP is not yet in effect."""
         want_ecdsa = self.action == "rollback"
@@ -104,6 +107,7 @@ class RsaOnly:
         return any(v.cert is not None and v.cert.key_type == "EC"
                    for v in self.session.presented(node, "ecdsa"))
 
+    @step(after=("restart",))
     def verify(self) -> StepResult:
         """disable: no port offers ECDSA; rollback: every port offers ECDSA again."""
         rollback = self.action == "rollback"
