@@ -102,8 +102,8 @@ class Preflight(Procedure):
         for node in s.nodes:
             p.add(node.name, "reachability", s.command(node, "version"),
                   "version and installed COPs")
-            p.add(node.name, "certificates", f"{s.command(node, 'list_own')}; "
-                  f"{s.command(node, 'show_csr', unit=topology.ECDSA_UNIT)}",
+            p.add(node.name, "certificates",
+                  f"{s.command(node, 'list_own')}; {s.command(node, 'list_csr')}",
                   "stored certificates and pending CSRs")
             p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
                   "web port(s)", "what ECDSA-only and RSA-only clients are shown")

@@ -137,6 +137,7 @@ class RestTransport(Transport):
         "upload_trust": "POST " + API_BASE + "/trust/certificates (service tomcat)",
         "upload_identity": "POST " + API_BASE + "/identity/certificates (service {unit})",
         "list_trust": "GET " + API_BASE + "/trust/certificate?service=tomcat",
+        "list_csr": "(CLI) show csr list own",
         "show_csr": "(CLI) show csr own {unit}/{unit}.csr",
         "list_own": "(CLI) show cert list own",
         "show_own": "(CLI) show cert own {unit}/{unit}.pem",

@@ -81,6 +81,7 @@ class SSHTransport(Transport):
 
     commands: ClassVar[Mapping[str, str]] = {
         "generate_csr": "set csr gen {unit}",
+        "list_csr": "show csr list own",
         "show_csr": "show csr own {unit}/{unit}.csr",
         "upload_trust": "set cert import trust tomcat",
         "upload_identity": "set cert import own {unit} tomcat-trust/<issuer>.pem",
