@@ -42,7 +42,7 @@ def _plan(session: SiteSession, action: str = "disable") -> Plan:
     for node in session.nodes:
         cop = _cop(session, node, action)
         with session.on(node) as t:
-            installed = cop in t.version().cops
+            installed = t.version().has_cop(cop)
         if installed:
             p.notes.append(f"{node.name}: {cop} already installed; skipped")
             continue
@@ -63,7 +63,7 @@ def _install_cops(session: SiteSession, action: str = "disable") -> StepResult:
         assert repo is not None
         user, password = session.site.credentials[repo.credential].resolve(node=node.name)
         with session.on(node) as t:
-            if cop in t.version().cops:
+            if t.version().has_cop(cop):
                 rows.append({"node": node.name, "cop": cop, "action": "already installed"})
                 continue
             with operation(session.audit, node.name, "install_cop",

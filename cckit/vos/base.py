@@ -38,6 +38,11 @@ def _trust_stem(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def _unsigned(name: str) -> str:
+    name = name.strip()
+    return name[: -len(".sgn")] if name.lower().endswith(".sgn") else name
+
+
 class NotSupported(CommandError):
     """This transport cannot do the operation (e.g. COP install over REST)."""
 
@@ -57,6 +62,15 @@ class VersionInfo:
     def uses_ecdsa(self) -> bool:
         """From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution."""
         return self.release[:2] == (11, 5)
+
+    def has_cop(self, file: str) -> bool:
+        """Whether the COP ``file`` (as named on the SFTP server, ``....cop.sgn``) is installed.
+
+        ``show version active`` lists installed COPs without the ``.sgn`` of the signed file
+        (``cmterm-devicepack9.1.2.13070-1.cop``), so names are compared without it.
+        """
+        want = _unsigned(file)
+        return any(_unsigned(c) == want for c in self.cops)
 
 
 @dataclass(frozen=True)

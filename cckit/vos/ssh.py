@@ -395,7 +395,7 @@ class SSHTransport(Transport):
         for value, what in ((file, "the COP file name"), (repository.directory, "directory"),
                             (repository.host, "server"), (username, "user name")):
             _check_line(value, what, self.node.name)
-        if file in self.version().cops:
+        if self.version().has_cop(file):
             return False
         server = repository.host if repository.port == 22 else \
             f"{repository.host}:{repository.port}"
