@@ -221,7 +221,7 @@ class SiteSession:
         t = self._conns.get(node.name)
         if t is None:
             t = connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                        timeout=self.timeout)
+                        timeout=self.timeout, transcript_dir=self.workdir / "transcripts")
             self._conns[node.name] = t
         return t
 
