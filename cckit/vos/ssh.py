@@ -203,7 +203,7 @@ class SSHTransport(Transport):
         if transport is None or not transport.is_authenticated():
             raise refused
         transport.set_keepalive(30)  # long maintenance windows: keep idle NAT/firewalls open
-        self._chan = client.invoke_shell(term="vt100", width=250, height=50)
+        self._chan = client.invoke_shell(term="vt100", width=250, height=24)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._desync = False
         self.transcript.note(f"logged in as {username}")
