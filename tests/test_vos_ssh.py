@@ -64,3 +64,18 @@ def test_transcript_round_trip_redacts_secrets_and_pasted_certificates(tmp_path)
     assert records[3].value == "-----BEGIN CERTIFICATE-----" and records[4].certificate_body
     assert records[6].value.endswith("\x1b[1mPress\x1b[0m\r\x1b[Kadmin:")
     assert records[9].secret and records[10] == Record("key", "space")
+
+
+def test_keyboard_interactive_answers_password_prompts_only():
+    import paramiko
+    import pytest
+
+    from cckit.credentials import Secret
+    from cckit.vos.ssh import _kbdint_handler
+
+    answer = _kbdint_handler("admin", Secret("pw-123456"))
+    assert answer("", "", [("Password: ", False)]) == ["pw-123456"]
+    assert answer("", "", [("Username: ", True), ("password:", False)]) == ["admin", "pw-123456"]
+    assert answer("", "", []) == []
+    with pytest.raises(paramiko.AuthenticationException, match="Verification code"):
+        answer("", "", [("Verification code: ", True)])

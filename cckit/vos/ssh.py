@@ -115,16 +115,16 @@ class SSHTransport(Transport):
         trust_on_first_use: bool = False,
         timeout: float = 30.0,
         include_ou: bool = True,
-        login_timeout: float = LOGIN_TIMEOUT,
-        question_wait: float = QUESTION_WAIT,
+        login_timeout: float | None = None,
+        question_wait: float | None = None,
         transcript_path: Path | None = None,
         pagination_off: bool = True,
     ) -> None:
         self.node = node
         self.timeout = timeout
         self.include_ou = include_ou
-        self.login_timeout = login_timeout
-        self.question_wait = question_wait
+        self.login_timeout = LOGIN_TIMEOUT if login_timeout is None else login_timeout
+        self.question_wait = QUESTION_WAIT if question_wait is None else question_wait
         self.pagination_off = pagination_off
         self.transcript = TranscriptWriter(
             transcript_path, (f"cckit transcript of node {node.name} ({node.host}, "
@@ -158,20 +158,7 @@ class SSHTransport(Transport):
             hint="check the credential named in the site file; wait if the account is locked",
         )
         try:
-            try:
-                client.connect(
-                    node.address, port=node.ssh_port, username=username,
-                    password=password.reveal(), look_for_keys=False, allow_agent=False,
-                    timeout=self.timeout, banner_timeout=self.timeout,
-                    auth_timeout=self.timeout,
-                )
-            except paramiko.BadAuthenticationType as e:
-                # Some nodes offer keyboard-interactive only; paramiko's own fallback
-                # answers a single prompt: answer each password prompt by name instead.
-                transport = client.get_transport()
-                if "keyboard-interactive" not in e.allowed_types or transport is None:
-                    raise
-                transport.auth_interactive(username, _kbdint_handler(username, password))
+            self._open(username, password)
         except paramiko.BadHostKeyException as e:
             raise HostKeyError(
                 f"the SSH host key of {node.address}:{node.ssh_port} has CHANGED "
@@ -214,6 +201,29 @@ class SSHTransport(Transport):
             out = self.run("set cli pagination off", check=False)
             if "pagination is turned off" not in out.lower():
                 log.info("%s: pagination not turned off: %s", node.name, out.strip()[:200])
+
+    def _open(self, username: str, password: Secret) -> None:
+        """Connect, check the host key, then log in with ONE attempt: the password, or where
+        the node offers keyboard-interactive only, that (each password prompt answered).
+        (paramiko's own fallback would retry after a failure: two strikes toward lockout.)"""
+        try:
+            self._client.connect(
+                self.node.address, port=self.node.ssh_port, username=username, password=None,
+                look_for_keys=False, allow_agent=False, timeout=self.timeout,
+                banner_timeout=self.timeout, auth_timeout=self.timeout,
+            )
+        except paramiko.SSHException as e:
+            if "No authentication methods available" not in str(e):
+                raise
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise paramiko.SSHException("the SSH connection closed before login")
+        try:
+            transport.auth_password(username, password.reveal(), fallback=False)
+        except paramiko.BadAuthenticationType as e:
+            if "keyboard-interactive" not in e.allowed_types:
+                raise
+            transport.auth_interactive(username, _kbdint_handler(username, password))
 
     def close(self) -> None:
         try:

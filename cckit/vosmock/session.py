@@ -47,6 +47,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn) -> None:
         self.conn = conn
         self.node._ssh_conns.add(conn)
+        _accept_repeated_userauth_requests(conn)
 
     def connection_lost(self, exc) -> None:
         self.node._ssh_conns.discard(self.conn)
@@ -75,6 +76,28 @@ class _SSHServer(asyncssh.SSHServer):
 
     def session_requested(self):
         return VosSession(self.node, self.conn)
+
+
+def _accept_repeated_userauth_requests(conn) -> None:
+    """[assumed] VOS runs OpenSSH's sshd, which answers every `ssh-userauth` service request
+    until a login succeeds; paramiko sends one per authentication method it tries (e.g. its
+    password -> keyboard-interactive fallback). asyncssh accepts only the first: re-arm it
+    for this connection (asyncssh internals; without them the mock just stays stricter)."""
+    try:
+        from asyncssh.constants import MSG_SERVICE_REQUEST
+
+        handlers = dict(type(conn)._packet_handlers)
+        first = handlers[MSG_SERVICE_REQUEST]
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover - another asyncssh
+        return
+
+    def service_request(c, pkttype, pktid, packet):
+        if getattr(c, "_next_service", b"") is None and not getattr(c, "_auth_complete", True):
+            c._next_service = b"ssh-userauth"
+        return first(c, pkttype, pktid, packet)
+
+    handlers[MSG_SERVICE_REQUEST] = service_request
+    conn._packet_handlers = handlers
 
 
 def make_ssh_server(node: MockNode) -> asyncssh.SSHServer:
