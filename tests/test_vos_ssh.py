@@ -79,3 +79,18 @@ def test_keyboard_interactive_answers_password_prompts_only():
     assert answer("", "", []) == []
     with pytest.raises(paramiko.AuthenticationException, match="Verification code"):
         answer("", "", [("Verification code: ", True)])
+
+
+def test_transcript_records_silences(monkeypatch):
+    import time
+
+    from cckit.vos import transcript
+
+    monkeypatch.setattr(transcript, "PAUSE_MIN", 0.05)
+    w = transcript.TranscriptWriter()
+    w.received("Command Line Interface is starting up, please wait ...\r\n")
+    time.sleep(0.08)
+    w.received("admin:")
+    records = transcript.parse(w.text())
+    assert [r.kind for r in records] == ["out", "pause", "out"]
+    assert records[1].seconds >= 0.05 and records[2].value == "admin:"

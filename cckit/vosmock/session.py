@@ -47,7 +47,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn) -> None:
         self.conn = conn
         self.node._ssh_conns.add(conn)
-        _accept_repeated_userauth_requests(conn)
+        accept_repeated_userauth_requests(conn)
 
     def connection_lost(self, exc) -> None:
         self.node._ssh_conns.discard(self.conn)
@@ -78,7 +78,7 @@ class _SSHServer(asyncssh.SSHServer):
         return VosSession(self.node, self.conn)
 
 
-def _accept_repeated_userauth_requests(conn) -> None:
+def accept_repeated_userauth_requests(conn) -> None:
     """[assumed] VOS runs OpenSSH's sshd, which answers every `ssh-userauth` service request
     until a login succeeds; paramiko sends one per authentication method it tries (e.g. its
     password -> keyboard-interactive fallback). asyncssh accepts only the first: re-arm it
