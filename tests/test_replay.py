@@ -15,7 +15,7 @@ from cryptography import x509
 
 from cckit import certs
 from cckit.credentials import Secret
-from cckit.errors import CommandError
+from cckit.errors import CommandError, TransportError
 from cckit.inventory import CopRepository, Node
 from cckit.vos.ssh import SSHTransport
 from cckit.vos.transcript import parse
@@ -201,3 +201,26 @@ def test_a_stray_prompt_does_not_shift_the_outputs(tmp_path):
     with Replay(tmp_path, STRAY + "\n", time_scale=1.0) as r:
         assert r.t.version().version == "11.5.1.10000-61"
     r.check()
+
+
+def test_a_timeout_names_the_command_and_what_the_node_last_printed(tmp_path):
+    secret = Secret("hunter2-replay-secret")  # a secret the node happens to print
+    stuck = "\n".join([
+        "| admin:",
+        "> set cli pagination off",
+        "| set cli pagination off",
+        "| Automatic pagination is turned off",
+        "| admin:",
+        "> show version active",
+        "| show version active",
+        f"| Active Master Version: 11.5.1.10000-61 {secret.reveal()}",
+        "| Still working",
+    ])
+    with Replay(tmp_path, stuck + "\n", timeout=0.5) as r:
+        with pytest.raises(TransportError) as e:
+            r.t.version()
+    msg = str(e.value)
+    assert "timed out after 0.5s waiting for 'show version active' to finish" in msg
+    assert "the node last printed: " in msg and "Still working" in msg
+    assert secret.reveal() not in msg and "********" in msg
+    assert secret.reveal() not in r.t.transcript.text()

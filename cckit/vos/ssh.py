@@ -336,7 +336,7 @@ class SSHTransport(Transport):
                 self._desync = True
                 last = redact(_screen(raw).strip()[-300:])
                 raise TransportError(
-                    f"timed out after {timeout:.0f}s waiting for {what}; "
+                    f"timed out after {timeout:g}s waiting for {what}; "
                     + (f"the node last printed: {last!r}" if last else "the node printed "
                        "nothing"),
                     node=self.node.name,
