@@ -352,8 +352,10 @@ def test_rsa_only_cop_install_under_each_wizard(tmp_path, wizard, monkeypatch):
     """The COP install copes with every wizard a real node asks (mock README, "Wizard
     variants"); a silent download is not taken for a question."""
     import cckit.vos.ssh
+    from cckit import credentials
 
     monkeypatch.setattr(cckit.vos.ssh, "QUESTION_WAIT", 0.3)
+    monkeypatch.setattr(credentials, "_known", set())  # no short secrets of other tests
     with running_site(tmp_path / "mock", restart_seconds=0.1, wizard=WIZARDS[wizard],
                       download_seconds=1.0) as mock:
         site = load_site(mock.site_file)
@@ -371,7 +373,10 @@ def test_rsa_only_cop_install_under_each_wizard(tmp_path, wizard, monkeypatch):
     assert mock.sftp_password not in log and mock.password not in log
 
 
-def test_an_unknown_wizard_question_fails_at_once_naming_it(tmp_path):
+def test_an_unknown_wizard_question_fails_at_once_naming_it(tmp_path, monkeypatch):
+    from cckit import credentials
+
+    monkeypatch.setattr(credentials, "_known", set())  # no short secrets of other tests
     with running_site(tmp_path / "mock", wizard={"uccx-pub": "unknown-question"}) as mock:
         site = load_site(mock.site_file)
         with SiteSession(site, workdir=tmp_path / "run", nodes=["uccx-pub"]) as s:

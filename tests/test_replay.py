@@ -30,6 +30,15 @@ REPO = CopRepository(host="sftp.lab.example.net", port=22, directory="/cop", cre
 SFTP_PASSWORD = Secret("sftp-replay-secret")
 
 
+@pytest.fixture(autouse=True)
+def _own_secrets(monkeypatch):
+    """redact() masks every secret the process resolved; other tests register short ones
+    ("p"), which would mask letters of these transcripts: start from none."""
+    from cckit import credentials
+
+    monkeypatch.setattr(credentials, "_known", {SFTP_PASSWORD.reveal()})
+
+
 def transcript(name: str) -> Path:
     return HERE / name
 

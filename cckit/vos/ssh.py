@@ -52,7 +52,7 @@ ECHO_WAIT = 5.0  # a node that does not echo commands: take the output from the 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _ERASE_LINE = re.compile(r"[^\n]*\r\x1b\[K")
 _PROMPT_AT_END = re.compile(r"(?:^|\n)admin:[ \t]*\Z")
-_TRAILING_PROMPTS = re.compile(r"(?:\n?admin:[ \t]*)+\Z")
+_TRAILING_PROMPTS = re.compile(r"(?:(?:\A|\n)admin:[ \t]*)+\Z")
 _QUESTION = re.compile(r"(?:^|\n)([^\n]*\S[^\n]*?[:?])[ \t]*\Z")
 _ERROR_LINES = re.compile(
     r"^(Executed command unsuccessfully\.?|Invalid command|Error[: ].*|.*\bnot found\b.*"

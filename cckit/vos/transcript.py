@@ -220,8 +220,6 @@ class TranscriptWriter:
         return out
 
     def _clean(self, text: str) -> str:
-        text = redact(text)
-
         def pem(m: re.Match[str]) -> str:
             kind, body = m.group(2), m.group(3)
             if "PRIVATE KEY" in kind:
@@ -229,7 +227,8 @@ class TranscriptWriter:
             marker = self._echo.get("".join(body.split()))
             return f"{m.group(1)}{marker}{m.group(4)}" if marker else m.group(0)
 
-        return _PEM.sub(pem, text)
+        # PEMs first (a body is compared as sent), then every secret this process knows
+        return redact(_PEM.sub(pem, text))
 
     def _emit(self, lines: list[str]) -> None:
         if not lines:
