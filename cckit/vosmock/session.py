@@ -331,8 +331,8 @@ class VosSession(asyncssh.SSHServerSession):
             if self.exec_command is not None:
                 await self._one(self.exec_command)
                 return
-            # [doc] ponchotitlan/ansible_cucm_cop_file_installer README: 8 s from login to the
-            # first admin: on a real 11.5 node (up to a minute on busy ones)
+            # [doc] ponchotitlan/ansible_cucm_cop_file_installer, library/README.md: 8 s from
+            # login to the first admin: on a real 11.5 node (up to a minute on busy ones)
             wait = self.node.site.cli_startup_seconds
             await self.out("Command Line Interface is starting up, please wait ...", "")
             await asyncio.sleep(wait * 0.7)
