@@ -88,7 +88,7 @@ class SiteSession:
         if t is None:
             t = (self._connect(self.site, node) if self._connect else
                  connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                         timeout=self.timeout))
+                         timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
             self._conns[node.name] = t
         return t
 

@@ -24,6 +24,7 @@ __all__ = [
     "Role",
     "RoleSpec",
     "WebService",
+    "cop_installed",
     "ecdsa_in_use",
     "release",
     "restart_waves",
@@ -162,6 +163,17 @@ def ecdsa_in_use(role: Role | str, version: str) -> bool:
     """
     s, rel = spec(role), release(version)[:2]
     return rel >= s.ecdsa_from and (s.ecdsa_until is None or rel <= s.ecdsa_until)
+
+
+def cop_installed(listed: Iterable[str], file: str) -> bool:
+    """Whether the COP ``file`` (as named on the SFTP server, ``....cop.sgn``) is among the
+    ``listed`` ones: ``show version active`` lists installed COPs without the ``.sgn`` of
+    the signed file (``cmterm-devicepack9.1.2.13070-1.cop``) [doc: public COP tools]."""
+    def unsigned(name: str) -> str:
+        name = name.strip()
+        return name[: -len(".sgn")] if name.lower().endswith(".sgn") else name
+
+    return any(unsigned(c) == unsigned(file) for c in listed)
 
 
 def restart_waves(roles: Iterable[tuple[str, Role | str]]) -> list[list[str]]:

@@ -56,7 +56,8 @@ def advise(
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
                        "applies to the 11.5 nodes only")
-    installed = {n for n, v in versions.items() if set(v.cops) & set(disable_cops)}
+    installed = {n for n, v in versions.items()
+                 if any(topology.cop_installed(v.cops, c) for c in disable_cops)}
     if installed:
         reasons.append("the ECDSA-disabling COP is already installed on "
                        f"{', '.join(sorted(installed))}: the site is RSA-only there; roll it "

@@ -51,7 +51,7 @@ class RsaOnly(Procedure):
 
     def _installed(self, node: Node, cop: str) -> bool:
         with self.session.on(node) as t:
-            return cop in t.version().cops
+            return t.version().has_cop(cop)
 
     def plan(self) -> Plan:
         """The commands this would send, read-only (installed COPs are looked up)."""

@@ -27,7 +27,7 @@ from cryptography import x509
 
 from .. import certs
 from ..errors import CommandError
-from ..topology import ECDSA_UNIT, TOMCAT
+from ..topology import ECDSA_UNIT, TOMCAT, cop_installed
 
 if TYPE_CHECKING:
     from ..credentials import Secret
@@ -63,6 +63,13 @@ class VersionInfo:
     version: str
     cops: tuple[str, ...] = ()
 
+    def has_cop(self, file: str) -> bool:
+        """Whether the COP ``file`` (as named on the SFTP server, ``....cop.sgn``) is installed.
+
+        ``show version active`` lists installed COPs without the ``.sgn`` of the signed file
+        (``cmterm-devicepack9.1.2.13070-1.cop``), so names are compared without it.
+        """
+        return cop_installed(self.cops, file)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
 import re
@@ -55,39 +56,88 @@ class NodeSpec:
         return len(self.web)
 
 
+# [doc] `utils service list` of a UCCX-family node: Cisco VVB 12.6 Operations Guide, "Command
+# Line Interface" (platform services; VVB is built on the UCCX platform) and the UCCX service
+# names; [assumed] the SocialMiner ones. System services come first, with a space before "[".
+SYSTEM_SERVICES = ["System NTP", "System SSH"]
+PLATFORM_SERVICES = [
+    "A Cisco DB",
+    "A Cisco DB Replicator",
+    "Cisco AMC Service",
+    "Cisco Audit Event Service",
+    "Cisco CDP",
+    "Cisco CDP Agent",
+    "Cisco Certificate Change Notification",
+    "Cisco Certificate Expiry Monitor",
+    "Cisco DRF Local",
+    "Cisco DRF Master",
+    "Cisco Log Partition Monitoring Tool",
+    "Cisco RIS Data Collector",
+    "Cisco RTMT Reporter Servlet",
+    "Cisco Syslog Agent",
+    "Cisco Tomcat",
+    "Cisco Tomcat Stats Servlet",
+    "Cisco Trace Collection Service",
+    "Cisco Trace Collection Servlet",
+    "Cisco Unified Serviceability RTMT",
+    "Host Resources Agent",
+    "MIB2 Agent",
+    "Platform Administrative Web Service",
+    "Platform Communication Web Service",
+    "SNMP Master Agent",
+    "SOAP -Log Collection APIs",
+    "SOAP -Performance Monitoring APIs",
+    "SOAP -Real-Time Service APIs",
+    "System Application Agent",
+]
+NOT_ACTIVATED = ["Cisco DirSync", "Cisco Serviceability Reporter"]
+UCCX_SERVICES = [
+    "Cisco Finesse Tomcat",
+    "Cisco Identity Service",
+    "Cisco Unified CCX Administration",
+    "Cisco Unified CCX Cluster View Daemon",
+    "Cisco Unified CCX DB Perfmon Counter Service",
+    "Cisco Unified CCX Database",
+    "Cisco Unified CCX Engine",
+    "Cisco Unified CCX Notification Service",
+    "Cisco Unified CCX Perfmon Counter Service",
+    "Cisco Unified CCX SNMP Java Adapter",
+    "Cisco Unified CCX Serviceability",
+    "Cisco Unified CCX Socket.IO Service",
+    "Cisco Unified CCX Voice Subagent",
+    "Cisco Unified Intelligence Center Reporting Service",
+]
+SOCIALMINER_SERVICES = ["Cisco SocialMiner Notification Service", "Cisco SocialMiner Runtime"]
 SERVICES = {
-    "uccx": [
-        "A Cisco DB",
-        "A Cisco DB Replicator",
-        "Cisco Tomcat",
-        "Cisco Unified CCX Engine",
-        "Cisco Unified CCX Cluster View Daemon",
-        "Cisco Finesse Tomcat",
-        "Cisco Unified CCX Notification Service",
-        "Cisco Unified CCX Socket.IO Service",
-        "System NTP",
-        "System SSH",
-    ],
+    "uccx": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, *UCCX_SERVICES])],
     # [doc] CUCM 11.5 serviceability: the platform web server is Cisco Tomcat
-    "cucm": [
-        "A Cisco DB",
-        "A Cisco DB Replicator",
-        "Cisco Tomcat",
-        "Cisco CallManager",
-        "Cisco CTIManager",
-        "Cisco Certificate Change Notification",
-        "System NTP",
-        "System SSH",
-    ],
-    "socialminer": [
-        "A Cisco DB",
-        "Cisco Tomcat",
-        "Cisco SocialMiner Runtime",
-        "Cisco SocialMiner Notification Service",
-        "System NTP",
-        "System SSH",
-    ],
+    "cucm": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, "Cisco CallManager",
+                                        "Cisco CTIManager",
+                                        "Cisco Certificate Change Notification"])],
+    "socialminer": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, *SOCIALMINER_SERVICES])],
 }
+
+# the COP wizard as each kind of node asks it (README: "COP wizard variants")
+WIZARDS = (
+    "11.5",
+    "12.5-publisher",
+    "12.5-subscriber",
+    "open-session",
+    "remembered-defaults",
+    "slow-download",
+    "unknown-question",
+)
+
+
+async def listen_or_move(make, port: int, move):
+    """`await make(port)`; while the port is taken, `move(port)` gives another (None: fail)."""
+    while True:
+        try:
+            return await make(port)
+        except OSError as exc:
+            if move is None or exc.errno != errno.EADDRINUSE:
+                raise
+            port = move(port)
 
 
 class MockNode:
@@ -113,7 +163,49 @@ class MockNode:
         self._failures = 0
         self._locked_until = 0.0
         self.running = False  # SSH/TLS should be up (False while rebooting or down)
+        self.keyboard_interactive = False  # SSH offers keyboard-interactive auth only
+        self.upgrade_open = False  # an upgrade session left open (the wizard asks to take over)
+        self.remembered: dict[str, str] = {}  # what the wizard offers as defaults (12.5+)
         self._load_or_init(version)
+        self.wizard = self.default_wizard()
+
+    def default_wizard(self) -> str:
+        if version_tuple(self.version) >= (12, 5):
+            return "12.5-subscriber" if self.role == "uccx-subscriber" else "12.5-publisher"
+        return "11.5"
+
+    def set_wizard(self, variant: str) -> None:
+        if variant not in WIZARDS:
+            raise ValueError(f"unknown wizard variant {variant!r}; one of {', '.join(WIZARDS)}")
+        self.wizard = variant
+        self.upgrade_open = variant == "open-session"
+        if variant == "remembered-defaults":  # values someone typed last time, not ours
+            self.remembered = {
+                "directory": "/patches/old",
+                "server": "sftp-old.example.net",
+                "user": "patchuser",
+                "smtp": "",
+            }
+
+    @property
+    def failed_text(self) -> str:
+        """[doc] `Executed command unsuccessfully`; the 12.5 CLI reference prints it with a
+        period (unset network cluster subscriber details)."""
+        period = "." if version_tuple(self.version) >= (12,) else ""
+        return f"Executed command unsuccessfully{period}"
+
+    def service_list(self) -> list[str]:
+        """`utils service list`, laid out as on a real node (see SERVICES)."""
+        lines = ["Requesting service status, please wait..."]
+        lines += [f"{s} [{self.services[s]}]" for s in SYSTEM_SERVICES]
+        lines += ["Service Manager is running", "Getting list of all services"]
+        lines.append(">> Return code = 0")
+        lines += [f"{s}[{st}]" for s, st in self.services.items() if s not in SYSTEM_SERVICES]
+        lines += [f"{s}[STOPPED]  Service Not Activated" for s in NOT_ACTIVATED]
+        if self.product == "uccx":
+            lines.append(f"Primary Node ={str(self.role == 'uccx-publisher').lower()}")
+        lines.append("Command successful")
+        return lines
 
     # ------------------------------------------------------------------ state
     @property
@@ -399,7 +491,9 @@ class MockNode:
         return fields.get(b"action", b"").decode()
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, relocate=None) -> None:
+        """`relocate(node, slot, port)`: a new port for a listener whose port is taken
+        (first start only; None: fail)."""
         if self.has_rest and self._rest_runner is None:
             from aiohttp import web
 
@@ -409,8 +503,12 @@ class MockNode:
             await self._rest_runner.setup()
         self.running = True
         if not self.faults.down:
-            await self._start_ssh()
-            await self._start_tomcat()
+            await self._start_ssh(relocate)
+            await self._start_tomcat(relocate)
+
+    async def _listen(self, make, port: int, slot, relocate):
+        move = None if relocate is None else (lambda old: relocate(self, slot, old))
+        return await listen_or_move(make, port, move)
 
     async def stop(self) -> None:
         self.running = False
@@ -426,19 +524,24 @@ class MockNode:
     def faults(self):
         return self.site.faults.node(self.name)
 
-    async def _start_ssh(self) -> None:
+    async def _start_ssh(self, relocate=None) -> None:
         if self._ssh_acceptor is not None:
             return
         from .session import make_ssh_server
 
-        self._ssh_acceptor = await asyncssh.listen(
-            "127.0.0.1",
+        self._ssh_acceptor = await self._listen(
+            lambda port: asyncssh.listen(
+                "127.0.0.1",
+                port,
+                server_factory=lambda: make_ssh_server(self),
+                server_host_keys=[self.host_key],
+                login_timeout=30,
+                line_editor=False,
+                reuse_address=True,
+            ),
             self.ssh_port,
-            server_factory=lambda: make_ssh_server(self),
-            server_host_keys=[self.host_key],
-            login_timeout=30,
-            line_editor=False,
-            reuse_address=True,
+            ("ssh",),
+            relocate,
         )
 
     async def _stop_ssh(self) -> None:
@@ -469,7 +572,7 @@ class MockNode:
             )
         return ctx
 
-    async def _start_tomcat(self) -> None:
+    async def _start_tomcat(self, relocate=None) -> None:
         if self._tomcat_servers or not self.running or self.faults.down:
             return
         if self.tomcat_state != "STARTED":
@@ -485,22 +588,25 @@ class MockNode:
 
             return make
 
-        for port in self.web_ports:
-            srv = await loop.create_server(
-                track(lambda port=port: _WebProtocol(self, port)),
-                "127.0.0.1",
+        for i, port in enumerate(list(self.web_ports)):
+            srv = await self._listen(
+                lambda p: loop.create_server(
+                    track(lambda: _WebProtocol(self, p)), "127.0.0.1", p, ssl=ctx,
+                    reuse_address=True,
+                ),
                 port,
-                ssl=ctx,
-                reuse_address=True,
+                ("web", i),
+                relocate,
             )
             self._tomcat_servers.append(srv)
         if self.rest_port and self._rest_runner is not None:
-            srv = await loop.create_server(
-                track(self._rest_runner.server),
-                "127.0.0.1",
+            srv = await self._listen(
+                lambda p: loop.create_server(
+                    track(self._rest_runner.server), "127.0.0.1", p, ssl=ctx, reuse_address=True
+                ),
                 self.rest_port,
-                ssl=ctx,
-                reuse_address=True,
+                ("rest",),
+                relocate,
             )
             self._tomcat_servers.append(srv)
 
@@ -562,6 +668,7 @@ class MockNode:
             await self._stop_ssh()
             await asyncio.sleep(self.site.restart_seconds)
             self._activate()
+            self.upgrade_open = False  # [assumed] a reboot ends an open upgrade session
             for s in self.services:
                 self.services[s] = "STARTED"
             self.running = True

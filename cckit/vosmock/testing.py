@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .site import MockServer, MockSite
 
+TEST_CLI_STARTUP_SECONDS = 0.05  # the CLI's startup delay in tests (real nodes: 8-60 s)
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -157,11 +159,14 @@ def running_site(
     restart_seconds: float = 0,
     version: str | None = "11.5.1.10000-61",
     site_file: str | os.PathLike | None = None,
+    cli_startup_seconds: float = TEST_CLI_STARTUP_SECONDS,
     **options,
 ) -> Iterator[RunningSite]:
     """Start a site whose state lives in `directory`/state on free ports; yield a RunningSite.
 
-    `options` go to MockSite (lockout_failures, lockout_seconds, include_ou_prompt, control, ...).
+    `options` go to MockSite (lockout_failures, lockout_seconds, include_ou_prompt, control,
+    wizard, download_seconds, keyboard_interactive, sftp_max_bytes, ...). The CLI starts in
+    `cli_startup_seconds` (a real node takes 8-60 s; tests need not wait that long).
     Starting again on the same directory reuses every key, cert, port and password.
     """
     directory = Path(directory)
@@ -170,7 +175,11 @@ def running_site(
 
     async def boot():
         mock = MockSite(
-            directory / "state", version=version, restart_seconds=restart_seconds, **options
+            directory / "state",
+            version=version,
+            restart_seconds=restart_seconds,
+            cli_startup_seconds=cli_startup_seconds,
+            **options,
         )
         try:
             await mock.start()
@@ -197,6 +206,7 @@ def running_sites(
     version: str | None = "11.5.1.10000-61",
     site_dir: str | os.PathLike | None = None,
     workers: int | None = None,
+    cli_startup_seconds: float = TEST_CLI_STARTUP_SECONDS,
     **options,
 ) -> Iterator[list[RunningSite]]:
     """Start `n` independent sites in ONE background event loop; yield their RunningSites
@@ -215,7 +225,12 @@ def running_sites(
     site_dir = Path(site_dir) if site_dir else directory
     multi.ensure_fd_limit(n)
     plans = multi.plan_sites(
-        directory / "state", n, version=version, restart_seconds=restart_seconds, **options
+        directory / "state",
+        n,
+        version=version,
+        restart_seconds=restart_seconds,
+        cli_startup_seconds=cli_startup_seconds,
+        **options,
     )
     multi.first_boot(plans, workers)
     runner = _LoopThread("vosmock-sites")
