@@ -61,7 +61,7 @@ def test_readme_names_the_ci_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
-    assert ci.strip().splitlines()[-1] == "make test"
+    assert "make test" in ci.splitlines()
 
 
 def _source_copy(dest: Path) -> Path:
@@ -121,3 +121,8 @@ def test_runbooks_dir_prefers_the_env_then_the_checkout(monkeypatch, tmp_path):
     monkeypatch.setenv("CCKIT_RUNBOOKS", str(tmp_path))
     assert runbooks_dir() == tmp_path
 
+
+def test_ci_runs_the_wheel_check_after_the_suite():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lines.index(".ci/wheel-check") > lines.index("make test")
+    assert os.access(ROOT / ".ci" / "wheel-check", os.X_OK)
