@@ -9,12 +9,14 @@ it is left on disk (defence in depth; nothing should print one in the first plac
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,38 @@ _SECRETISH = re.compile(r"pass(word)?|passwd|secret|token|api[_-]?key|credential
 
 
 def runbooks_dir() -> Path:
-    """Where the runbook notebooks are: ``CCKIT_RUNBOOKS`` or the checkout's ``runbooks/``."""
+    """Where the runbook notebooks are: ``CCKIT_RUNBOOKS`` if set; else, when cckit runs from
+    a source checkout (an editable install), the checkout's ``runbooks/``, so an edited
+    notebook counts; else the copy an installed wheel ships as ``cckit/_runbooks/`` (copied
+    from ``runbooks/`` at build time, see setup.py)."""
     env = os.environ.get("CCKIT_RUNBOOKS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "runbooks"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "runbooks").is_dir():
+        return checkout / "runbooks"
+    return Path(str(resources.files(__package__) / "_runbooks"))
+
+
+@functools.cache
+def this_interpreter_kernel() -> type:
+    """The kernel manager class headless runs use: the kernel is this interpreter
+    (``sys.executable`` running ipykernel), the one cckit is installed in, whatever
+    kernelspecs the machine has registered under which names. So a wheel installed in any
+    venv works without ``ipykernel install``, and a ``python3`` kernelspec pointing at some
+    other Python (a ``--user`` one, say) cannot be picked instead."""
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ThisInterpreterKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+            return self._kernel_spec
+
+    return ThisInterpreterKernelManager
 
 
 def runbook_path(scenario: str) -> Path:
@@ -91,7 +122,7 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
                             f"(known: {', '.join(sorted(known))})")
     if problems:
         raise InputError("bad parameters:\n  - " + "\n  - ".join(problems),
-                         hint=f"see the parameters cell of runbooks/{scenario}.ipynb")
+                         hint=f"see the parameters cell of {runbook_path(scenario)}")
 
 
 def run_runbook(
@@ -101,10 +132,11 @@ def run_runbook(
     site_file: str | os.PathLike | None = None,
     parameters: Mapping[str, Any] | None = None,
     progress: bool = True,
-    kernel_name: str = "python3",
+    kernel_name: str | None = None,
 ) -> RunOutcome:
     """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed step
-    (the outcome says which step failed and why), only for bad input."""
+    (the outcome says which step failed and why), only for bad input. The kernel is this
+    interpreter (:func:`this_interpreter_kernel`) unless ``kernel_name`` names a kernelspec."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -124,8 +156,8 @@ def run_runbook(
         # of a batch. Every path handed to the notebook is absolute instead.
         papermill.execute_notebook(
             str(runbook_path(scenario)), str(notebook), parameters=params,
-            kernel_name=kernel_name, progress_bar=progress,
-            request_save_on_cell_execute=True,
+            progress_bar=progress, request_save_on_cell_execute=True,
+            **_kernel(kernel_name),
         )
     except PapermillExecutionError as e:
         status = "failed"
@@ -138,6 +170,12 @@ def run_runbook(
     scrub(out, _site_secrets(out, params.get("site_file")))
     outcome.html = export_html(notebook)
     return outcome
+
+
+def _kernel(kernel_name: str | None) -> dict[str, Any]:
+    if kernel_name:
+        return {"kernel_name": kernel_name}
+    return {"kernel_manager_class": this_interpreter_kernel()}
 
 
 def _keep_previous(notebook: Path) -> None:
