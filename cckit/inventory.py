@@ -95,8 +95,15 @@ class Node:
         """The host name with the site's domain where the site file wrote a short name."""
         return self.host if "." in self.host or not self.domain else f"{self.host}.{self.domain}"
 
-    def restart_services(self) -> tuple[str, ...]:
-        return self.services or self.spec.restart_services
+    def restart_services(self, unit: str = topology.ECDSA_UNIT) -> tuple[str, ...]:
+        """The services to restart so that a new ``unit`` certificate is presented: the
+        site file's ``services:``, else each service that serves one of this node's web
+        ports and presents ``unit`` (topology), else the platform Tomcat."""
+        if self.services:
+            return self.services
+        named = {wp.service for wp in self.web_ports}
+        mine = tuple(s for s in self.spec.services_presenting(unit) if s in named)
+        return mine or (topology.TOMCAT,)
 
 
 @dataclass(frozen=True)

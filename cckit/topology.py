@@ -20,6 +20,7 @@ from dataclasses import dataclass
 __all__ = [
     "ECDSA_UNIT",
     "RSA_UNIT",
+    "TOMCAT",
     "Product",
     "Role",
     "RoleSpec",
@@ -81,8 +82,6 @@ class RoleSpec:
     #: the releases (major, minor) that use tomcat-ECDSA; ``None`` as the upper bound: all later
     ecdsa_from: tuple[int, int] = (11, 5)
     ecdsa_until: tuple[int, int] | None = (11, 5)
-    #: restarted after an identity upload (a site file's ``services:`` overrides)
-    restart_services: tuple[str, ...] = (TOMCAT,)
 
     @property
     def ports(self) -> tuple[int, ...]:

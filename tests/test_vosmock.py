@@ -280,6 +280,14 @@ def test_ca_signed_import_replication_and_restart(mock_site):
             out,
             re.DOTALL,
         )
+        # only the platform Tomcat's port (8443) reloaded; Finesse (8445) and Socket.IO
+        # (12015) present the new certificate after their own restarts
+        tomcat_port, finesse_port, socketio_port = pub.web_ports
+        assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
+        s.cmd("utils service restart Cisco Finesse Tomcat")
+        assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "Lab EC Root CA"
+        assert tls_probe(socketio_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
+        s.cmd("utils service restart Cisco Unified CCX Socket.IO Service")
     for tls in ("1.2", "1.3"):
         for port in pub.web_ports:
             ecp, rsap = presented(port, tls)
@@ -322,7 +330,7 @@ def test_system_restart_activates_and_refuses_meanwhile(tmp_path):
 
 def test_service_restart_status_polling_and_refusal(tmp_path):
     with running_site(tmp_path, restart_seconds=2) as site:
-        port = site.nodes["uccx-pub"].web_ports[1]
+        port = site.nodes["uccx-pub"].web_ports[0]  # 8443: the platform Tomcat's own port
         with cli(site) as a, cli(site) as b:
             a.send("utils service restart Cisco Tomcat\n")
             a.expect(r"Cisco Tomcat\[STOPPING\]")

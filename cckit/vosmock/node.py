@@ -59,6 +59,16 @@ class NodeSpec:
 # [doc] `utils service list` of a UCCX-family node: Cisco VVB 12.6 Operations Guide, "Command
 # Line Interface" (platform services; VVB is built on the UCCX platform) and the UCCX service
 # names; [assumed] the SocialMiner ones. System services come first, with a space before "[".
+TOMCAT = "Cisco Tomcat"
+# Which service's web server answers each real port, so a restart reloads only its own
+# listeners [doc: UCCX 11.5 port utilization guide (8445 Finesse, 12015 Socket.IO);
+# Cisco 210528/118855 list Finesse, Socket.IO and the platform Tomcat as separate web
+# services]. Ports not listed are the platform Tomcat's.
+WEB_SERVICE_OF_PORT = {
+    8445: "Cisco Finesse Tomcat",
+    12015: "Cisco Unified CCX Socket.IO Service",
+}
+
 SYSTEM_SERVICES = ["System NTP", "System SSH"]
 PLATFORM_SERVICES = [
     "A Cisco DB",
@@ -155,7 +165,10 @@ class MockNode:
         self.services = {s: "STARTED" for s in SERVICES[self.product]}
         self._ssh_acceptor = None
         self._ssh_conns: set = set()
-        self._tomcat_servers: list[asyncio.AbstractServer] = []
+        self._tomcat_servers: list[asyncio.AbstractServer] = []  # the platform Tomcat's
+        self._service_servers: dict[str, list[asyncio.AbstractServer]] = {}  # the others'
+        # what each other web service presents since its last restart: ECDSA offered or not
+        self.service_ecdsa: dict[str, bool] = {}
         self._tomcat_protos: set = set()
         self._rest_runner = None
         self._lock = asyncio.Lock()
@@ -244,6 +257,7 @@ class MockNode:
             self.ecdsa_disabled = dict(meta["ecdsa_disabled"])
             self.tls_cert_type = dict(meta["tls_cert_type"])
             self.include_ou_prompt = bool(meta.get("include_ou_prompt", False))
+            self.service_ecdsa = dict(meta.get("service_ecdsa") or {})
             if version and version != meta["version"]:
                 self.save()
 
@@ -259,6 +273,7 @@ class MockNode:
                 "ecdsa_disabled": self.ecdsa_disabled,
                 "tls_cert_type": self.tls_cert_type,
                 "include_ou_prompt": self.include_ou_prompt,
+                "service_ecdsa": self.service_ecdsa,
             },
         )
 
@@ -342,14 +357,36 @@ class MockNode:
             cur = issuer
         return b"".join(chain)
 
-    def _activate(self) -> None:
-        """What a Tomcat (or system) restart does: the stored state becomes the active one."""
-        for unit in pki.UNITS:
-            cert = self.own_cert(unit)
-            atomic_write(self.path("active", unit, f"{unit}.key"), self.own_key_pem(unit), 0o600)
-            atomic_write(self.path("active", unit, f"{unit}.pem"), self._chain_pem(cert))
-        self.ecdsa_disabled["active"] = self.ecdsa_disabled["stored"]
-        self.tls_cert_type["active"] = self.tls_cert_type["stored"]
+    def web_service(self, index: int) -> str:
+        """The service whose web server answers web listener ``index``."""
+        return WEB_SERVICE_OF_PORT.get(self.spec.web[index], TOMCAT)
+
+    @property
+    def web_services(self) -> list[str]:
+        return list(dict.fromkeys(self.web_service(i) for i in range(len(self.spec.web))))
+
+    def _active_dir(self, service: str) -> tuple[str, ...]:
+        if service == TOMCAT:
+            return ("active",)
+        return ("active-services", re.sub(r"[^a-z0-9]+", "-", service.lower()).strip("-"))
+
+    def _activate(self, services: list[str] | None = None) -> None:
+        """What a restart does: the stored state becomes the active one of the restarted
+        services (a system restart: all of them)."""
+        offered = (not self.ecdsa_disabled["stored"]
+                   and self.tls_cert_type["stored"] != "rsa")
+        for service in services or [TOMCAT, *self.web_services]:
+            where = self._active_dir(service)
+            for unit in pki.UNITS:
+                cert = self.own_cert(unit)
+                atomic_write(self.path(*where, unit, f"{unit}.key"), self.own_key_pem(unit),
+                             0o600)
+                atomic_write(self.path(*where, unit, f"{unit}.pem"), self._chain_pem(cert))
+            if service == TOMCAT:
+                self.ecdsa_disabled["active"] = self.ecdsa_disabled["stored"]
+                self.tls_cert_type["active"] = self.tls_cert_type["stored"]
+            else:
+                self.service_ecdsa[service] = offered
         self.save()
 
     @property
@@ -504,7 +541,7 @@ class MockNode:
         self.running = True
         if not self.faults.down:
             await self._start_ssh(relocate)
-            await self._start_tomcat(relocate)
+            await self._start_web(relocate)
 
     async def _listen(self, make, port: int, slot, relocate):
         move = None if relocate is None else (lambda old: relocate(self, slot, old))
@@ -515,7 +552,7 @@ class MockNode:
         for t in list(self._tasks):
             t.cancel()
         await self._stop_ssh()
-        await self._stop_tomcat()
+        await self._stop_web()
         if self._rest_runner is not None:
             await self._rest_runner.cleanup()
             self._rest_runner = None
@@ -558,19 +595,72 @@ class MockNode:
             except Exception:  # noqa: S110
                 pass
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def _ssl_context(self, service: str = TOMCAT) -> ssl.SSLContext:
+        where = self._active_dir(service)
+        if service != TOMCAT and not self.path(*where, "tomcat", "tomcat.pem").exists():
+            self._activate([service])  # state from before per-service listeners
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(
-            self.path("active", "tomcat", "tomcat.pem"), self.path("active", "tomcat", "tomcat.key")
-        )
-        if self.ecdsa_offered:
+        ctx.load_cert_chain(self.path(*where, "tomcat", "tomcat.pem"),
+                            self.path(*where, "tomcat", "tomcat.key"))
+        offered = self.ecdsa_offered if service == TOMCAT else self.service_ecdsa.get(
+            service, self.ecdsa_offered)
+        if offered:
             # a second chain of another key type: OpenSSL picks by the client's signature algs
             ctx.load_cert_chain(
-                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.pem"),
-                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.key"),
+                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.pem"),
+                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.key"),
             )
         return ctx
+
+    async def _start_web(self, relocate=None) -> None:
+        """Every web server: the platform Tomcat's listeners and each other service's."""
+        await self._start_tomcat(relocate)
+        for service in self.web_services:
+            if service != TOMCAT:
+                await self._start_service(service, relocate)
+
+    async def _stop_web(self) -> None:
+        await self._stop_tomcat()
+        for service in list(self._service_servers):
+            await self._stop_service(service)
+
+    def _track(self, factory):
+        def make():
+            proto = factory()
+            self._tomcat_protos.add(proto)
+            return proto
+
+        return make
+
+    async def _start_service(self, service: str, relocate=None) -> None:
+        if self._service_servers.get(service) or not self.running or self.faults.down:
+            return
+        if self.services.get(service, "STARTED") != "STARTED":
+            return
+        loop = asyncio.get_running_loop()
+        ctx = self._ssl_context(service)
+        servers = self._service_servers.setdefault(service, [])
+        for i, port in enumerate(list(self.web_ports)):
+            if self.web_service(i) != service:
+                continue
+            servers.append(await self._listen(
+                lambda p: loop.create_server(
+                    self._track(lambda p=p: _WebProtocol(self, p)), "127.0.0.1", p, ssl=ctx,
+                    reuse_address=True),
+                port, ("web", i), relocate))
+
+    async def _stop_service(self, service: str) -> None:
+        servers = self._service_servers.pop(service, [])
+        for srv in servers:
+            srv.close()
+        ports = {srv.sockets[0].getsockname()[1] for srv in servers if srv.sockets}
+        for proto in list(self._tomcat_protos):
+            if getattr(proto, "port", None) in ports and proto.transport is not None:
+                proto.transport.abort()
+                self._tomcat_protos.discard(proto)
+        for srv in servers:
+            await srv.wait_closed()
 
     async def _start_tomcat(self, relocate=None) -> None:
         if self._tomcat_servers or not self.running or self.faults.down:
@@ -589,6 +679,8 @@ class MockNode:
             return make
 
         for i, port in enumerate(list(self.web_ports)):
+            if self.web_service(i) != TOMCAT:
+                continue
             srv = await self._listen(
                 lambda p: loop.create_server(
                     track(lambda: _WebProtocol(self, p)), "127.0.0.1", p, ssl=ctx,
@@ -614,11 +706,15 @@ class MockNode:
         servers, self._tomcat_servers = self._tomcat_servers, []
         for srv in servers:
             srv.close()
+        mine = {p for s in self._service_servers.values() for srv in s
+                for p in [srv.sockets[0].getsockname()[1]] if srv.sockets}
         for proto in list(self._tomcat_protos):
+            if getattr(proto, "port", None) in mine:
+                continue  # another service's connection
             transport = getattr(proto, "transport", None)
             if transport is not None:
                 transport.abort()
-        self._tomcat_protos.clear()
+            self._tomcat_protos.discard(proto)
         for srv in servers:
             await srv.wait_closed()
 
@@ -633,21 +729,28 @@ class MockNode:
             self.tomcat_state = "STARTING"
             await emit("Cisco Tomcat[STARTING]")
             await asyncio.sleep(rs / 2)
-            self._activate()
+            self._activate([TOMCAT])
             self.tomcat_state = "STARTED"
             await self._start_tomcat()
             if not self.faults.restart_no_started:
                 await emit("Cisco Tomcat[STARTED]")
 
     async def restart_other(self, service: str, emit: Emit) -> None:
+        """Another service: a web service reloads its own listeners (and certificates)."""
         rs = self.site.restart_seconds
+        web = service in self.web_services
         self.services[service] = "STOPPING"
         await emit(f"{service}[STOPPING]")
+        if web:
+            await self._stop_service(service)
         await asyncio.sleep(rs / 2)
         self.services[service] = "STARTING"
         await emit(f"{service}[STARTING]")
         await asyncio.sleep(rs / 2)
         self.services[service] = "STARTED"
+        if web:
+            self._activate([service])
+            await self._start_service(service)
         if not self.faults.restart_no_started:
             await emit(f"{service}[STARTED]")
 
@@ -664,7 +767,7 @@ class MockNode:
             self.running = False
             for s in self.services:
                 self.services[s] = "STOPPED"
-            await self._stop_tomcat()
+            await self._stop_web()
             await self._stop_ssh()
             await asyncio.sleep(self.site.restart_seconds)
             self._activate()
@@ -674,16 +777,16 @@ class MockNode:
             self.running = True
             if not self.faults.down:
                 await self._start_ssh()
-                await self._start_tomcat()
+                await self._start_web()
 
     async def set_down(self, down: bool) -> None:
         self.faults.down = down
         if down:
-            await self._stop_tomcat()
+            await self._stop_web()
             await self._stop_ssh()
         elif self.running:
             await self._start_ssh()
-            await self._start_tomcat()
+            await self._start_web()
 
 
 class _WebProtocol(asyncio.Protocol):
