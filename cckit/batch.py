@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import InputError, MissingDependency, SiteFileError
-from .headless import RunOutcome, check_parameters, run_runbook
+from .headless import RunOutcome, check_parameters, run_runbook, runbook_path
 from .inventory import load_site
 
 __all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
@@ -175,8 +175,18 @@ def make_executor(spec: str | None, concurrency: int) -> Executor:
 
 
 def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOutcome:
-    return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=parameters,
+    params = dict(parameters)
+    if "confirm" not in params and _takes_confirm(scenario):
+        # naming the site in the batch (not --plan) is its explicit go-ahead
+        params["confirm"] = job.name
+    return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=params,
                        progress=False)
+
+
+def _takes_confirm(scenario: str) -> bool:
+    import papermill
+
+    return "confirm" in papermill.inspect_notebook(str(runbook_path(scenario)))
 
 
 def _presented(outcome: RunOutcome) -> str:

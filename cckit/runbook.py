@@ -23,7 +23,7 @@ from ._internal.fs import atomic_write, utc_stamp
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
-from .errors import CckitError, ProcedureError, WaitingForCA
+from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
 from .procedures import SCENARIOS
 from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
@@ -33,6 +33,8 @@ __all__ = ["STATUS_SCHEMA", "Runbook", "start"]
 
 #: the version of ``status.json``'s layout (docs/status.md)
 STATUS_SCHEMA = 1
+#: the runbooks that only read: they never change a node, so "apply" means nothing to them
+READ_ONLY = frozenset({"preflight", "self_signed"})
 
 
 class _EmbeddedMocks:
@@ -61,6 +63,10 @@ class _EmbeddedMocks:
 _mocks = _EmbeddedMocks()
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
+#: every call of start() in this process increments it; only the run it created may act
+_generation = 0
+#: why the latest start() failed (its runs' cells then refuse), or None
+_start_failure: str | None = None
 
 
 @dataclass
@@ -76,6 +82,47 @@ class Runbook:
     plan_shown: bool = False
     steps: list[StepRecord] = field(default_factory=list)
     final_presented: list[PortView] = field(default_factory=list)
+    #: what the operator typed to allow changes on a real site: the site name or the change
+    confirm: str = ""
+    #: the change (ticket) number of this maintenance, if any
+    change: str = ""
+    generation: int = 0
+
+    # ------------------------------------------------------------------ guards
+    def _check_current(self, what: str) -> None:
+        """Refuse when a later start cell replaced this run, or the latest one failed."""
+        if self.generation == _generation:
+            return
+        if _start_failure is not None:
+            raise ProcedureError(
+                f"refusing {what}: the latest start cell failed ({_start_failure}); "
+                f"`rb` still names the earlier run in {self.artifacts}",
+                hint="fix the parameters, run the start cell again, then the cells below it")
+        raise ProcedureError(
+            f"refusing {what}: this run ({self.artifacts}) was replaced by a later start cell",
+            hint="run the cells below the latest start cell (they use its `rb`)")
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.apply and not self.embedded_mock
+
+    def confirmed(self) -> bool:
+        """A real site's changes need ``confirm`` equal to its site name or the change number."""
+        if not self.needs_confirmation:
+            return True
+        allowed = {self.site.name} | ({self.change} if self.change else set())
+        return self.confirm in allowed
+
+    def _confirmation_line(self) -> str:
+        if not self.needs_confirmation:
+            return ("confirmation: not needed (the embedded mock)" if self.embedded_mock
+                    else "confirmation: not needed (plan only)")
+        if self.confirmed():
+            return f"confirmation: {self.confirm!r} given; changes will be made on {self.site.name}"
+        want = repr(self.site.name) + (f" or the change number {self.change!r}"
+                                       if self.change else "")
+        return (f"confirmation: MISSING; no change will be made until confirm = {want} "
+                f"(parameters cell, or -p confirm {self.site.name})")
 
     # ------------------------------------------------------------------ display
     def overview(self) -> StepResult:
@@ -83,14 +130,20 @@ class Runbook:
         records = [NodeRecord(n.name, n.role, n.host, n.transport,
                               ", ".join(wp.label for wp in n.web_ports))
                    for n in self.session.nodes]
+        self._check_current("the overview")
         target = "the embedded VOS mock" if self.embedded_mock else f"site {self.site.name}"
-        mode = "APPLY (changes will be made after the plan is shown)" if self.apply \
-            else "PLAN ONLY (nothing will be changed)"
+        if self.scenario in READ_ONLY:
+            mode = "READ-ONLY (this runbook changes nothing on the nodes)"
+        elif self.apply:
+            mode = "APPLY (changes will be made after the plan is shown)"
+        else:
+            mode = "PLAN ONLY (nothing will be changed)"
         return StepResult("overview", f"{self.scenario} on {target}, {len(records)} node(s), "
                           f"mode {mode}; artifacts in {self.artifacts}", records)
 
     def presented(self, label: str = "now") -> StepResult:
         """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client."""
+        self._check_current("to probe the ports")
         return StepResult("presented", f"what the web ports present {label}",
                           self.session.presented_all())
 
@@ -104,6 +157,7 @@ class Runbook:
 
     def operations(self) -> StepResult:
         """Every state-changing operation of this run (the audit log)."""
+        self._check_current("the operation log")
         path = Path(self.session.audit.path)
         records = []
         for rec in read_operations(path) if path.exists() else []:
@@ -121,11 +175,13 @@ class Runbook:
     # ------------------------------------------------------------------ steps
     def plan(self, procedure: Any) -> Plan:
         """Show what the procedure would send. Required before any step that changes state."""
+        self._check_current("the plan")
         try:
             p = procedure.plan()
         except CckitError as e:
             self._record("plan", Outcome.FAILED, str(e))
             raise
+        p.notes.append(self._confirmation_line())
         self.plan_shown = True
         self._record("plan", Outcome.OK, str(p).splitlines()[0])
         return p
@@ -133,6 +189,7 @@ class Runbook:
     def step(self, fn: Callable[[], StepResult], *, changes: bool = True) -> StepResult:
         """Run one step; in plan-only mode a step that ``changes`` state is not run."""
         name = getattr(fn, "__name__", "step")
+        self._check_current(f"step {name}")
         if changes and not self.apply:
             result = StepResult(name, "not run: plan only (set apply = True to run it)",
                                 outcome=Outcome.PLAN_ONLY)
@@ -141,6 +198,12 @@ class Runbook:
         if changes and not self.plan_shown:
             raise ProcedureError(f"refusing to run {name} before the plan has been shown",
                                  hint="run the plan cell first")
+        if changes and not self.confirmed():
+            raise ProcedureError(
+                f"refusing to run {name} on site {self.site.name}: changes on a real site need "
+                "an explicit confirmation",
+                hint=f"set confirm = {self.site.name!r} (or the change number) in the "
+                     f"parameters cell, or pass -p confirm {self.site.name}")
         try:
             result = fn()
         except WaitingForCA as e:  # not a failure: the run resumes here once the CA answers
@@ -160,14 +223,17 @@ class Runbook:
 
         What each port presents at the end goes into ``status.json`` for batch summaries.
         """
+        self._check_current("to finish")
         self.final_presented = self.session.presented_all()
         self.session.close()
         if _open.get(self.site.name) is self:
             del _open[self.site.name]
         self._record("finish", Outcome.OK, "run complete")
         ok = sum(s.outcome is Outcome.OK for s in self.steps)
+        how = ("read only, nothing changed" if self.scenario in READ_ONLY
+               else "applied" if self.apply else "plan only")
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
-                          f"{'applied' if self.apply else 'plan only'}, {ok} step(s) ok",
+                          f"{how}, {ok} step(s) ok",
                           [StepRecord("", s.step, s.outcome, s.message) for s in self.steps])
 
     def _record(self, step: str, outcome: Outcome, message: str) -> None:
@@ -213,6 +279,8 @@ def start(
     trust_on_first_use: bool = False,
     timeout: float = 30.0,
     mock_restart_seconds: float = 0.5,
+    confirm: str = "",
+    change: str = "",
 ) -> Runbook:
     """Open a run.
 
@@ -220,7 +288,48 @@ def start(
     ``runs/<scenario>/<UTC time>`` folder; ``CCKIT_RUNS_DIR`` replaces ``runs``). With no
     ``site_file`` (and no ``CCKIT_SITE_FILE``), a fresh embedded VOS mock is started under
     ``artifacts``/mock.
+
+    Every call replaces the runs this process started before: their cells refuse from now
+    on, and if this call fails, every cell refuses until a start succeeds. On a real site
+    (not the embedded mock) with ``apply``, the first change needs ``confirm`` equal to the
+    site's name or to ``change`` (the change number).
     """
+    global _generation, _start_failure
+    _generation += 1
+    _start_failure = None
+    try:
+        rb = _start(scenario, site_file=site_file, nodes=nodes, artifacts=artifacts, apply=apply,
+                    trust_on_first_use=trust_on_first_use, timeout=timeout,
+                    mock_restart_seconds=mock_restart_seconds, confirm=confirm, change=change)
+    except Exception as e:
+        _start_failure = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise
+    rb.generation = _generation
+    rb._record("start", Outcome.OK, f"site {rb.site.name}")
+    return rb
+
+
+def _resolve_site_file(value: str | os.PathLike) -> Path:
+    """An absolute site file; a relative one resolves against the folder the user launched
+    from (``CCKIT_LAUNCH_DIR``, set by ``cckit lab``), else the kernel's working folder."""
+    path = Path(value).expanduser()
+    where = ""
+    if not path.is_absolute():
+        launched = os.environ.get("CCKIT_LAUNCH_DIR")
+        base = Path(launched or os.getcwd())
+        path = base / path
+        where = (f" (relative paths resolve against {base}, the folder "
+                 f"{'cckit lab was started in' if launched else 'this kernel runs in'})")
+    if not path.is_file():
+        raise InputError(f"site file {path} not found{where}", file=str(path),
+                         hint="set site_file to an absolute path, or one relative to that "
+                              "folder; \"\" = the embedded mock")
+    return path
+
+
+def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequence[str] | None,
+           artifacts: str | os.PathLike | None, apply: bool, trust_on_first_use: bool,
+           timeout: float, mock_restart_seconds: float, confirm: str, change: str) -> Runbook:
     if scenario not in SCENARIOS:
         raise ProcedureError(f"unknown scenario {scenario!r}",
                              hint=f"use one of {', '.join(SCENARIOS)}")
@@ -232,6 +341,8 @@ def start(
     embedded = site_file is None
     if embedded:
         site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds)
+    else:
+        site_file = _resolve_site_file(site_file)
     site = load_site(Path(site_file))  # type: ignore[arg-type]
     previous = _open.pop(site.name, None)
     if previous is not None:  # the start cell run again: release the earlier run's lock
@@ -239,7 +350,8 @@ def start(
     session = SiteSession(site, workdir=out, nodes=list(nodes or []) or None,
                           trust_on_first_use=trust_on_first_use, timeout=timeout,
                           lock_dir=out / ".locks" if embedded else None)
-    rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded)
+    rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded,
+                 confirm=str(confirm or "").strip(), change=str(change or "").strip(),
+                 generation=_generation)
     _open[site.name] = rb
-    rb._record("start", Outcome.OK, f"site {site.name}")
     return rb

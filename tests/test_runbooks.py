@@ -13,6 +13,9 @@ import pytest
 from cckit.headless import run_runbook
 from cckit.vosmock.testing import running_site
 
+# the mock site is a real site to the runbooks: changes need its name as confirmation
+CONFIRM = ("-p", "confirm", "vosmock")
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -56,9 +59,11 @@ def node_state(mock) -> dict[str, bytes]:
 
 def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
     out = tmp_path / "run"
-    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q")
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(out), "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ca_signed: OK" in r.stdout
+    assert "without encryption" not in r.stderr  # the kernel's transport warning is filtered
     for name in ("ca_signed.ipynb", "ca_signed.html", "operations.jsonl", "status.json"):
         assert (out / name).exists(), name
     status = json.loads((out / "status.json").read_text())
@@ -83,7 +88,8 @@ def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
 def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path):
     before = node_state(mock)
     bad = tmp_path / "bad"
-    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(bad), "-q",
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(bad), "-q",
               "-p", "ca_options", "{algorithm: rsa}")
     assert r.returncode == 1
     assert "failed at step gate" in r.stderr
@@ -98,7 +104,8 @@ def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path)
     assert_no_secret(bad, secrets_of(mock))
     # the same site, a good CA: the pending CSRs are reused and the run completes
     good = tmp_path / "good"
-    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(good), "-q")
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(good), "-q")
     assert r.returncode == 0, r.stderr
     gen = next(c for c in nbformat.read(good / "ca_signed.ipynb", as_version=4).cells
            if c.cell_type == "code" and "proc.generate_csrs" in c.source)
@@ -108,13 +115,15 @@ def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path)
 
 
 def test_rsa_only_and_rollback_headless(mock, tmp_path):
-    r = cckit("run", "rsa_only", "--site", str(mock.site_file), "--out", str(tmp_path / "d"),
+    r = cckit("run", "rsa_only", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(tmp_path / "d"),
               "-q")
     assert r.returncode == 0, r.stderr
     status = json.loads((tmp_path / "d" / "status.json").read_text())
     ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
     assert ecdsa and all(p["status"] == "handshake_failed" for p in ecdsa)
-    r = cckit("run", "rsa_only", "--site", str(mock.site_file), "--out", str(tmp_path / "r"),
+    r = cckit("run", "rsa_only", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(tmp_path / "r"),
               "-q", "-p", "action", "rollback")
     assert r.returncode == 0, r.stderr
     status = json.loads((tmp_path / "r" / "status.json").read_text())
@@ -179,7 +188,8 @@ def test_files_ca_waits_then_resumes(mock, tmp_path):
     from cckit.certs import load_csr
 
     out = tmp_path / "run"
-    args = ("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q",
+    args = ("run", "ca_signed", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(out), "-q",
             "-p", "ca", "files")
     r = cckit(*args)
     assert r.returncode == 3, r.stdout + r.stderr

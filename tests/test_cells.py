@@ -1,0 +1,129 @@
+"""A live kernel driven cell by cell (nbclient), as an engineer does in JupyterLab.
+
+Cells run out of order, after a kernel restart, with a missing site file and with a
+misspelled parameter: each is refused with one message, and nothing changes on the mock.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cckit.vosmock.testing import running_site
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def node_state(mock) -> dict[str, bytes]:
+    return {str(p.relative_to(mock.state_dir)): p.read_bytes()
+            for p in sorted(mock.state_dir.rglob("*.pem")) if "csr" not in str(p)}
+
+
+class Cells:
+    """The runbook's cells, run one at a time in one kernel."""
+
+    def __init__(self, client, nb):
+        self.client, self.nb = client, nb
+
+    def index(self, needle: str) -> int:
+        return next(i for i, c in enumerate(self.nb.cells)
+                    if c.cell_type == "code" and needle in c.source)
+
+    def run(self, needle: str) -> dict | None:
+        """Run the cell containing ``needle``; its error output, or None."""
+        i = self.index(needle)
+        return self._execute(self.nb.cells[i], i)
+
+    def run_code(self, source: str) -> dict | None:
+        cell = nbformat.v4.new_code_cell(source)
+        self.nb.cells.append(cell)  # after the runbook's own cells: found by needle first
+        return self._execute(cell, len(self.nb.cells) - 1)
+
+    def _execute(self, cell, i) -> dict | None:
+        self.client.execute_cell(cell, i)
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        return errors[0] if errors else None
+
+    def text(self, needle: str) -> str:
+        cell = self.nb.cells[self.index(needle)]
+        data = [(o.get("data", {}), o.get("text", "")) for o in cell.outputs]
+        return html.unescape("\n".join(f"{d.get('text/plain', '')}{t}{d.get('text/html', '')}"
+                                       for d, t in data))
+
+
+def one_line(err: dict, ename: str, *needles: str) -> str:
+    assert err is not None, "the cell was expected to be refused"
+    assert err["ename"] == ename, err
+    assert len(err["traceback"]) == 1, err["traceback"]  # one message, no wall of traceback
+    text = err["traceback"][0]
+    for n in needles:
+        assert n in text, text
+    return text
+
+
+def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+    from nbclient.util import run_sync
+
+    monkeypatch.setenv("CCKIT_RUNS_DIR", str(tmp_path / "runs"))
+    nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+    with running_site(tmp_path / "vosmock", restart_seconds=0) as mock:
+        before = node_state(mock)
+        client = NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
+                                resources={"metadata": {"path": str(tmp_path)}})
+        cells = Cells(client, nb)
+        with client.setup_kernel():
+            assert cells.run("site_file = ") is None  # the parameters cell
+            assert cells.run_code(f"site_file = {str(mock.site_file)!r}") is None
+            assert cells.run("runbook.start(") is None
+            # a change before the plan: refused by the library
+            assert cells.run_code("rb.step(lambda: None)") is not None
+            one_line(cells.run_code("import cckit.runbook as r\n"
+                                    "def generate_csrs(): raise SystemExit('ran')\n"
+                                    "rb.step(generate_csrs)"),
+                     "ProcedureError", "before the plan has been shown")
+            # the plan says a confirmation is missing; the first change is refused
+            assert cells.run("rb.plan(proc)") is None
+            assert "confirmation: MISSING" in cells.text("rb.plan(proc)")
+            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+                     "explicit confirmation", "confirm = 'vosmock'")
+            # out of order: uploading before the CSRs and the gate
+            cells.run_code("confirm = 'vosmock'")
+            assert cells.run("runbook.start(") is None
+            assert cells.run("rb.plan(proc)") is None
+            assert "confirmation: 'vosmock' given" in cells.text("rb.plan(proc)")
+            err = cells.run("proc.upload_identities")
+            assert err is not None and len(err["traceback"]) == 1, err
+            # a misspelled CA option: one line naming the known ones
+            cells.run_code("ca_options = {'algoritm': 'rsa'}")
+            one_line(cells.run("rb.plan(proc)"), "InputError", "unknown option(s) algoritm",
+                     "algorithm")
+            cells.run_code("ca_options = {}")
+            # a missing site file: absolute path, where it was resolved; later cells refuse
+            cells.run_code("site_file = 'no-such-site.yaml'")
+            one_line(cells.run("runbook.start("), "InputError",
+                     str(tmp_path / "no-such-site.yaml"), "relative paths resolve against")
+            one_line(cells.run("rb.presented("), "ProcedureError",
+                     "the latest start cell failed")
+            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+                     "the latest start cell failed")
+            # re-running the start cell replaces the run: the earlier run's objects refuse
+            cells.run_code(f"site_file = {str(mock.site_file)!r}\nold = rb")
+            assert cells.run("runbook.start(") is None
+            one_line(cells.run_code("old.presented()"), "ProcedureError",
+                     "replaced by a later start cell")
+            # a kernel restart: everything is gone; the new run refuses to skip the plan
+            run_sync(client.km.restart_kernel)()
+            run_sync(client.kc.wait_for_ready)(timeout=60)
+            assert cells.run_code("rb")["ename"] == "NameError"  # really a fresh kernel
+            assert cells.run("site_file = ") is None
+            cells.run_code(f"site_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'")
+            assert cells.run("runbook.start(") is None
+            one_line(cells.run_code("rb.step(lambda: None)"), "ProcedureError",
+                     "before the plan has been shown")
+            assert cells.run("rb.finish()") is None
+        assert node_state(mock) == before
