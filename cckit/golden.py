@@ -1,8 +1,10 @@
 """Regenerate the runbooks' golden outputs against fresh embedded mocks: ``make golden``.
 
-Each notebook is executed in place (its default parameters: the embedded mock), with the
-run's artifacts in a temporary folder, and saved with its outputs. nbval then checks every
-later run against them (``make test``), with ``runbooks/sanitize.cfg`` for what varies.
+Each runbook in ``runbooks/`` (which ship clean, without outputs) is executed with its
+default parameters (the embedded mock), with the run's artifacts in a temporary folder, and
+saved with its outputs as ``tests/golden/<name>.ipynb``. nbval then checks every later run of
+those copies against them (``make test``), with ``runbooks/sanitize.cfg`` for what varies;
+``tests/test_golden.py`` checks that each copy's cells are still the runbook's.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from pathlib import Path
 from .headless import runbooks_dir
 from .procedures import SCENARIOS
 
+#: where the golden copies live (a checkout only: they are not part of the package)
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
 
-def regenerate(names: list[str] | None = None) -> int:
+
+def regenerate(names: list[str] | None = None, target: Path = GOLDEN) -> int:
     import nbformat
     from nbclient import NotebookClient
 
     folder = runbooks_dir()
+    target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cckit-golden-") as tmp:
         os.environ["CCKIT_RUNS_DIR"] = str(Path(tmp) / "runs")
         for name in names or SCENARIOS:
@@ -31,8 +37,8 @@ def regenerate(names: list[str] | None = None) -> int:
             client.execute()
             for cell in nb.cells:  # keep the diff to what matters
                 cell.metadata.pop("execution", None)
-            nbformat.write(nb, str(path))
-            print(f"regenerated {path}")
+            nbformat.write(nb, str(target / path.name))
+            print(f"regenerated {target / path.name} from {path}")
     return 0
 
 
