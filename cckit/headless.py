@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -61,7 +62,34 @@ def this_interpreter_kernel() -> type:
                 self._kernel_spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
             return self._kernel_spec
 
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            kw["stderr"] = fd = _filtered_stderr()
+            try:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                os.close(fd)  # the kernel holds its copy; EOF ends the pump with the kernel
+
     return ThisInterpreterKernelManager
+
+
+#: kernel log lines users need not see (a local loopback kernel, nothing to do about it)
+_KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
+
+
+def _filtered_stderr() -> int:
+    """A pipe for the kernel's stderr; a daemon thread copies it to ours minus the noise."""
+    import threading
+
+    read_fd, write_fd = os.pipe()
+
+    def pump() -> None:
+        with open(read_fd, encoding="utf-8", errors="replace") as src:
+            for line in src:
+                if not any(n in line for n in _KERNEL_NOISE):
+                    sys.stderr.write(line)
+
+    threading.Thread(target=pump, name="kernel-stderr", daemon=True).start()
+    return write_fd
 
 
 def runbook_path(scenario: str) -> Path:
