@@ -162,3 +162,75 @@ def text(obj: StepResult | Plan) -> str:
     if obj.records:
         out += "\n" + _frame(obj).to_string(index=False)
     return out
+
+
+# --------------------------------------------------------------------------- the report
+
+#: the auditor's HTML prints on A4 landscape without losing a column: tables take the page
+#: width with fixed layout and wrap long values (fingerprints, paths) instead of widening it
+REPORT_CSS = """<style>
+@page { size: A4 landscape; margin: 10mm; }
+body { max-width: 100%; }
+.jp-Notebook, .jp-Cell, .jp-OutputArea-output { max-width: 100% !important; }
+.jp-OutputArea-output { overflow-x: visible !important; }
+.jp-RenderedHTMLCommon table { table-layout: fixed; width: 100% !important; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere;
+  word-break: break-word; white-space: normal !important; }
+pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+.cckit-record { border: 1px solid #999; padding: .5em 1em; margin: 1em 0; }
+.cckit-record table { table-layout: fixed; width: 100%; border-collapse: collapse; }
+.cckit-record td, .cckit-record th { text-align: left; vertical-align: top; padding: 1px 6px;
+  overflow-wrap: anywhere; font-size: 90%; }
+@media print {
+  body, .jp-Notebook { padding: 0 !important; margin: 0 !important; font-size: 9pt; }
+  .jp-Cell { break-inside: auto; }
+  tr { break-inside: avoid; }
+}
+</style>"""
+
+
+def record_html(status: dict[str, Any], operations: Sequence[dict[str, Any]] = ()) -> str:
+    """The summary at the top of the report: who, when, what, on which versions, and every
+    change with its fingerprints before and after (from ``status.json`` and the op log)."""
+    rec = status.get("record") or {}
+    e = _html.escape
+    rows = [("run", f"{status.get('scenario')} on site {status.get('site')}: "
+                    f"{str(status.get('status', '')).upper()}"),
+            ("operator", rec.get("operator", "")), ("change", rec.get("change") or "none"),
+            ("started", rec.get("started", "")), ("ended", rec.get("ended") or ""),
+            ("duration", f"{rec['seconds']:.0f} s" if rec.get("seconds") is not None else ""),
+            ("cckit", rec.get("cckit_version", "")),
+            ("node versions", ", ".join(f"{n} {v}" for n, v in
+                                        (rec.get("node_versions") or {}).items())),
+            ("parameters", ", ".join(f"{k}={v}" for k, v in
+                                     (rec.get("parameters") or {}).items()))]
+    if status.get("failed_step"):
+        rows.append(("failed step", f"{status['failed_step']}: {status.get('message')}"))
+    body = "".join(f"<tr><th style='width:9em'>{e(k)}</th><td>{e(str(v))}</td></tr>"
+                   for k, v in rows)
+    ops = "".join(
+        f"<tr><td>{e(o.get('time', ''))}</td><td>{e(o.get('node', ''))}</td>"
+        f"<td>{e(o.get('operation', ''))}</td><td>{e(str(o.get('outcome', '')))}</td>"
+        f"<td>{e(_fps(o.get('fingerprints_before')))}</td>"
+        f"<td>{e(_fps(o.get('fingerprints_after')))}</td></tr>" for o in operations)
+    changes = ("<p>No state-changing operation.</p>" if not operations else
+               "<table><tr><th>time</th><th>node</th><th>operation</th><th>outcome</th>"
+               f"<th>before</th><th>after</th></tr>{ops}</table>")
+    return (f"<div class='cckit-record'><h2>Audit record</h2><table>{body}</table>"
+            f"<h3>Changes ({len(operations)})</h3>{changes}</div>")
+
+
+def _fps(fps: dict[str, Any] | None) -> str:
+    return "; ".join(f"{k} {v}" for k, v in (fps or {}).items() if v)
+
+
+def report_html(body: str, *, title: str, record: str = "") -> str:
+    """nbconvert's HTML with a real title, the print CSS and the record at the top."""
+    import re
+
+    body = re.sub(r"<title>.*?</title>", f"<title>{_html.escape(title)}</title>", body,
+                  count=1, flags=re.S)
+    body = body.replace("</head>", REPORT_CSS + "</head>", 1)
+    if record:
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + record, body, count=1)
+    return body

@@ -281,10 +281,20 @@ def export_html(notebook: Path) -> Path | None:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from .audit import read as read_operations
+    from .display import record_html, report_html
+
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
+    status_file, ops_file = notebook.parent / "status.json", notebook.parent / "operations.jsonl"
+    status = json.loads(status_file.read_text()) if status_file.exists() else {}
+    title = (f"cckit {status.get('scenario', notebook.stem)} on "
+             f"{status.get('site', '?')}: {status.get('status', '')}" if status
+             else f"cckit {notebook.stem}")
+    record = record_html(status, read_operations(ops_file) if ops_file.exists() else []) \
+        if status else ""
     html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    html.write_text(report_html(body, title=title, record=record), encoding="utf-8")
     return html

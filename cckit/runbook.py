@@ -87,6 +87,13 @@ class Runbook:
     #: the change (ticket) number of this maintenance, if any
     change: str = ""
     generation: int = 0
+    #: who ran it (the OS user unless given)
+    operator: str = ""
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    ended: dt.datetime | None = None
+    #: the run's parameters as the record shows them (never a secret)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    node_versions: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ guards
     def _check_current(self, what: str) -> None:
@@ -225,16 +232,60 @@ class Runbook:
         """
         self._check_current("to finish")
         self.final_presented = self.session.presented_all()
+        self.node_versions = self._versions()
         self.session.close()
+        self.ended = dt.datetime.now(dt.UTC)
         if _open.get(self.site.name) is self:
             del _open[self.site.name]
         self._record("finish", Outcome.OK, "run complete")
+        self._save_interactive()
         ok = sum(s.outcome is Outcome.OK for s in self.steps)
         how = ("read only, nothing changed" if self.scenario in READ_ONLY
                else "applied" if self.apply else "plan only")
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
                           f"{how}, {ok} step(s) ok",
                           [StepRecord("", s.step, s.outcome, s.message) for s in self.steps])
+
+    def _versions(self) -> dict[str, str]:
+        out = {}
+        for node in self.session.nodes:
+            try:
+                with self.session.on(node) as t:
+                    out[node.name] = t.version().version
+            except CckitError as e:
+                out[node.name] = f"unknown ({str(e).splitlines()[0]})"
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """The audit record's header: who, when, what (status.json ``record``)."""
+        from . import __version__
+
+        end = self.ended or dt.datetime.now(dt.UTC)
+        return {"operator": self.operator, "change": self.change or None,
+                "started": self.started.isoformat(timespec="seconds"),
+                "ended": self.ended.isoformat(timespec="seconds") if self.ended else None,
+                "seconds": round((end - self.started).total_seconds(), 1),
+                "parameters": {k: redact(str(v)) for k, v in self.parameters.items()},
+                "cckit_version": __version__, "node_versions": dict(self.node_versions)}
+
+    def _save_interactive(self) -> None:
+        """In JupyterLab, copy the notebook the kernel runs (as last saved) and its HTML into
+        the run folder, so an interactive run leaves the same record as a headless one.
+        Headless (papermill) runs write theirs themselves."""
+        source = os.environ.get("JPY_SESSION_NAME")
+        if not source or os.environ.get("CCKIT_HEADLESS"):
+            return
+        path = Path(source)
+        if not path.is_file() or path.suffix != ".ipynb":
+            return
+        import shutil
+
+        from .headless import export_html
+
+        target = self.artifacts / f"{self.scenario}.ipynb"
+        if path.resolve() != target.resolve():
+            shutil.copyfile(path, target)
+        export_html(target)
 
     def _record(self, step: str, outcome: Outcome, message: str) -> None:
         self.steps.append(StepRecord(dt.datetime.now(dt.UTC).isoformat(), step, outcome,
@@ -250,6 +301,7 @@ class Runbook:
             "message": failed[-1].message if failed else None,
             "steps": [s.as_json() for s in self.steps],
             "presented": [v.as_json() for v in self.final_presented],
+            "record": self.record(),
         }
         atomic_write(self.artifacts / "status.json", json.dumps(status, indent=2).encode())
 
@@ -257,6 +309,9 @@ class Runbook:
     def ca(self, name: str, options: dict[str, Any] | None = None) -> CertificateAuthority:
         """The CA adapter; relative paths in its options live under the artifacts folder."""
         opts = dict(options or {})
+        self.parameters["ca"] = name
+        if opts:
+            self.parameters["ca_options"] = {k: redact(str(v)) for k, v in opts.items()}
         if name == "lab":
             opts.setdefault("directory", "lab-ca")
         if name == "files":
@@ -281,6 +336,7 @@ def start(
     mock_restart_seconds: float = 0.5,
     confirm: str = "",
     change: str = "",
+    operator: str = "",
 ) -> Runbook:
     """Open a run.
 
@@ -301,12 +357,26 @@ def start(
         rb = _start(scenario, site_file=site_file, nodes=nodes, artifacts=artifacts, apply=apply,
                     trust_on_first_use=trust_on_first_use, timeout=timeout,
                     mock_restart_seconds=mock_restart_seconds, confirm=confirm, change=change)
+        rb.operator = operator or os.environ.get("CCKIT_OPERATOR") or _os_user()
+        rb.parameters.update({"scenario": scenario,
+                              "site_file": str(site_file or "(embedded mock)"),
+                              "nodes": ", ".join(nodes or []) or "all", "apply": apply,
+                              "change": change or "", "confirmed": rb.confirmed()})
     except Exception as e:
         _start_failure = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise
     rb.generation = _generation
     rb._record("start", Outcome.OK, f"site {rb.site.name}")
     return rb
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _resolve_site_file(value: str | os.PathLike) -> Path:

@@ -79,6 +79,14 @@ def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
     html = (out / "ca_signed.html").read_text()
     assert "every port presents the CA-signed tomcat-ECDSA certificate" in html
     assert "rb.step(" not in html  # code hidden for auditors
+    # the audit record: one summary at the top, a real title, A4 landscape print CSS
+    rec = status["record"]
+    assert rec["operator"] and rec["cckit_version"] and rec["seconds"] > 0
+    assert rec["parameters"]["confirmed"] == "True" and rec["ended"]
+    assert set(rec["node_versions"]) == {"uccx-pub", "uccx-sub", "sm"}
+    assert "<title>cckit ca_signed on vosmock: complete</title>" in html
+    assert html.index("Audit record") < html.index("every port presents")
+    assert "size: A4 landscape" in html
     ops = [json.loads(x) for x in (out / "operations.jsonl").read_text().splitlines()]
     assert {o["operation"] for o in ops} >= {"generate_csr", "upload_trust", "upload_identity",
                                              "restart_service"}
