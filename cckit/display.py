@@ -214,7 +214,10 @@ def record_html(status: dict[str, Any], operations: Sequence[dict[str, Any]] = (
         f"<td>{e(_fps(o.get('fingerprints_before')))}</td>"
         f"<td>{e(_fps(o.get('fingerprints_after')))}</td></tr>" for o in operations)
     changes = ("<p>No state-changing operation.</p>" if not operations else
-               "<table><tr><th>time</th><th>node</th><th>operation</th><th>outcome</th>"
+               "<table><colgroup><col style='width:13%'><col style='width:8%'>"
+               "<col style='width:11%'><col style='width:6%'><col style='width:31%'>"
+               "<col style='width:31%'></colgroup><tr><th>time</th><th>node</th>"
+               "<th>operation</th><th>outcome</th>"
                f"<th>before</th><th>after</th></tr>{ops}</table>")
     return (f"<div class='cckit-record'><h2>Audit record</h2><table>{body}</table>"
             f"<h3>Changes ({len(operations)})</h3>{changes}</div>")

@@ -1,0 +1,147 @@
+"""JupyterLab in a real browser (Playwright driving Debian's chromium, nothing downloaded).
+
+One runbook (preflight, the cheapest) is opened from a copy, run with Run > Run All Cells,
+and must end with no error output; then a headless run's HTML report must fit an A4
+landscape page's width when printed. Screenshots go to docs/img/ when CCKIT_SCREENSHOTS is
+set. Skipped when chromium or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: A4 landscape (297 mm) less 10 mm margins each side, at CSS's 96 px per inch
+A4_LANDSCAPE_PX = round((297 - 20) / 25.4 * 96)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shots() -> Path | None:
+    if not os.environ.get("CCKIT_SCREENSHOTS"):
+        return None
+    folder = ROOT / "docs" / "img"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser():
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(ROOT / "runbooks" / "preflight.ipynb", root)
+    port, token = free_port(), "cckit-test-token"
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+           "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    env = dict(os.environ, CCKIT_RUNS_DIR=str(tmp_path / "runs"),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"))
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text())
+                time.sleep(0.5)
+        yield url, token, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_jupyterlab_runs_a_runbook_without_error(browser, lab):
+    url, token, _root = lab
+    tracked = (ROOT / "runbooks" / "preflight.ipynb").read_bytes()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/preflight.ipynb?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    dialog = page.locator(".jp-Dialog button.jp-mod-accept")  # "Select Kernel", if asked
+    try:
+        dialog.click(timeout=10_000)
+    except playwright_api.TimeoutError:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=10_000)
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=10_000)
+    page.wait_for_function(
+        "() => { const p = [...document.querySelectorAll('.jp-InputArea-prompt')];"
+        " return p.length > 0 && p.every(e => !e.textContent.includes('[*]'))"
+        " && p.filter(e => /\\[\\d+\\]/.test(e.textContent)).length >= 5; }",
+        timeout=120_000)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                          ", .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    assert errors.count() == 0, errors.all_inner_texts()
+    body = page.inner_text(".jp-Notebook")
+    assert "READ-ONLY" in body and "Traceback" not in body
+    if (folder := shots()) is not None:
+        page.locator(".jp-CodeCell").nth(-2).scroll_into_view_if_needed()
+        page.screenshot(path=str(folder / "jupyterlab-preflight.png"))
+    assert (ROOT / "runbooks" / "preflight.ipynb").read_bytes() == tracked
+
+
+def test_report_html_fits_an_a4_page(browser, tmp_path):
+    from cckit.headless import run_runbook
+
+    outcome = run_runbook("ca_signed", tmp_path / "run", progress=False)
+    assert outcome.status == "ok", outcome.message
+    page = browser.new_page(viewport={"width": A4_LANDSCAPE_PX, "height": 800})
+    page.emulate_media(media="print")
+    page.goto(outcome.html.as_uri())
+    assert page.title() == "cckit ca_signed on vosmock: complete"
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= A4_LANDSCAPE_PX, f"the report is {width} px wide, A4 gives {A4_LANDSCAPE_PX}"
+    wide = page.evaluate(
+        f"() => [...document.querySelectorAll('table')].filter("
+        f"t => t.getBoundingClientRect().right > {A4_LANDSCAPE_PX}).length")
+    assert wide == 0
+    if (folder := shots()) is not None:
+        page.screenshot(path=str(folder / "report-a4.png"), full_page=False)
+        pdf_page = browser.new_page()
+        pdf_page.goto(outcome.html.as_uri())
+        pdf_page.pdf(path=str(tmp_path / "report.pdf"), format="A4", landscape=True)
