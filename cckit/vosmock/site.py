@@ -140,11 +140,12 @@ class MockSite:
         org: str = "vosmock",
         ports: dict | None = None,
         product: str = "uccx",
+        seed: str | list[str] | None = None,
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
         `product`: `uccx` (publisher, subscriber, SocialMiner) or `cucm` (publisher,
-        subscriber)."""
+        subscriber). `seed`: certificate defects applied at first boot (seed.py)."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
@@ -212,6 +213,14 @@ class MockSite:
         self._sftp_conns: weakref.WeakSet = weakref.WeakSet()
         self._control_runner = None
         self.started = False
+        if seed and not meta:  # first boot only: seeded defects (seed.py)
+            from .seed import apply_seed
+
+            apply_seed(self, seed)
+        elif (self.state_dir / "seed.json").exists():  # what a seed pinned survives restarts
+            from .seed import keep_seed
+
+            keep_seed(self)
 
     # ------------------------------------------------------------------ ports
     def _assign_ports(self, saved, base_port, control_port, control, first_boot_ports) -> None:
