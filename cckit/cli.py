@@ -197,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(func=_batch)
 
+    from .fleet.cli import add_parser as add_inventory
+
+    add_inventory(sub)
+
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
     demo.set_defaults(func=_demo)

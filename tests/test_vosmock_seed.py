@@ -19,7 +19,7 @@ def test_fleet_seed_gives_one_defect_per_site_and_a_clean_one():
     n = len(DEFECTS)
     names = [defects_for(f"site-{i:03d}", "fleet") for i in range(1, n + 3)]
     assert [x[0] for x in names[:n]] == list(DEFECTS)
-    assert names[n] == [] and names[n + 1] == [list(DEFECTS)[0]]
+    assert names[n] == [] and names[n + 1] == [next(iter(DEFECTS))]
     assert defects_for("vosmock", "expired, old-csr") == ["expired", "old-csr"]
     with pytest.raises(ValueError, match="unknown seed 'nope'"):
         defects_for("site-001", "nope")
