@@ -111,8 +111,7 @@ class Sweep:
     def findings_result(self, *, new_only: bool = False) -> StepResult:
         shown = self.new if new_only else self.findings
         return StepResult("findings", f"{len(shown)} {'new ' if new_only else ''}finding(s), "
-                          "worst first, each with the runbook that fixes it", shown,
-                          _Outcome.OK if not shown else _Outcome.FAILED)
+                          "worst first, each with the runbook that fixes it", shown)
 
     def identities(self) -> StepResult:
         own = [c for c in self.certs if c.store == "own"]
