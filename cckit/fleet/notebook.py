@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,15 @@ def start(sites: Sequence[str | os.PathLike] = (), *, out: str | os.PathLike = "
         from ..vosmock.testing import running_sites
 
         n = mock_sites or len(DEFECTS) + 1
-        _mocks.enter_context(running_sites(folder / "mock", n, restart_seconds=0,
-                                           seed="fleet", site_dir=folder / "mock" / "sites",
-                                           workers=1))
+        for attempt in range(3):  # a free port taken meanwhile by another program: anew
+            try:
+                _mocks.enter_context(running_sites(
+                    folder / "mock", n, restart_seconds=0, seed="fleet",
+                    site_dir=folder / "mock" / "sites", workers=1))
+                break
+            except OSError:
+                shutil.rmtree(folder / "mock", ignore_errors=True)
+                if attempt == 2:
+                    raise
         sites = [folder / "mock" / "sites"]
     return Target(site_files(sites), folder, Path(state) if state else None, embedded)
