@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._internal.fs import safe_name
 from .credentials import MASK, Secret, redact
 from .errors import InputError, SiteLockedError
 
@@ -253,8 +254,7 @@ class LockHolder:
 
 
 def _lock_path(lock_dir: Path, site: str) -> Path:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", site).strip("._-") or "site"
-    return Path(lock_dir) / f"{name}.lock"
+    return Path(lock_dir) / f"{safe_name(site)}.lock"
 
 
 def _read_holder(fd: int) -> LockHolder:

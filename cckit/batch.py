@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._internal.fs import safe_name
 from .errors import InputError, SiteFileError
 from .headless import RunOutcome, check_parameters, run_runbook
 from .inventory import load_site
@@ -80,6 +81,8 @@ def discover_sites(path: str | os.PathLike) -> list[Path]:
 
 
 def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
+    """One job per site file; each site's folder is a sanitised name directly under ``out``
+    (a site named ``../x`` or ``/etc`` cannot put its record anywhere else)."""
     jobs, seen = [], set()
     for f in files:
         try:
@@ -90,7 +93,7 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
         if name in seen:  # two files for one site name: keep both, by file name
             name = f"{name}-{f.stem}"
         seen.add(name)
-        jobs.append(SiteJob(name, f.resolve(), out / name, nodes, error))
+        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error))
     return jobs
 
 

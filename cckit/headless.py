@@ -12,13 +12,14 @@ import datetime as dt
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._internal.fs import utc_stamp
+from ._internal.fs import atomic_write, utc_stamp
 from .errors import CckitError, InputError
 from .procedures import SCENARIOS
 
@@ -104,6 +105,7 @@ def run_runbook(
     if site_file:
         params["site_file"] = str(Path(site_file).resolve())
     notebook = out / f"{scenario}.ipynb"
+    before = _snapshot(out)
     _keep_previous(notebook)
     started = time.monotonic()
     status, message = "ok", None
@@ -123,7 +125,7 @@ def run_runbook(
     _read_status(outcome)
     if status == "failed" and not outcome.message:
         outcome.message = message
-    scrub(out, _site_secrets(out, params.get("site_file")))
+    scrub(out, _site_secrets(out, params.get("site_file")), before=before)
     outcome.html = export_html(notebook)
     return outcome
 
@@ -175,14 +177,39 @@ def _site_secrets(out: Path, site_file: str | None) -> list[str]:
     return [v for v in values if v]
 
 
-def scrub(out: Path, secrets: list[str]) -> list[Path]:
-    """Replace any of ``secrets`` in the run's text files; returns the files changed."""
-    changed = []
+def _snapshot(out: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, size, mtime) of every regular file under ``out`` (links not followed)."""
+    snap: dict[str, tuple[int, int, int]] = {}
+    for folder, dirs, files in os.walk(out):
+        if Path(folder) == out and "mock" in dirs:
+            dirs.remove("mock")  # the embedded mock's own state holds its secrets by design
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                snap[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return snap
+
+
+def scrub(out: Path, secrets: list[str], *,
+          before: Mapping[str, tuple[int, int, int]] | None = None) -> list[Path]:
+    """Mask ``secrets`` in the text files this run wrote in ``out``; returns the files changed.
+
+    Only regular files under ``out`` that are new or changed since ``before`` (the
+    :func:`_snapshot` taken as the run started) are touched: never a file some other run or
+    person left there, never a symbolic link, never the embedded mock's state.
+    """
+    changed: list[Path] = []
     if not secrets:
         return changed
-    for path in out.rglob("*"):
-        if not path.is_file() or "mock" in path.relative_to(out).parts[:1]:
-            continue  # the embedded mock's own state holds its secrets by design
+    before = before or {}
+    for name, sig in _snapshot(out).items():
+        if before.get(name) == sig:
+            continue
+        path = Path(name)
         try:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
@@ -191,7 +218,7 @@ def scrub(out: Path, secrets: list[str]) -> list[Path]:
         for s in secrets:
             new = new.replace(s, "********")
         if new != text:
-            path.write_text(new, encoding="utf-8")
+            atomic_write(path, new.encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode))
             changed.append(path)
     return changed
 

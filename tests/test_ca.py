@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cckit import certs
+from cckit._internal.fs import safe_name
 from cckit.ca import get_adapter, sign_all
-from cckit.ca.files import FilesCA, issuer_path, safe_node_filename
+from cckit.ca.files import FilesCA, issuer_path
 from cckit.ca.lab import LabCA
 from cckit.certs import public_key_sha256
 from cckit.credentials import SecretRef
@@ -121,7 +122,7 @@ def test_lab_hostile_node_name_stays_inside(tmp_path):
     issued = sorted(p.name for p in (home / "issued").iterdir() if p.suffix == ".pem")
     assert len(issued) == len(hostile)  # one file each, no collisions
     assert all("/" not in n and not n.startswith(".") for n in issued)
-    assert safe_node_filename("a/b") != safe_node_filename("a_b")
+    assert safe_name("a/b") != safe_name("a_b")
     with pytest.raises(InputError):
         ca.submit("", csr)
 
