@@ -117,3 +117,21 @@ def test_scrub_touches_only_what_the_run_wrote(shared_mock, tmp_path):
     assert outcome.ok, outcome.message
     assert unrelated.read_text() == f"password is {shared_mock.password}\n"
     assert assert_no_secret(out, [shared_mock.password], skip=("my-notes.txt",)) >= 3
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_preflight_says_why_each_node_is_unreachable(shared_mock, tmp_path):
+    pwfile = tmp_path / "pw"
+    pwfile.write_text(shared_mock.password + "\n")
+    pwfile.chmod(0o644)
+    site = site_variant(shared_mock, tmp_path / "site.yaml", credentials={
+        "os-admin": {"username": "admin", "password": {"file": str(pwfile)}},
+        "sftp": {"username": "copadmin", "password": {"file": str(pwfile)}}})
+    r = cckit("run", "preflight", "--site", str(site), "--out", str(tmp_path / "out"), "-q")
+    assert r.returncode == 1
+    line = next(x for x in r.stderr.splitlines() if "NOT reachable" in x)
+    for node in ("uccx-pub", "uccx-sub", "sm"):
+        assert f"{node}: " in line
+    assert line.count("readable by others (mode 0644)") == 3

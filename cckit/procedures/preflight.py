@@ -37,7 +37,8 @@ def reachability(session: SiteSession) -> StepResult:
                          "transport": node.transport, "version": None, "installed COPs": None,
                          "ECDSA used": None, "error": e.message})
     verdict = (f"all {len(rows)} node(s) reachable" if not failed
-               else f"{failed} of {len(rows)} node(s) NOT reachable")
+               else f"{failed} of {len(rows)} node(s) NOT reachable: "
+               + "; ".join(f"{r['node']}: {r['error']}" for r in rows if r["error"]))
     return StepResult("reachability", verdict, rows, ok=not failed,
                       data={"versions": versions})
 
