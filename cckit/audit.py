@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._internal.fs import safe_name
-from .credentials import MASK, Secret, redact
+from .credentials import MASK, Secret, looks_secret, redact
 from .errors import InputError, SiteLockedError
 
 if TYPE_CHECKING:
@@ -45,12 +45,6 @@ __all__ = [
 
 FIELDS = ("time", "site", "node", "operation", "arguments", "outcome",
           "fingerprints_before", "fingerprints_after", "error")
-#: Argument names whose values are never logged.
-SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential"
-    r"|^key$|^auth(orization)?$|cookie|session",
-    re.I,
-)
 _PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
 )
@@ -97,7 +91,7 @@ def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in arguments.items():
         name = str(k)
-        if SECRET_KEY.search(name) or _is_private_key(v):
+        if looks_secret(name) or _is_private_key(v):
             continue
         out[_clean_text(name)] = _clean(v)
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import stat
 import time
 from collections.abc import Mapping
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ._internal.fs import atomic_write, utc_stamp
+from .ca.base import check_options
+from .credentials import looks_secret, redact
 from .errors import CckitError, InputError
 from .procedures import SCENARIOS
 
 __all__ = ["RunOutcome", "run_runbook", "runbook_path"]
-
-_SECRETISH = re.compile(r"pass(word)?|passwd|secret|token|api[_-]?key|credential", re.I)
 
 
 def runbooks_dir() -> Path:
@@ -65,22 +64,40 @@ class RunOutcome:
         return self.status == "ok"
 
 
+def _secret_paths(value: Any, path: str) -> list[str]:
+    """Where in a (nested) parameter value a key looks like a secret's name."""
+    if isinstance(value, Mapping):
+        out = []
+        for k, v in value.items():
+            where = f"{path}.{k}"
+            out += [where] if looks_secret(k) else _secret_paths(v, where)
+        return out
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
+
+
 def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
-    """Refuse unknown parameter names and anything that looks like a secret."""
+    """Refuse unknown parameter names and anything that looks like a secret, at any depth.
+    No message repeats a parameter's value (it may be a pasted password)."""
     import papermill
 
     known = set(papermill.inspect_notebook(str(runbook_path(scenario))))
     problems = []
-    for name in parameters:
-        if _SECRETISH.search(name):
-            problems.append(f"{name}: passwords are never parameters; the site file says "
-                            "where each one is (env, keyring or a 0600 file)")
+    for name, value in parameters.items():
+        secret = [name] if looks_secret(name) else _secret_paths(value, name)
+        if secret:
+            problems += [f"{where}: passwords are never parameters; the site file says where "
+                         "each one is (env, keyring or a 0600 file)" for where in secret]
         elif name not in known:
             problems.append(f"{name}: not a parameter of {scenario} "
                             f"(known: {', '.join(sorted(known))})")
     if problems:
         raise InputError("bad parameters:\n  - " + "\n  - ".join(problems),
                          hint=f"see the parameters cell of runbooks/{scenario}.ipynb")
+    if scenario == "ca_signed" and isinstance(parameters.get("ca_options", {}), Mapping):
+        check_options(str(parameters.get("ca", "lab")), parameters.get("ca_options", {}),
+                      complete=False)
 
 
 def run_runbook(
@@ -159,7 +176,8 @@ def _read_status(outcome: RunOutcome) -> None:
 
 
 def _site_secrets(out: Path, site_file: str | None) -> list[str]:
-    """Every secret the site file points at, resolved here so the record can be scrubbed."""
+    """Every secret the site file points at, resolved here so the record can be scrubbed, and
+    what each reference names (an operator may have pasted the password there)."""
     from .inventory import load_site
 
     candidates = [Path(site_file)] if site_file else list(out.glob("mock/site.yaml"))
@@ -170,6 +188,7 @@ def _site_secrets(out: Path, site_file: str | None) -> list[str]:
         except CckitError:
             continue
         for cred in site.credentials.values():
+            values.extend(cred.password.targets())
             try:
                 values.append(cred.resolve()[1].reveal())
             except CckitError:
@@ -214,9 +233,7 @@ def scrub(out: Path, secrets: list[str], *,
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue
-        new = text
-        for s in secrets:
-            new = new.replace(s, "********")
+        new = redact(text, secrets)
         if new != text:
             atomic_write(path, new.encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode))
             changed.append(path)

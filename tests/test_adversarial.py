@@ -6,6 +6,7 @@ Sections: names and paths; secrets; parameters; parsing limits; the site lock; i
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,99 @@ def test_scrub_touches_only_what_the_run_wrote(shared_mock, tmp_path):
     assert outcome.ok, outcome.message
     assert unrelated.read_text() == f"password is {shared_mock.password}\n"
     assert assert_no_secret(out, [shared_mock.password], skip=("my-notes.txt",)) >= 3
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_password_pasted_as_the_variable_name_leaks_nowhere(shared_mock, tmp_path):
+    """``password: {env: <the password>}``: the name is never echoed, in any artifact."""
+    pw = shared_mock.password
+    site = site_variant(shared_mock, tmp_path / "site.yaml", credentials={
+        "os-admin": {"username": "admin", "password": {"env": pw}},
+        "sftp": {"username": "copadmin", "password": {"env": f"{pw}-sftp"}}})
+    out = tmp_path / "out"
+    r = cckit("run", "preflight", "--site", str(site), "--out", str(out), "-q")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "environment variable named in credentials.os-admin.password is not set" \
+        in r.stderr
+    assert pw not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert assert_no_secret(out, [pw]) >= 3  # notebook, HTML, status.json
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "failed" and "named in credentials.os-admin" in status["message"]
+
+
+def test_secret_reference_targets_never_print(tmp_path):
+    from cckit import credentials
+
+    for spec in ({"env": "Hunter2-pasted"}, {"file": "Hunter2-pasted"},
+                 {"keyring": {"service": "Hunter2-pasted", "username": "Hunter2-pasted"}}):
+        ref, problems = credentials.parse_secret_ref(spec, "credentials.x.password", tmp_path)
+        assert not problems
+        assert "Hunter2" not in repr(ref) and "Hunter2" not in ref.describe()
+        with pytest.raises(credentials.CredentialError) as e:
+            credentials.resolve(ref)
+        assert "Hunter2" not in str(e.value) and "Hunter2" not in repr(e.value)
+        assert "named in credentials.x.password" in str(e.value)
+    _, problems = credentials.parse_secret_ref({"Hunter2-pasted": 1}, "credentials.x", None)
+    assert problems and "Hunter2" not in problems[0]
+
+
+@pytest.mark.parametrize("value", [
+    "{password: Hunter2-nested}", "{outbox: x, extra: [{token: Hunter2-nested}]}",
+    "{site: {api_key: Hunter2-nested}}"])
+def test_nested_secret_parameters_are_refused_unseen(value, tmp_path):
+    out = tmp_path / "x"
+    r = cckit("run", "ca_signed", "--out", str(out), "-p", "ca_options", value)
+    assert r.returncode == 1
+    assert "passwords are never parameters" in r.stderr
+    assert "Hunter2" not in r.stderr + r.stdout and "Traceback" not in r.stderr
+    assert not out.exists()  # refused before anything was written
+
+
+def test_unknown_ca_option_is_one_line_not_a_traceback(tmp_path):
+    r = cckit("run", "ca_signed", "--out", str(tmp_path / "x"), "-p", "ca_options",
+              "{directry: ca}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "unknown option directry (its options: directory," in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_redaction_masks_whole_words_and_says_so():
+    from cckit.credentials import MASK, Secret, redact
+
+    Secret("wrong")
+    Secret("pass")
+    msg = "login as 'admin' refused (wrong password, or account locked)"
+    # a short secret is masked only as a whole word, and the mask says what happened
+    assert redact("the passwords are wrong") == f"the passwords are {MASK}"
+    assert "password" in redact(msg) and MASK == "[secret masked]"
+    assert redact("wrongful passage") == "wrongful passage"
+    Secret("Tr0ub4dor&3-long")
+    assert redact("x=Tr0ub4dor&3-longer") == f"x={MASK}er"  # long ones: anywhere
+    # as a notebook (JSON) or the HTML report would hold it
+    assert redact(json.dumps("a\"Tr0ub4dor&3-long")) == json.dumps(f"a\"{MASK}")
+    assert redact("Tr0ub4dor&amp;3-long") == MASK
+
+
+def test_too_short_secret_is_refused_at_resolve(tmp_path, monkeypatch):
+    from cckit import credentials
+
+    monkeypatch.setenv("CCKIT_ADV_SHORT", "abc")
+    ref, _ = credentials.parse_secret_ref({"env": "CCKIT_ADV_SHORT"}, "credentials.x.password")
+    with pytest.raises(credentials.CredentialError, match="shorter than 4 characters") as e:
+        credentials.resolve(ref)
+    assert "abc" not in str(e.value)
+
+
+def test_one_secret_name_rule_for_logs_and_parameters():
+    from cckit import audit, credentials, headless
+
+    assert not hasattr(audit, "SECRET_KEY") and not hasattr(headless, "_SECRETISH")
+    for name in ("password", "Passwd", "api-key", "private_key", "token", "credential"):
+        assert credentials.looks_secret(name)
+    for name in ("site_file", "nodes", "key_size", "ca_options", "bundle_dir", "renew"):
+        assert not credentials.looks_secret(name)
 
 
 # --------------------------------------------------------------------------- messages
