@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ._internal import yamlsafe
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
 from .errors import CredentialError, SiteFileError
 
@@ -150,11 +151,19 @@ def load_site(path: str | Path) -> Site:
     """Load and validate a site file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(yamlsafe.MAX_CHARS + 1)
     except OSError as e:
         raise SiteFileError([f"cannot read the site file: {e.strerror}"], file=str(path)) from None
+    if len(raw) > yamlsafe.MAX_CHARS:
+        raise SiteFileError([f"the file is larger than {yamlsafe.MAX_CHARS // 1024} KiB: not a "
+                             "site file"], file=str(path))
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SiteFileError(["not UTF-8 text"], file=str(path)) from None
+    try:
+        data = yamlsafe.load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -213,6 +213,55 @@ def test_one_secret_name_rule_for_logs_and_parameters():
         assert not credentials.looks_secret(name)
 
 
+# --------------------------------------------------------------------------- parsing limits
+
+
+BILLION_LAUGHS = """site: laughs
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+nodes: *i
+"""
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("text", "expected"), [
+    (BILLION_LAUGHS, "anchors and aliases (&name, *name) are not allowed"),
+    ("site: deep\nnodes: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 50 levels"),
+    ("site: big\n" + "# padding\n" * 120_000, "larger than 1024 KiB"),
+])
+def test_hostile_site_files_are_refused_quickly(text, expected, tmp_path):
+    f = tmp_path / "site.yaml"
+    f.write_text(text)
+    r = cckit("site", "check", str(f), timeout=15)
+    assert r.returncode == 1 and expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr) < 2000
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("blob", "expected"), [
+    (b"-----BEGIN CERTIFICATE-----\n" * 10_000, "truncated: BEGIN without a matching END"),
+    (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" * 1001,
+     "more than 1000 PEM blocks"),
+    (b"-----BEGIN CERTIFICATE-----\n" + b"A" * (5 << 20), "larger than 4 MiB"),
+])
+def test_hostile_certificate_files_are_refused_quickly(blob, expected, tmp_path):
+    import time
+
+    f = tmp_path / "cert.pem"
+    f.write_bytes(blob)
+    started = time.monotonic()
+    r = cckit("cert", "check", str(f), "--csr", str(f), timeout=15)
+    assert r.returncode == 1 and expected in r.stderr, r.stderr
+    assert time.monotonic() - started < 10 and "Traceback" not in r.stderr
+
+
 # --------------------------------------------------------------------------- messages
 
 

@@ -232,7 +232,8 @@ class FilesCA(CertificateAuthority):
     @staticmethod
     def _explain(path: Path, error: CertificateLoadError) -> str:
         try:
-            head = path.read_bytes()[:4]
+            with path.open("rb") as f:
+                head = f.read(4)
         except OSError:
             head = b""
         if head.startswith(b"PK\x03\x04"):
