@@ -61,11 +61,21 @@ def _site_check(args: argparse.Namespace) -> int:
 
 
 def _parse_params(pairs: list[list[str]] | None) -> dict:
+    """``-p NAME VALUE`` pairs, each VALUE read as YAML (plain data: no aliases, dates kept
+    as text). The value is never shown in an error: it may be a pasted password."""
     import yaml
+
+    from ._internal import yamlsafe
+    from .errors import InputError
 
     out = {}
     for name, value in pairs or []:
-        out[name] = yaml.safe_load(value) if value != "" else ""
+        try:
+            out[name] = yamlsafe.load(value) if value != "" else ""
+        except yaml.YAMLError as e:
+            raise InputError(f"-p {name}: the value is not plain YAML "
+                             f"({getattr(e, 'problem', None) or 'unreadable'})",
+                             hint="quote it, e.g. -p NAME \"'text'\"") from None
     return out
 
 

@@ -8,6 +8,7 @@ it is left on disk (defence in depth; nothing should print one in the first plac
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
@@ -77,25 +78,91 @@ def _secret_paths(value: Any, path: str) -> list[str]:
     return []
 
 
+_KINDS: dict[type, tuple[str, str]] = {
+    bool: ("true or false", "true"), int: ("a whole number", "384"),
+    float: ("a number", "1.5"), str: ("text", "text"), list: ("a list", "'[a, b]'"),
+    dict: ("a mapping", "'{key: value}'"),
+}
+_ANNOTATIONS = {"bool": bool, "int": int, "float": float, "str": str, "list": list,
+                "dict": dict}
+
+
+def _kind(value: Any) -> str:
+    """What ``value`` is, in words, without showing it."""
+    for t in (bool, int, float, str, list, dict):
+        if isinstance(value, t):
+            return _KINDS[t][0]
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _expected(spec: Mapping[str, Any]) -> type | None:
+    """The type papermill's ``inspect_notebook`` gives a parameter (its annotation, else its
+    default's), or None (any value)."""
+    annotated = _ANNOTATIONS.get(str(spec.get("inferred_type_name")))
+    if annotated is not None:
+        return annotated
+    try:
+        default = ast.literal_eval(str(spec.get("default")))
+    except (ValueError, SyntaxError):
+        return None
+    return type(default) if type(default) in _KINDS else None
+
+
+def _fits(value: Any, want: type) -> bool:
+    if want is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def _not_plain(value: Any, path: str) -> list[str]:
+    """Where in ``value`` something is not plain data (text, numbers, true/false, null,
+    lists, mappings with text keys) that a notebook's parameters can hold."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return []
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _not_plain(v, f"{path}[{i}]")]
+    if isinstance(value, Mapping):
+        out = []
+        for k, v in value.items():
+            out += ([f"{path}: a key is {_kind(k)}, not text"] if not isinstance(k, str)
+                    else _not_plain(v, f"{path}.{k}"))
+        return out
+    return [f"{path}: {_kind(value)} is not a parameter value (quote it to pass it as text)"]
+
+
 def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
-    """Refuse unknown parameter names and anything that looks like a secret, at any depth.
-    No message repeats a parameter's value (it may be a pasted password)."""
+    """Refuse unknown parameter names, values of the wrong type (checked against the
+    runbook's parameters cell) and anything that looks like a secret, at any depth.
+    Every problem is one line; none repeats a parameter's value (it may be a pasted
+    password)."""
     import papermill
 
-    known = set(papermill.inspect_notebook(str(runbook_path(scenario))))
+    specs = papermill.inspect_notebook(str(runbook_path(scenario)))
     problems = []
     for name, value in parameters.items():
         secret = [name] if looks_secret(name) else _secret_paths(value, name)
         if secret:
             problems += [f"{where}: passwords are never parameters; the site file says where "
                          "each one is (env, keyring or a 0600 file)" for where in secret]
-        elif name not in known:
+            continue
+        if name not in specs:
             problems.append(f"{name}: not a parameter of {scenario} "
-                            f"(known: {', '.join(sorted(known))})")
+                            f"(known: {', '.join(sorted(specs))})")
+            continue
+        want = _expected(specs[name])
+        if want is not None and not _fits(value, want):
+            words, example = _KINDS[want]
+            problems.append(f"{name}: expected {words} (e.g. -p {name} {example}), "
+                            f"got {_kind(value)}")
+            continue
+        problems += _not_plain(value, name)
     if problems:
-        raise InputError("bad parameters:\n  - " + "\n  - ".join(problems),
+        raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
+                         "bad parameters:\n  - " + "\n  - ".join(problems),
                          hint=f"see the parameters cell of runbooks/{scenario}.ipynb")
-    if scenario == "ca_signed" and isinstance(parameters.get("ca_options", {}), Mapping):
+    if scenario == "ca_signed":
         check_options(str(parameters.get("ca", "lab")), parameters.get("ca_options", {}),
                       complete=False)
 

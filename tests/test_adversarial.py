@@ -213,6 +213,39 @@ def test_one_secret_name_rule_for_logs_and_parameters():
         assert not credentials.looks_secret(name)
 
 
+# --------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["-p", "nodes", "uccx-pub"], "bad parameter nodes: expected a list (e.g. -p nodes "),
+    (["-p", "apply", "maybe"], "bad parameter apply: expected true or false"),
+    (["-p", "key_size", "[384]"], "bad parameter key_size: expected a whole number"),
+    (["-p", "ca_options", "{when: 2026-01-01, n: {1: x}}"], "ca_options.n: a key is a whole"),
+    (["-p", "nodes", "&a [x]"], "-p nodes: the value is not plain YAML (anchors and aliases"),
+    (["-p", "colour", "blue"], "colour: not a parameter of ca_signed (known: apply, artifacts, "
+     "ca, ca_options, hash_algorithm, key_size, nodes, renew, site_file)"),
+])
+def test_bad_parameters_are_one_line_errors(args, expected, tmp_path):
+    # --plan checks the parameters and touches nothing
+    r = cckit("batch", "ca_signed", "--sites", str(tmp_path / "none"), "--out",
+              str(tmp_path / "out"), "--plan", *args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert expected in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_yaml_dates_stay_text_and_other_objects_are_refused():
+    import datetime as dt
+
+    from cckit.cli import _parse_params
+    from cckit.headless import check_parameters
+
+    assert _parse_params([["ca_options", "{valid_from: 2026-01-01}"]]) == {
+        "ca_options": {"valid_from": "2026-01-01"}}
+    with pytest.raises(InputError, match=r"ca_options\.when: a date is not a parameter value"):
+        check_parameters("ca_signed", {"ca_options": {"when": dt.date(2026, 1, 1)}})
+
+
 # --------------------------------------------------------------------------- parsing limits
 
 
