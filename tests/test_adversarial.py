@@ -295,6 +295,41 @@ def test_hostile_certificate_files_are_refused_quickly(blob, expected, tmp_path)
     assert time.monotonic() - started < 10 and "Traceback" not in r.stderr
 
 
+# --------------------------------------------------------------------------- site files
+
+
+def _site_with(mutate) -> dict:
+    import copy
+
+    from .test_inventory import GOOD
+
+    data = copy.deepcopy(GOOD)
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda d: d.update(site="x" * 300), "site file.site: longer than 64 characters"),
+    (lambda d: d.update(site="east\nwest"), "site file.site: contains a line break"),
+    (lambda d: d["nodes"][0].update(name="pub\x1b[2J"),
+     "nodes[0] (unprintable name).name: contains a"),
+    (lambda d: d["nodes"][1].update(host="uccx2\r\nshow"), "nodes[1] (sub).host: contains a"),
+    (lambda d: d["nodes"][2].update(name="sm\u2028x"), "nodes[2] (unprintable name).name:"),
+    (lambda d: d["nodes"][1].update(services=["Cisco Tomcat\nutils system restart"]),
+     "nodes[1] (sub).services: expected a list of service names (one line each)"),
+    (lambda d: d["credentials"]["os-admin"].update(username="admin\n"),
+     "credentials.os-admin.username: contains a line break"),
+])
+def test_site_check_refuses_control_characters_and_long_names(mutate, expected, tmp_path):
+    f = tmp_path / "site.yaml"
+    f.write_text(yaml.safe_dump(_site_with(mutate)))
+    r = cckit("site", "check", str(f))
+    assert r.returncode == 1 and expected in r.stderr, r.stderr
+    # every problem is one line: nothing from the value leaks onto a line of its own
+    assert all(line.startswith(("cckit: error:", "  - ", "  What to do:"))
+               for line in r.stderr.splitlines()), r.stderr
+
+
 # --------------------------------------------------------------------------- messages
 
 
