@@ -346,3 +346,25 @@ def test_preflight_says_why_each_node_is_unreachable(shared_mock, tmp_path):
     for node in ("uccx-pub", "uccx-sub", "sm"):
         assert f"{node}: " in line
     assert line.count("readable by others (mode 0644)") == 3
+
+
+def test_ssh_black_hole_says_it_timed_out_connecting(tmp_path, capfd):
+    import socket
+
+    from cckit.credentials import Secret
+    from cckit.errors import ConnectError
+    from cckit.inventory import Node
+    from cckit.vos.ssh import SSHTransport
+
+    with socket.socket() as hole:  # accepts TCP, never says a word
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(1)
+        port = hole.getsockname()[1]
+        (tmp_path / "known_hosts").write_text("")
+        node = Node("pub", "uccx-publisher", "uccx1", "127.0.0.1", ssh_port=port)
+        with pytest.raises(ConnectError) as e:
+            SSHTransport(node, "admin", Secret("not-used-here"),
+                         known_hosts=tmp_path / "known_hosts", timeout=1)
+    assert f"timed out after 1s connecting to 127.0.0.1:{port}" in str(e.value)
+    assert "No existing session" not in str(e.value)
+    assert "Exception" not in capfd.readouterr().err  # no stray paramiko log line
