@@ -368,3 +368,86 @@ def test_ssh_black_hole_says_it_timed_out_connecting(tmp_path, capfd):
     assert f"timed out after 1s connecting to 127.0.0.1:{port}" in str(e.value)
     assert "No existing session" not in str(e.value)
     assert "Exception" not in capfd.readouterr().err  # no stray paramiko log line
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+def _pending_keys(session) -> dict[str, str]:
+    from cckit import certs
+
+    out = {}
+    for node in session.nodes:
+        with session.on(node) as t:
+            csr = t.pending_csr()
+        out[node.name] = certs.public_key_sha256(csr) if csr is not None else None
+    return out
+
+
+def test_ctrl_c_mid_command_then_rerun_reuses_every_pending_csr(mock, tmp_path):
+    """Ctrl-C (a kernel interrupt) in the middle of a CLI command left the SSH session with
+    the rest of that command's output unread; the rerun's 'show csr list own' then read the
+    stale output, saw no CSR and generated a new one over the pending CSR."""
+    import _thread
+    import threading
+
+    from cckit.ca import get_adapter
+    from cckit.inventory import load_site
+    from cckit.procedures import SiteSession
+    from cckit.procedures.ca_signed import CaSigned
+
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    with SiteSession(load_site(mock.site_file), workdir=tmp_path / "run", tls_timeout=3) as s:
+        CaSigned(s, ca).generate_csrs()
+        pending = _pending_keys(s)
+        mock.faults.set("slow_output", 0.3, node="uccx-pub")
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            with s.on(s.site.publisher) as t:
+                t.list_certificates("own")  # several slow lines: interrupted half-way
+        timer.cancel()
+        mock.faults.set("slow_output", 0.0, node="uccx-pub")
+        r = CaSigned(s, ca).generate_csrs()  # the rerun, in the same kernel
+        assert {row["action"] for row in r.rows} == {"reused pending CSR"}, r.rows
+        assert _pending_keys(s) == pending
+
+
+def test_rerun_of_an_interrupted_renewal_does_not_renew_a_node_twice(mock, tmp_path):
+    """A renewal (renew=True) stopped after the publisher's new certificate was imported: the
+    rerun passes renew=True again, and the publisher (its CSR consumed by the import) got a
+    new CSR, a second signature and a second import (with a files CA: a second trip to the
+    CA) instead of being recognised as renewed by this run."""
+    from cckit import certs
+    from cckit.ca import get_adapter
+    from cckit.errors import TransportError
+    from cckit.inventory import load_site
+    from cckit.procedures import SiteSession
+    from cckit.procedures.ca_signed import CaSigned
+
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    site = load_site(mock.site_file)
+    with SiteSession(site, workdir=tmp_path / "first", tls_timeout=3) as s:
+        assert CaSigned(s, ca).run_all()[-1].ok
+    work = tmp_path / "renewal"
+    with SiteSession(site, workdir=work, tls_timeout=3) as s:
+        proc = CaSigned(s, ca, renew=True)
+        for step in (proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust):
+            step()
+        mock.faults.set("drop_import", True, node="uccx-sub")
+        with pytest.raises(TransportError):
+            proc.upload_identities()  # the publisher is renewed, the subscriber is not
+        renewed = certs.fingerprint_sha256(proc._stored(site.publisher))
+        pending = _pending_keys(s)
+        assert pending["uccx-pub"] is None and pending["uccx-sub"] is not None
+    with SiteSession(site, workdir=work, tls_timeout=3) as s:  # the rerun: same folder
+        rerun = CaSigned(s, ca, renew=True)
+        plan = rerun.plan()
+        assert not [c for c in plan.commands if c.node == "uccx-pub" and "gen" in c.command]
+        r = rerun.generate_csrs()
+        actions = {row["node"]: row["action"] for row in r.rows}
+        assert actions == {"uccx-pub": "already CA-signed", "uccx-sub": "reused pending CSR",
+                           "sm": "reused pending CSR"}
+        assert _pending_keys(s) == pending
+        assert rerun.run_all()[-1].ok
+        assert certs.fingerprint_sha256(rerun._stored(site.publisher)) == renewed

@@ -233,10 +233,12 @@ class SiteSession:
 
     @contextlib.contextmanager
     def on(self, node: Node) -> Iterator[Transport]:
-        """The node's transport; a broken session is dropped so the next call reconnects."""
+        """The node's transport; a broken session is dropped so the next call reconnects,
+        and so is one a Ctrl-C cut off mid-command (the rest of its output unread would be
+        taken for the next command's)."""
         try:
             yield self.transport(node)
-        except TransportError:
+        except (TransportError, KeyboardInterrupt):
             self.drop(node)
             raise
 
