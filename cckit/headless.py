@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._internal.fs import atomic_write, utc_stamp
+from .audit import check_site_unlocked, folder_lock
 from .ca.base import check_options
 from .credentials import looks_secret, redact
 from .errors import CckitError, InputError
@@ -177,13 +178,24 @@ def run_runbook(
     kernel_name: str = "python3",
 ) -> RunOutcome:
     """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed step
-    (the outcome says which step failed and why), only for bad input."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+    (the outcome says which step failed and why), only for bad input and for a site or
+    folder another run holds (:class:`~cckit.errors.SiteLockedError`, raised before anything
+    is written)."""
     params = dict(parameters or {})
     check_parameters(scenario, params)
     out = Path(out_dir).resolve()
+    site = _site_or_none(site_file)
+    if site is not None:  # refused before this run writes anything
+        check_site_unlocked(None, site.name, key=site.identity)
+    with folder_lock(out, site=site.name if site else ""):
+        return _run(scenario, out, site_file, params, progress, kernel_name)
+
+
+def _run(scenario: str, out: Path, site_file: str | os.PathLike | None,
+         params: dict[str, Any], progress: bool, kernel_name: str) -> RunOutcome:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     out.mkdir(parents=True, exist_ok=True)
     params["artifacts"] = str(out)
     if site_file:
@@ -212,6 +224,18 @@ def run_runbook(
     scrub(out, _site_secrets(out, params.get("site_file")), before=before)
     outcome.html = export_html(notebook)
     return outcome
+
+
+def _site_or_none(site_file: str | os.PathLike | None) -> Any:
+    """The site, or None (no site file, or an invalid one: the notebook reports that)."""
+    from .inventory import load_site
+
+    if not site_file:
+        return None
+    try:
+        return load_site(Path(site_file))
+    except CckitError:
+        return None
 
 
 def _keep_previous(notebook: Path) -> None:

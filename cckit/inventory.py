@@ -7,6 +7,7 @@ file in one go.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,15 @@ class Site:
     @property
     def publisher(self) -> Node:
         return next(n for n in self.nodes if n.role == PUBLISHER)
+
+    @property
+    def identity(self) -> str:
+        """Which site this is, whatever file describes it: a hash of the publisher's SSH
+        endpoint (address, case-folded, and port). Two copies of a site file, or two files
+        naming the same publisher, have one identity; the site lock is taken on it."""
+        pub = self.publisher
+        endpoint = f"{pub.address.strip().lower()}:{pub.ssh_port}"
+        return hashlib.sha256(endpoint.encode("utf-8")).hexdigest()[:16]
 
     @property
     def subscribers(self) -> tuple[Node, ...]:

@@ -88,11 +88,14 @@ def test_safe_name_keeps_plain_names_and_never_merges_two():
 
 
 def test_batch_site_named_like_a_path_stays_inside_out(shared_mock, tmp_path):
+    import tempfile
+
     from cckit.batch import plan_batch, run_batch
 
     sites = tmp_path / "sites"
+    absolute = Path(tempfile.mkdtemp(prefix="cckit-")) / "ABSOLUTE"  # short: a valid name
     site_variant(shared_mock, sites / "escape.yaml", site="../ESCAPED")
-    site_variant(shared_mock, sites / "absolute.yaml", site=str(tmp_path / "ABSOLUTE"))
+    site_variant(shared_mock, sites / "absolute.yaml", site=str(absolute))
     out = tmp_path / "out"
     for folder in plan_batch("preflight", sites, out)["output folder"]:
         assert Path(folder).parent == out.resolve()
@@ -104,7 +107,8 @@ def test_batch_site_named_like_a_path_stays_inside_out(shared_mock, tmp_path):
     assert result.ok, result.rows
     assert victim.read_text() == f"do not touch {shared_mock.password}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ESCAPED", "out", "sites"]
-    assert not (tmp_path / "ABSOLUTE").exists()
+    assert not absolute.exists()
+    absolute.parent.rmdir()
 
 
 def test_scrub_touches_only_what_the_run_wrote(shared_mock, tmp_path):
@@ -451,3 +455,117 @@ def test_rerun_of_an_interrupted_renewal_does_not_renew_a_node_twice(mock, tmp_p
         assert _pending_keys(s) == pending
         assert rerun.run_all()[-1].ok
         assert certs.fingerprint_sha256(rerun._stored(site.publisher)) == renewed
+
+
+def _start_run(mock, out: Path, *extra: str, after: str = "gate",
+               site: Path | None = None) -> subprocess.Popen:
+    """``cckit run ca_signed`` on ``mock`` (or ``site``; the publisher slowed down), returned
+    once the status says step ``after`` is done."""
+    import time
+
+    mock.faults.set("slow_output", 0.05, node="uccx-pub")
+    p = subprocess.Popen([sys.executable, "-m", "cckit", "run", "ca_signed", "--site",
+                          str(site or mock.site_file), "--out", str(out), "-q", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    status = out / "status.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if any(s["step"] == after for s in json.loads(status.read_text())["steps"]):
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next step
+    return p
+
+
+# --------------------------------------------------------------------------- the site lock
+
+
+def test_site_identity_is_the_publisher_whatever_the_file(shared_mock, tmp_path):
+    from cckit.inventory import load_site
+
+    a = load_site(site_variant(shared_mock, tmp_path / "a" / "site.yaml"))
+    b = load_site(site_variant(shared_mock, tmp_path / "b" / "other-name.yaml",
+                               site="renamed"))
+    assert a.identity == b.identity == load_site(shared_mock.site_file).identity
+    nodes = yaml.safe_load(Path(shared_mock.site_file).read_text())["nodes"]
+    nodes[0]["ssh_port"] += 1
+    nodes[1]["ssh_port"] += 1  # keep the endpoints unique
+    c = load_site(site_variant(shared_mock, tmp_path / "c" / "site.yaml", nodes=nodes))
+    assert c.identity != a.identity
+
+
+def test_a_copied_site_file_is_locked_too_and_the_lock_names_its_holder(
+        shared_mock, tmp_path, monkeypatch):
+    import os
+    import socket
+
+    from cckit.errors import SiteLockedError
+    from cckit.inventory import load_site
+    from cckit.procedures import SiteSession
+
+    monkeypatch.setenv("CCKIT_LOCK_DIR", str(tmp_path / "locks"))
+    first = load_site(site_variant(shared_mock, tmp_path / "a" / "site.yaml"))
+    copy = load_site(site_variant(shared_mock, tmp_path / "b" / "site.yaml"))
+    with SiteSession(first, workdir=tmp_path / "run-a"):
+        with pytest.raises(SiteLockedError) as e:
+            SiteSession(copy, workdir=tmp_path / "run-b")
+    text = str(e.value)
+    assert f"pid {os.getpid()} on {socket.gethostname()} since 20" in text
+    assert f"run folder {tmp_path / 'run-a'}" in text
+    # one per-user lock folder; nothing next to the site files
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == [f"site-{first.identity}.lock"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["site.yaml"]
+    with SiteSession(copy, workdir=tmp_path / "run-b"):  # free again
+        pass
+
+
+def test_run_refused_by_the_lock_touches_no_other_runs_folder(shared_mock, tmp_path):
+    from cckit.audit import site_lock
+    from cckit.inventory import load_site
+
+    busy = tmp_path / "busy"  # the other run's folder, with its record so far
+    busy.mkdir()
+    (busy / "preflight.ipynb").write_text("{}")
+    (busy / "status.json").write_text('{"status": "running"}')
+    before = files_under(busy)
+    copy = site_variant(shared_mock, tmp_path / "copy" / "site.yaml")
+    site = load_site(shared_mock.site_file)
+    with site_lock(None, site.name, key=site.identity, run=busy):
+        for out in (busy, tmp_path / "mine"):
+            r = cckit("run", "preflight", "--site", str(copy), "--out", str(out), "-q")
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "is locked by another cckit run: pid" in r.stderr
+            assert f"run folder {busy}" in r.stderr and "Traceback" not in r.stderr
+            assert files_under(busy) == before
+            assert not (tmp_path / "mine").exists()
+
+
+def test_two_runs_never_share_a_run_folder(shared_mock, tmp_path):
+    from cckit.audit import folder_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    before = files_under(out)
+    with folder_lock(out, site="another"):
+        r = cckit("run", "preflight", "--site", str(shared_mock.site_file), "--out", str(out),
+                  "-q")
+    assert r.returncode == 1 and f"the run folder {out} is in use by another cckit run" \
+        in r.stderr, r.stderr
+    assert files_under(out) == before
+
+
+def test_concurrent_runs_of_copies_of_one_site(mock, tmp_path):
+    a, b = (site_variant(mock, tmp_path / d / "site.yaml") for d in ("a", "b"))
+    first = _start_run(mock, tmp_path / "run-a", after="plan", site=a)
+    r = cckit("run", "preflight", "--site", str(b), "--out", str(tmp_path / "run-b"), "-q")
+    assert r.returncode == 1 and "is locked by another cckit run" in r.stderr, r.stderr
+    assert f"run folder {tmp_path / 'run-a'}" in r.stderr
+    assert not (tmp_path / "run-b").exists()
+    mock.faults.set("slow_output", 0.0, node="uccx-pub")
+    stdout, stderr = first.communicate(timeout=180)
+    assert first.returncode == 0, stdout + stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,18 +156,6 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
                       f"{len(rows) - n} skipped", rows)
 
 
-def _lock_dir(site: Site, workdir: Path) -> Path:
-    """Next to the site file (every run of that file sees the lock), else the user's cache."""
-    candidate = (site.path.parent if site.path else workdir) / ".cckit-locks"
-    try:
-        candidate.mkdir(parents=True, exist_ok=True)
-        if os.access(candidate, os.W_OK):
-            return candidate
-    except OSError:
-        pass
-    return Path.home() / ".cache" / "cckit" / "locks"
-
-
 class SiteSession:
     """One run against one site: connections, the operation log and the site lock.
 
@@ -195,8 +182,8 @@ class SiteSession:
         self.tls_timeout = tls_timeout
         self.trust_on_first_use = trust_on_first_use
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
-        self._lock_cm = site_lock(Path(lock_dir) if lock_dir else _lock_dir(site, self.workdir),
-                                  site.name)
+        self._lock_cm = site_lock(Path(lock_dir) if lock_dir else None, site.name,
+                                  key=site.identity, run=self.workdir)
         self._lock_cm.__enter__()
         self._conns: dict[str, Transport] = {}
 
