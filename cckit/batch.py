@@ -1,9 +1,10 @@
 """One runbook across many sites: a papermill run per site, in parallel, with a summary.
 
 Each site gets its own folder (executed notebook, HTML, operation log, status). One site's
-failure never stops the others; Ctrl-C stops starting new sites, lets the running ones end,
-and keeps every finished site's record. The summary (CSV and HTML) says per site: status,
-duration, failing step and message, and what each node's web ports now present.
+failure never stops the others; Ctrl-C (or SIGTERM) stops starting new sites, lets the
+running ones end (a second one interrupts them at their step) and keeps every site's record.
+The summary (CSV and HTML) says per site: status, duration, failing step and message, and
+what each node's web ports now present.
 
 Where the work runs is a seam: local threads by default (each run is a Jupyter kernel
 process anyway), or an existing Dask cluster (``dask://HOST:PORT``, the ``dask`` extra).
@@ -22,7 +23,13 @@ from typing import Any, Protocol
 
 from ._internal.fs import safe_name
 from .errors import InputError, SiteFileError
-from .headless import RunOutcome, check_parameters, run_runbook
+from .headless import (
+    RunOutcome,
+    check_parameters,
+    interrupt_on_signals,
+    interrupt_running,
+    run_runbook,
+)
 from .inventory import load_site
 
 __all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
@@ -253,22 +260,30 @@ def run_batch(
         bar.update(1)
         bar.set_postfix_str(f"last: {j.name} {rows[j.name]['status']}")
 
+    def drain() -> None:
+        while inflight:
+            for fut in ex.wait_any(list(inflight)):
+                collect(fut)
+
     try:
-        try:
-            top_up()
-            while inflight:
-                for fut in ex.wait_any(list(inflight)):
-                    collect(fut)
+        with interrupt_on_signals():  # SIGTERM is handled like Ctrl-C
+            try:
                 top_up()
-        except KeyboardInterrupt:
-            result.interrupted = True
-            bar.write(f"interrupted: no new site starts; waiting for the {len(inflight)} "
-                      "running one(s) to end")
-            while inflight:
-                for fut in ex.wait_any(list(inflight)):
-                    collect(fut)
-            for j in queue:
-                rows[j.name] = _row(scenario, j, None, "cancelled", "Ctrl-C before it ran")
+                while inflight:
+                    for fut in ex.wait_any(list(inflight)):
+                        collect(fut)
+                    top_up()
+            except KeyboardInterrupt:
+                result.interrupted = True
+                bar.write(f"interrupted: no new site starts; waiting for the {len(inflight)} "
+                          "running one(s) to end (interrupt again to stop them now)")
+                try:
+                    drain()
+                except KeyboardInterrupt:  # again: the running sites stop at their step
+                    bar.write(f"interrupting {interrupt_running()} running site(s)")
+                    drain()
+                for j in queue:
+                    rows[j.name] = _row(scenario, j, None, "cancelled", "Ctrl-C before it ran")
     finally:
         bar.close()
         with contextlib.suppress(Exception):

@@ -96,6 +96,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cckit: the run is waiting for the CA{step}:\n{outcome.message}\n"
               "Run the same command again once the CA has answered.", file=sys.stderr)
         return 3
+    if outcome.status == "interrupted":
+        print(f"cckit: {outcome.message}", file=sys.stderr)
+        return 130
     if not outcome.ok:
         print(f"cckit: the run failed{step}:\n{outcome.message}", file=sys.stderr)
         return 1

@@ -9,12 +9,17 @@ it is left on disk (defence in depth; nothing should print one in the first plac
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import re
+import signal
 import stat
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,11 @@ from .credentials import looks_secret, redact
 from .errors import CckitError, InputError
 from .procedures import SCENARIOS
 
-__all__ = ["RunOutcome", "run_runbook", "runbook_path"]
+# papermill and nbclient report through cckit's outcome; no stray log lines on stderr
+logging.getLogger("papermill").addHandler(logging.NullHandler())
+
+__all__ = ["RunOutcome", "interrupt_on_signals", "interrupt_running", "run_runbook",
+           "runbook_path"]
 
 
 def runbooks_dir() -> Path:
@@ -52,7 +61,8 @@ class RunOutcome:
 
     scenario: str
     out_dir: Path
-    status: str  # "ok" | "failed" | "waiting" (for the CA: rerun once it has answered)
+    #: "ok" | "failed" | "waiting" (for the CA: rerun once it has answered) | "interrupted"
+    status: str
     notebook: Path
     html: Path | None = None
     seconds: float = 0.0
@@ -177,10 +187,19 @@ def run_runbook(
     progress: bool = True,
     kernel_name: str = "python3",
 ) -> RunOutcome:
-    """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed step
-    (the outcome says which step failed and why), only for bad input and for a site or
-    folder another run holds (:class:`~cckit.errors.SiteLockedError`, raised before anything
-    is written)."""
+    """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed or
+    interrupted step (the outcome says which step and why), only for bad input and for a
+    site or folder another run holds (:class:`~cckit.errors.SiteLockedError`, raised before
+    anything is written).
+
+    In the main thread, the first Ctrl-C or SIGTERM interrupts the running cell (the notebook
+    records a ``KeyboardInterrupt`` there, the operation log the operation it stopped) and
+    no further cell starts; a second one stops the kernel at once. Either way the run's
+    ``status.json`` says ``interrupted`` and names the step.
+    """
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     params = dict(parameters or {})
     check_parameters(scenario, params)
     out = Path(out_dir).resolve()
@@ -188,42 +207,41 @@ def run_runbook(
     if site is not None:  # refused before this run writes anything
         check_site_unlocked(None, site.name, key=site.identity)
     with folder_lock(out, site=site.name if site else ""):
-        return _run(scenario, out, site_file, params, progress, kernel_name)
-
-
-def _run(scenario: str, out: Path, site_file: str | os.PathLike | None,
-         params: dict[str, Any], progress: bool, kernel_name: str) -> RunOutcome:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    out.mkdir(parents=True, exist_ok=True)
-    params["artifacts"] = str(out)
-    if site_file:
-        params["site_file"] = str(Path(site_file).resolve())
-    notebook = out / f"{scenario}.ipynb"
-    before = _snapshot(out)
-    _keep_previous(notebook)
-    started = time.monotonic()
-    status, message = "ok", None
-    try:
-        # No cwd=: papermill would chdir the whole process, which races between the threads
-        # of a batch. Every path handed to the notebook is absolute instead.
-        papermill.execute_notebook(
-            str(runbook_path(scenario)), str(notebook), parameters=params,
-            kernel_name=kernel_name, progress_bar=progress,
-            request_save_on_cell_execute=True,
-        )
-    except PapermillExecutionError as e:
-        status = "failed"
-        message = _clean_evalue(e.ename, e.evalue)
-    seconds = time.monotonic() - started
-    outcome = RunOutcome(scenario, out, status, notebook, seconds=seconds)
-    _read_status(outcome)
-    if status == "failed" and not outcome.message:
-        outcome.message = message
-    scrub(out, _site_secrets(out, params.get("site_file")), before=before)
-    outcome.html = export_html(notebook)
-    return outcome
+        out.mkdir(parents=True, exist_ok=True)
+        _settle_killed_run(out)
+        params["artifacts"] = str(out)
+        if site_file:
+            params["site_file"] = str(Path(site_file).resolve())
+        notebook = out / f"{scenario}.ipynb"
+        before = _snapshot(out)
+        _keep_previous(notebook)
+        started = time.monotonic()
+        status, message = "ok", None
+        kernel = _Kernel(kernel_name, out / "kernel.log")
+        try:
+            with interrupt_on_signals(kernel):
+                kernel.execute(runbook_path(scenario), notebook, params, progress=progress)
+        except PapermillExecutionError as e:
+            status = "interrupted" if e.ename == "KeyboardInterrupt" else "failed"
+            message = _clean_evalue(e.ename, e.evalue)
+        except (_Stopped, KeyboardInterrupt):
+            status = "interrupted"
+        except DeadKernelError:
+            status, message = "interrupted", "the kernel running the notebook died (killed?)"
+        finally:
+            kernel.close(now=status == "interrupted")
+        outcome = RunOutcome(scenario, out, status, notebook,
+                             seconds=time.monotonic() - started)
+        _read_status(outcome)
+        if status == "failed" and not outcome.message:
+            outcome.message = message
+        if status == "interrupted":
+            _record_stop(outcome, "interrupted", message, kernel.cell)
+        elif status == "failed" and _still_running(out):  # an error the runbook did not catch
+            _record_stop(outcome, "failed", message, kernel.cell)
+        scrub(out, _site_secrets(out, params.get("site_file")), before=before)
+        outcome.html = export_html(notebook)
+        return outcome
 
 
 def _site_or_none(site_file: str | os.PathLike | None) -> Any:
@@ -238,15 +256,194 @@ def _site_or_none(site_file: str | os.PathLike | None) -> Any:
         return None
 
 
+# --------------------------------------------------------------------------- the kernel
+
+
+class _Stopped(Exception):
+    """Raised before the next cell starts once the run has been interrupted."""
+
+
+#: the kernels of the runs going on in this process (a batch interrupts them all)
+_running: set[_Kernel] = set()
+_running_lock = threading.Lock()
+
+
+class _Kernel:
+    """The Jupyter kernel of one run, owned here rather than by papermill so that an
+    interrupt reaches the running cell (as ``KeyboardInterrupt``) instead of killing the
+    kernel in the middle of an operation. Its stderr goes to ``log``, not the terminal."""
+
+    def __init__(self, kernel_name: str, log: Path) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        clients: list[Any] = []
+        log_file = log.open("ab")
+
+        class Manager(AsyncKernelManager):  # type: ignore[misc]
+            def client(self, **kw: Any) -> Any:
+                kc = super().client(**kw)
+                clients.append(kc)
+                return kc
+
+            async def start_kernel(self, **kw: Any) -> None:
+                kw.setdefault("stderr", log_file)
+                await AsyncKernelManager.start_kernel(self, **kw)
+
+        self.km = Manager(kernel_name=kernel_name)
+        self._clients = clients
+        self._log = log_file
+        self.interrupted = False
+        #: (index, source) of the cell started last: the step a stopped run was in
+        self.cell: tuple[int, str] | None = None
+
+    def execute(self, source: Path, notebook: Path, params: dict[str, Any], *,
+                progress: bool) -> None:
+        import papermill
+
+        def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
+            if self.interrupted:
+                raise _Stopped
+            self.cell = (cell_index, cell.source)
+        with _running_lock:
+            _running.add(self)
+        try:
+            # No cwd=: papermill would chdir the whole process, which races between the
+            # threads of a batch. Every path handed to the notebook is absolute instead.
+            papermill.execute_notebook(
+                str(source), str(notebook), parameters=params, kernel_name=self.km.kernel_name,
+                progress_bar=progress, request_save_on_cell_execute=True, km=self.km,
+                on_cell_start=before_cell,
+            )
+        finally:
+            with _running_lock:
+                _running.discard(self)
+
+    def interrupt(self) -> bool:
+        """Interrupt the running cell (SIGINT to the kernel); False if there is no kernel."""
+        self.interrupted = True
+        prov = getattr(self.km, "provisioner", None)
+        pgid, pid = getattr(prov, "pgid", None), getattr(prov, "pid", None)
+        try:
+            if pgid:
+                os.killpg(pgid, signal.SIGINT)
+            elif pid:
+                os.kill(pid, signal.SIGINT)
+            else:
+                return False
+        except OSError:
+            return False
+        return True
+
+    def close(self, *, now: bool = False) -> None:
+        from jupyter_core.utils import run_sync
+
+        for kc in self._clients:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+        with contextlib.suppress(Exception):
+            if self.km.has_kernel:
+                run_sync(self.km.shutdown_kernel)(now=now)
+        with contextlib.suppress(Exception):
+            run_sync(self.km.cleanup_resources)()
+        self._log.close()
+
+
+def interrupt_running() -> int:
+    """Interrupt the running cell of every run going on in this process; how many."""
+    with _running_lock:
+        kernels = list(_running)
+    return sum(k.interrupt() for k in kernels)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(kernel: _Kernel | None = None) -> Iterator[None]:
+    """In the main thread: SIGTERM is handled like Ctrl-C; with a ``kernel``, the first one
+    interrupts its running cell and only a second raises :class:`KeyboardInterrupt`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if kernel is not None and not kernel.interrupted and kernel.interrupt():
+            return
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+# --------------------------------------------------------------------------- interrupted runs
+
+_INTERRUPTED = ("{head}{step}: rerun the same command to resume (finished work is skipped, "
+                "a pending CSR is reused)")
+
+
+def _step_of(source: str) -> str | None:
+    """The runbook step a cell runs: ``rb.step(proc.upload_trust)`` -> ``upload_trust``."""
+    for pattern in (r"\.step\(\s*(?:\w+\.)?(\w+)", r"\b(?:rb|runbook|pf|proc)\.(\w+)\("):
+        m = re.search(pattern, source)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _still_running(out: Path) -> bool:
+    try:
+        return json.loads((out / "status.json").read_text()).get("status") == "running"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _record_stop(outcome: RunOutcome, state: str, message: str | None,
+                 cell: tuple[int, str] | None) -> None:
+    """Record in ``status.json`` and the outcome that the run stopped (``interrupted`` or
+    ``failed``) at the step of ``cell``, the cell it was running."""
+    step = (_step_of(cell[1]) or f"cell {cell[0]}") if cell else None
+    if state == "interrupted":
+        head = message if message and "KeyboardInterrupt" not in message else "interrupted"
+        message = _INTERRUPTED.format(head=head, step=f" at step {step}" if step else "")
+    outcome.status, outcome.failed_step, outcome.message = state, step, message
+    _write_stop(outcome.out_dir, outcome.scenario, state, step, message or state)
+
+
+def _write_stop(out: Path, scenario: str, state: str, step: str | None, message: str) -> None:
+    path = out / "status.json"
+    try:
+        status = json.loads(path.read_text())
+        if not isinstance(status, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        status = {"scenario": scenario, "site": None, "steps": [], "presented": []}
+    status.update(status=state, failed_step=step, message=redact(message))
+    atomic_write(path, json.dumps(status, indent=2).encode())
+
+
+def _settle_killed_run(out: Path) -> None:
+    """A ``status.json`` still saying ``running`` when a run starts in its folder belongs to a
+    run that was killed (this run holds the folder's lock): record it as interrupted."""
+    if _still_running(out):
+        status = json.loads((out / "status.json").read_text())
+        steps = [s for s in status.get("steps", []) if isinstance(s, dict)]
+        last = steps[-1].get("step") if steps else None
+        _write_stop(out, str(status.get("scenario", "")), "interrupted", None,
+                    "interrupted: the run was killed" + (f" after step {last}" if last else ""))
+
+
 def _keep_previous(notebook: Path) -> None:
     """A rerun into the same folder (e.g. after waiting for the CA) keeps the earlier record:
-    ``<scenario>.ipynb`` and its HTML become ``<scenario>.<UTC time>.ipynb`` / ``.html``."""
+    ``<scenario>.ipynb``, its HTML and ``status.json`` become ``<scenario>.<UTC time>.ipynb``,
+    ``.html`` and ``status.<UTC time>.json``."""
     if not notebook.exists():
         return
     stamp = utc_stamp(dt.datetime.fromtimestamp(notebook.stat().st_mtime, dt.UTC))
-    for old in (notebook, notebook.with_suffix(".html")):
+    for old in (notebook, notebook.with_suffix(".html"), notebook.with_name("status.json")):
         if old.exists():
-            os.replace(old, old.with_name(f"{notebook.stem}.{stamp}{old.suffix}"))
+            stem = "status" if old.name == "status.json" else notebook.stem
+            os.replace(old, old.with_name(f"{stem}.{stamp}{old.suffix}"))
 
 
 def _clean_evalue(ename: str, evalue: str) -> str:

@@ -481,6 +481,58 @@ def _start_run(mock, out: Path, *extra: str, after: str = "gate",
     return p
 
 
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "kernel killed"])
+def test_interrupted_run_is_recorded_as_interrupted_with_its_step(how, mock, tmp_path):
+    import os
+    import signal
+
+    out = tmp_path / "run"
+    p = _start_run(mock, out)
+    if how == "kernel killed":
+        for child in _children(p.pid):
+            os.kill(child, signal.SIGKILL)
+    else:
+        p.send_signal(getattr(signal, how))
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cckit: "), stderr  # one line, no traceback
+    assert " at step " in lines[0] and "rerun the same command" in lines[0]
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["failed_step"] not in (None, "gate")
+    assert status["failed_step"] in lines[0]
+    assert "DeadKernelError" not in stderr + stdout
+    assert assert_no_secret(out, [mock.password, mock.sftp_password]) >= 4
+    # the rerun resumes: every pending CSR is reused, the run completes
+    mock.faults.set("slow_output", 0.0, node="uccx-pub")
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((out / "status.json").read_text())["status"] == "complete"
+    ops = [json.loads(x) for x in (out / "operations.jsonl").read_text().splitlines()]
+    assert sum(o["operation"] == "generate_csr" and o["outcome"] == "ok" for o in ops) == 3
+    assert assert_no_secret(out, [mock.password, mock.sftp_password]) >= 6
+
+
+def test_killed_run_is_recorded_as_interrupted_by_the_next(mock, tmp_path):
+    out = tmp_path / "run"
+    p = _start_run(mock, out)
+    p.kill()  # SIGKILL: nothing of cckit runs any more; the kernel follows its parent
+    p.communicate(timeout=60)
+    assert json.loads((out / "status.json").read_text())["status"] == "running"
+    mock.faults.set("slow_output", 0.0, node="uccx-pub")
+    r = cckit("run", "ca_signed", "--site", str(mock.site_file), "--out", str(out), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    [kept] = out.glob("status.2*.json")  # the killed run's status, kept beside its notebook
+    old = json.loads(kept.read_text())
+    assert old["status"] == "interrupted" and "killed after step gate" in old["message"]
+    assert len(list(out.glob("ca_signed.2*.ipynb"))) == 1
+
+
 # --------------------------------------------------------------------------- the site lock
 
 
@@ -569,3 +621,46 @@ def test_concurrent_runs_of_copies_of_one_site(mock, tmp_path):
     mock.faults.set("slow_output", 0.0, node="uccx-pub")
     stdout, stderr = first.communicate(timeout=180)
     assert first.returncode == 0, stdout + stderr
+
+
+def test_batch_sigterm_stops_new_sites_and_a_second_interrupts_the_running_one(tmp_path):
+    import signal
+    import time
+
+    import pandas as pd
+
+    from cckit.vosmock.testing import running_sites
+
+    def status_of(site: str) -> dict:
+        try:
+            return json.loads((out / site / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_for(check) -> None:
+        deadline = time.monotonic() + 120
+        while not check():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+
+    with running_sites(tmp_path / "mock", 3, restart_seconds=0.1,
+                       site_dir=tmp_path / "sites") as sites:
+        sites[1].faults.set("slow_output", 0.2, node="uccx-pub")
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cckit", "batch", "preflight", "--sites",
+             str(tmp_path / "sites"), "--out", str(out), "--concurrency", "1", "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: bool(status_of("site-002").get("steps")))
+        proc.send_signal(signal.SIGTERM)  # like Ctrl-C: site-002 goes on, nothing starts
+        time.sleep(1.0)
+        assert status_of("site-002")["status"] == "running"
+        proc.send_signal(signal.SIGTERM)  # again: the running site stops at its step
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stdout + stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    summary = pd.read_csv(out / "summary.csv")
+    status = dict(zip(summary["site"], summary["status"], strict=True))
+    assert status == {"site-001": "ok", "site-002": "interrupted", "site-003": "cancelled"}
+    assert status_of("site-002")["status"] == "interrupted"
+    assert status_of("site-002")["failed_step"] in ("reachability", "certificates")
