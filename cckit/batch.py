@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._internal.fs import safe_name
+from ._internal.fs import out_folder, safe_name
 from .errors import InputError, SiteFileError
 from .headless import (
     RunOutcome,
@@ -228,7 +228,7 @@ def run_batch(
         raise InputError(f"concurrency must be at least 1, not {concurrency}")
     params = dict(parameters or {})
     check_parameters(scenario, params)
-    out_dir = Path(out).resolve()
+    out_dir = out_folder(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = _jobs(discover_sites(sites), out_dir)
     result = BatchResult(scenario, out_dir)
@@ -301,12 +301,18 @@ def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
                 desc="sites", dynamic_ncols=True)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
 def write_summary(result: BatchResult) -> tuple[Path, Path]:
     """summary.csv and summary.html in the batch folder."""
     df = result.table()
     csv = result.out_dir / "summary.csv"
     html = result.out_dir / "summary.html"
-    df.to_csv(csv, index=False)
+    # A cell a spreadsheet would take for a formula (a site named "=HYPERLINK(...)") is
+    # written as text: quoted with a leading apostrophe.
+    df.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA else v).to_csv(
+        csv, index=False)
     ok = sum(r["status"] == "ok" for r in result.rows)
     title = (f"cckit batch {result.scenario}: {ok} of {len(result.rows)} site(s) ok"
              + (" (interrupted)" if result.interrupted else ""))

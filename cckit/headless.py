@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._internal.fs import atomic_write, utc_stamp
+from ._internal.fs import atomic_write, out_folder, utc_stamp
 from .audit import check_site_unlocked, folder_lock
 from .ca.base import check_options
 from .credentials import looks_secret, redact
@@ -202,7 +202,7 @@ def run_runbook(
 
     params = dict(parameters or {})
     check_parameters(scenario, params)
-    out = Path(out_dir).resolve()
+    out = out_folder(out_dir)
     site = _site_or_none(site_file)
     if site is not None:  # refused before this run writes anything
         check_site_unlocked(None, site.name, key=site.identity)

@@ -664,3 +664,26 @@ def test_batch_sigterm_stops_new_sites_and_a_second_interrupts_the_running_one(t
     assert status == {"site-001": "ok", "site-002": "interrupted", "site-003": "cancelled"}
     assert status_of("site-002")["status"] == "interrupted"
     assert status_of("site-002")["failed_step"] in ("reachability", "certificates")
+
+
+def test_out_that_is_a_file_is_an_error_not_a_traceback(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("mine")
+    for args in (("run", "preflight"), ("batch", "preflight", "--sites", str(tmp_path))):
+        r = cckit(*args, "--out", str(f), "-q")
+        assert r.returncode == 1 and "is a file, not a folder" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and f.read_text() == "mine"
+
+
+def test_batch_summary_csv_does_not_carry_formulas(shared_mock, tmp_path):
+    import csv
+
+    from cckit.batch import run_batch
+
+    sites = tmp_path / "sites"
+    site_variant(shared_mock, sites / "evil.yaml", site='=HYPERLINK("http://x","y")')
+    result = run_batch("preflight", sites, tmp_path / "out", progress=False)
+    assert result.ok, result.rows
+    with (tmp_path / "out" / "summary.csv").open() as f:
+        [row] = list(csv.DictReader(f))
+    assert row["site"] == '\'=HYPERLINK("http://x","y")'

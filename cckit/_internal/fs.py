@@ -64,6 +64,15 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
+def out_folder(path: str | os.PathLike) -> Path:
+    """``--out`` as an absolute path; an :class:`~cckit.errors.InputError` if it is a file."""
+    out = Path(path).resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder", file=str(out),
+                         hint="give a new or existing folder for the record")
+    return out
+
+
 def utc_stamp(when: dt.datetime | None = None) -> str:
     """``20261127T141500Z``: how run folders and kept records are named."""
     return (when or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
