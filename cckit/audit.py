@@ -257,14 +257,11 @@ class LockHolder:
 
 def default_lock_dir() -> Path:
     """The one per-user folder of cckit's locks: ``CCKIT_LOCK_DIR`` if set, else
-    ``$XDG_RUNTIME_DIR/cckit/locks``, else ``~/.cache/cckit/locks``."""
+    ``~/.cache/cckit/locks``. Not ``$XDG_RUNTIME_DIR`` or ``$XDG_CACHE_HOME``: a login shell
+    has them and a JupyterLab service or a cron job may not, and every run of one user must
+    find the same folder to see each other's locks."""
     env = os.environ.get("CCKIT_LOCK_DIR")
-    if env:
-        return Path(env)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "cckit" / "locks"
-    return Path.home() / ".cache" / "cckit" / "locks"
+    return Path(env) if env else Path.home() / ".cache" / "cckit" / "locks"
 
 
 def _lock_file(lock_dir: Path | None, name: str) -> Path:

@@ -687,3 +687,17 @@ def test_batch_summary_csv_does_not_carry_formulas(shared_mock, tmp_path):
     with (tmp_path / "out" / "summary.csv").open() as f:
         [row] = list(csv.DictReader(f))
     assert row["site"] == '\'=HYPERLINK("http://x","y")'
+
+
+def test_one_lock_folder_whatever_the_session_sets(tmp_path, monkeypatch):
+    from cckit.audit import default_lock_dir
+
+    monkeypatch.delenv("CCKIT_LOCK_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    without = default_lock_dir()
+    (tmp_path / "run").mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # a login shell has it
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    assert default_lock_dir() == without == tmp_path / ".cache" / "cckit" / "locks"
+    monkeypatch.setenv("CCKIT_LOCK_DIR", str(tmp_path / "mine"))
+    assert default_lock_dir() == tmp_path / "mine"
