@@ -91,10 +91,15 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
     """One job per site file; each site's folder is a sanitised name directly under ``out``
     (a site named ``../x`` or ``/etc`` cannot put its record anywhere else)."""
     jobs, seen = [], set()
+    sites: dict[str, Path] = {}  # identity -> the first file describing that site
     for f in files:
         try:
             site = load_site(f)
             name, nodes, error = site.name, tuple(n.name for n in site.nodes), None
+            first = sites.setdefault(site.identity, f)
+            if first != f:  # a copy: the site would be changed twice (or refused as locked)
+                error = (f"the same site as {first.name} (the same publisher address and "
+                         "port): not run twice")
         except SiteFileError as e:
             name, nodes, error = f.stem, (), "site file is invalid: " + "; ".join(e.problems)
         if name in seen:  # two files for one site name: keep both, by file name
@@ -236,7 +241,8 @@ def run_batch(
     rows: dict[str, dict[str, Any]] = {}
     for j in jobs:
         if j.error:
-            rows[j.name] = _row(scenario, j, None, "invalid site file", j.error)
+            rows[j.name] = _row(scenario, j, None, "not run" if j.nodes else
+                                "invalid site file", j.error)
     runnable = [j for j in jobs if not j.error]
     ex = make_executor(executor, concurrency)
     bar = _progress(len(jobs), progress, initial=len(jobs) - len(runnable))

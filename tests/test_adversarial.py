@@ -701,3 +701,18 @@ def test_one_lock_folder_whatever_the_session_sets(tmp_path, monkeypatch):
     assert default_lock_dir() == without == tmp_path / ".cache" / "cckit" / "locks"
     monkeypatch.setenv("CCKIT_LOCK_DIR", str(tmp_path / "mine"))
     assert default_lock_dir() == tmp_path / "mine"
+
+
+def test_batch_runs_a_site_once_even_from_two_files(shared_mock, tmp_path):
+    from cckit.batch import plan_batch, run_batch
+
+    sites = tmp_path / "sites"
+    site_variant(shared_mock, sites / "east.yaml", site="east")
+    site_variant(shared_mock, sites / "east-copy.yaml", site="east-again")
+    plan = plan_batch("preflight", sites, tmp_path / "out")
+    runs = dict(zip(plan["site"], plan["runs"], strict=True))
+    assert runs["east-again"] == "preflight.ipynb"  # the first file, in name order
+    assert runs["east"].startswith("no: the same site as east-copy.yaml")
+    result = run_batch("preflight", sites, tmp_path / "out", concurrency=2, progress=False)
+    status = {r["site"]: r["status"] for r in result.rows}
+    assert status == {"east-again": "ok", "east": "not run"}
