@@ -55,6 +55,8 @@ SECRET_NAME = re.compile(
     r"|^key$|^auth(orization)?$|cookie|session",
     re.I,
 )
+#: a password file holds a password: anything bigger (or a FIFO, a device) is a mistake
+_MAX_SECRET_FILE = 4096
 _known: set[str] = set()
 _known_lock = threading.Lock()
 
@@ -236,6 +238,12 @@ def _resolve_file(path: Path, where: str, node: str | None) -> Secret:
     except OSError as e:
         raise CredentialError(f"{where} cannot be read: {e.strerror}", node=node,
                               hint="create it with mode 0600") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SECRET_FILE:
+        raise CredentialError(
+            f"{where} is not a password file (a regular file of at most "
+            f"{_MAX_SECRET_FILE} bytes)", node=node,
+            hint="point the site file at a file holding just the password",
+        )
     if os.name == "posix" and stat.S_IMODE(st.st_mode) & 0o077:
         raise CredentialError(
             f"{where} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",

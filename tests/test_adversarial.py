@@ -716,3 +716,22 @@ def test_batch_runs_a_site_once_even_from_two_files(shared_mock, tmp_path):
     result = run_batch("preflight", sites, tmp_path / "out", concurrency=2, progress=False)
     status = {r["site"]: r["status"] for r in result.rows}
     assert status == {"east-again": "ok", "east": "not run"}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "big", "device"])
+def test_a_password_file_that_is_not_one_is_refused_quickly(kind, tmp_path):
+    import os
+
+    from cckit import credentials
+
+    path = {"fifo": tmp_path / "pw", "big": tmp_path / "pw", "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)  # reading it would block for ever
+    elif kind == "big":
+        path.write_bytes(b"x" * (1 << 20))
+        path.chmod(0o600)
+    ref, _ = credentials.parse_secret_ref({"file": str(path)}, "credentials.x.password")
+    with pytest.raises(credentials.CredentialError,
+                       match=r"named in credentials\.x\.password is not a password file"):
+        credentials.resolve(ref)
