@@ -92,21 +92,23 @@ def test_batch_site_named_like_a_path_stays_inside_out(shared_mock, tmp_path):
 
     from cckit.batch import plan_batch, run_batch
 
-    sites = tmp_path / "sites"
     absolute = Path(tempfile.mkdtemp(prefix="cckit-")) / "ABSOLUTE"  # short: a valid name
-    site_variant(shared_mock, sites / "escape.yaml", site="../ESCAPED")
-    site_variant(shared_mock, sites / "absolute.yaml", site=str(absolute))
     out = tmp_path / "out"
-    for folder in plan_batch("preflight", sites, out)["output folder"]:
-        assert Path(folder).parent == out.resolve()
     # an unrelated file where the escaped record would have gone, holding the password
     victim = tmp_path / "ESCAPED" / "notes.txt"
     victim.parent.mkdir()
     victim.write_text(f"do not touch {shared_mock.password}\n")
-    result = run_batch("preflight", sites, out, concurrency=1, progress=False)
-    assert result.ok, result.rows
+    # one batch each: both files describe the same site, which a batch runs only once
+    for name, hostile in (("escape", "../ESCAPED"), ("absolute", str(absolute))):
+        sites = tmp_path / "sites" / name
+        site_variant(shared_mock, sites / f"{name}.yaml", site=hostile)
+        [folder] = plan_batch("preflight", sites, out)["output folder"]
+        assert Path(folder).parent == out.resolve()
+        result = run_batch("preflight", sites, out, concurrency=1, progress=False)
+        assert result.ok, result.rows
     assert victim.read_text() == f"do not touch {shared_mock.password}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ESCAPED", "out", "sites"]
+    assert len([p for p in out.iterdir() if p.is_dir()]) == 2
     assert not absolute.exists()
     absolute.parent.rmdir()
 
