@@ -253,10 +253,8 @@ class CaSigned(Procedure):
                     t.upload_trust(cert)
                     op.after = {"tomcat-trust": fp}
                 records.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
-        n_up = sum(r.action is Action.UPLOADED for r in records)
-        return StepResult("upload_trust", f"{n_up} trust certificate(s) uploaded, "
-                          f"{len(records) - n_up} already present", records,
-                          Outcome.OK if n_up else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_trust", records, Action.UPLOADED,
+                                "{n} trust certificate(s) uploaded, {rest} already present")
 
     @step(after=("gate", "upload_trust"))
     def upload_identities(self) -> StepResult:
@@ -289,10 +287,8 @@ class CaSigned(Procedure):
                 t.upload_identity(UNIT, sc.certificate, ca_file)
                 op.after = {UNIT: new_fp}
             records.append(IdentityRecord(node.name, Action.IMPORTED, new_fp, before))
-        n = sum(r.action is Action.IMPORTED for r in records)
-        return StepResult("upload_identities", f"{n} identity certificate(s) imported, "
-                          f"{len(records) - n} already stored", records,
-                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_identities", records, Action.IMPORTED,
+                                "{n} identity certificate(s) imported, {rest} already stored")
 
     @step(after=("upload_identities",))
     def restart(self, *, timeout: float = 600) -> StepResult:
