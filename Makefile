@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cckit-installed
 
-.PHONY: setup demo test lint golden lab clean
+.PHONY: setup demo test lint golden lab wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ golden: setup  ## re-execute the runbooks against fresh mocks and save their gol
 
 lab: setup  ## open the runbooks in JupyterLab
 	$(BIN)/jupyter lab runbooks/
+
+wheel-check:  ## build the wheel, install it in a fresh venv outside the tree, run cckit demo
+	.ci/wheel-check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

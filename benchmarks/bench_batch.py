@@ -87,8 +87,8 @@ def main() -> None:
             for s in sites:
                 site = load_site(s.site_file)
                 pub, sub = site.publisher, site.subscribers[0]
-                targets[site.name] = ((pub.address, pub.web_ports[0]),
-                                      (sub.address, sub.web_ports[0]))
+                targets[site.name] = ((pub.address, pub.web_ports[0].connect),
+                                      (sub.address, sub.web_ports[0].connect))
             sampler = Sampler(targets, args.sample_interval)
             sampler.start()
             t0 = time.perf_counter()

@@ -29,19 +29,24 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
                   timeout: float = 600,
                   skip: Callable[[Node], bool] | None = None) -> StepResult:
     """Restart each node's services in HA-safe order, each node serving TLS again before the
-    next goes down. A node is skipped when it already presents ``expected[node]`` (sha256)
-    to an ECDSA client, or when ``skip(node)`` says so."""
+    next goes down: the services whose ports present the changed unit (topology, or the
+    site file's ``services:``). With ``expected[node]`` (sha256), a service whose ports all
+    present it to an ECDSA client already is left alone (a rerun resumes where a restart
+    stopped); a node is skipped when ``skip(node)`` says so."""
     records = []
     for node in restart_order(session.nodes):
+        services = node.restart_services()
         if expected is not None and node.name in expected and node.web_ports:
-            now = {v.sha256 for v in session.presented(node, "ecdsa") if v.cert}
-            if now == {expected[node.name]}:
+            stale = {v.service for v in session.presented(node, "ecdsa")
+                     if v.sha256 != expected[node.name]}
+            if not stale:
                 records.append(RestartRecord(node.name, Action.SKIPPED_PRESENTING))
                 continue
+            if not node.services:  # the site file's list is restarted as written
+                services = tuple(s for s in services if s in stale) or services
         if skip is not None and skip(node):
             records.append(RestartRecord(node.name, Action.SKIPPED_IN_EFFECT))
             continue
-        services = node.restart_services()
         for service in services:
             with session.on(node) as t, operation(session.audit, node.name, "restart_service",
                                                   {"service": service}):

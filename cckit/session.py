@@ -8,9 +8,8 @@ order, whatever failed on the way.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import probe as _probe
@@ -18,21 +17,9 @@ from .audit import AuditLog, site_lock
 from .errors import NodeTimeout, TransportError
 from .inventory import Node, Site, WebPort
 from .results import PortView
-from .vos import Transport, connect
+from .vos import Transport, connect, transport_class
 
 __all__ = ["SiteSession"]
-
-
-def _lock_dir(site: Site, workdir: Path) -> Path:
-    """Next to the site file (every run of that file sees the lock), else the user's cache."""
-    candidate = (site.path.parent if site.path else workdir) / ".cckit-locks"
-    try:
-        candidate.mkdir(parents=True, exist_ok=True)
-        if os.access(candidate, os.W_OK):
-            return candidate
-    except OSError:
-        pass
-    return Path.home() / ".cache" / "cckit" / "locks"
 
 
 class SiteSession:
@@ -49,7 +36,10 @@ class SiteSession:
         timeout: float = 30.0,
         lock_dir: str | Path | None = None,
         tls_timeout: float = 5.0,
+        connect: Callable[[Site, Node], Transport] | None = None,
     ) -> None:
+        """``connect`` opens a node's transport (default: as the site file says, over the
+        network; tests pass ``cckit.vos.fake.connector``)."""
         self.site = site
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,11 +47,14 @@ class SiteSession:
         self.timeout = timeout
         self.tls_timeout = tls_timeout
         self.trust_on_first_use = trust_on_first_use
+        self._connect = connect
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
         self._conns: dict[str, Transport] = {}
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(site_lock(
-            Path(lock_dir) if lock_dir else _lock_dir(site, self.workdir), site.name))
+        # one lock per site identity in the user's lock folder, whichever copy of the
+        # site file names it (docs/security.md)
+        self._stack.enter_context(site_lock(Path(lock_dir) if lock_dir else None, site.name,
+                                            key=site.identity, run=self.workdir))
         self._stack.callback(self._close_connections)
 
     # -- lifetime
@@ -82,8 +75,9 @@ class SiteSession:
     def transport(self, node: Node) -> Transport:
         t = self._conns.get(node.name)
         if t is None:
-            t = connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                        timeout=self.timeout)
+            t = (self._connect(self.site, node) if self._connect else
+                 connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
+                         timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
             self._conns[node.name] = t
         return t
 
@@ -96,12 +90,18 @@ class SiteSession:
             with contextlib.suppress(Exception):
                 t.close()
 
+    def command(self, node: Node, operation: str, **args: str) -> str:
+        """How ``node``'s transport words ``operation`` (for plans; nothing is sent)."""
+        return transport_class(node).command(operation, **args)
+
     @contextlib.contextmanager
     def on(self, node: Node) -> Iterator[Transport]:
-        """The node's transport; a broken session is dropped so the next call reconnects."""
+        """The node's transport; a broken session is dropped so the next call reconnects,
+        and so is one a Ctrl-C cut off mid-command (the rest of its output unread would be
+        taken for the next command's)."""
         try:
             yield self.transport(node)
-        except TransportError:
+        except (TransportError, KeyboardInterrupt):
             self.drop(node)
             raise
 

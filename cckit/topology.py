@@ -20,12 +20,14 @@ from dataclasses import dataclass
 __all__ = [
     "ECDSA_UNIT",
     "RSA_UNIT",
+    "TOMCAT",
     "Product",
     "Role",
     "RoleSpec",
     "WebService",
     "client_auth_notice",
     "cop_action",
+    "cop_installed",
     "ecdsa_in_use",
     "read_only_command",
     "release",
@@ -83,8 +85,6 @@ class RoleSpec:
     #: the releases (major, minor) that use tomcat-ECDSA; ``None`` as the upper bound: all later
     ecdsa_from: tuple[int, int] = (11, 5)
     ecdsa_until: tuple[int, int] | None = (11, 5)
-    #: restarted after an identity upload (a site file's ``services:`` overrides)
-    restart_services: tuple[str, ...] = (TOMCAT,)
     #: the field notice saying that, from this release (major, minor) on, a CA-signed
     #: identity used for mutual TLS must carry the clientAuth EKU; None: no notice says so
     client_auth_from: tuple[int, int] | None = None
@@ -182,6 +182,17 @@ def ecdsa_in_use(role: Role | str, version: str) -> bool:
     """
     s, rel = spec(role), release(version)[:2]
     return rel >= s.ecdsa_from and (s.ecdsa_until is None or rel <= s.ecdsa_until)
+
+
+def cop_installed(listed: Iterable[str], file: str) -> bool:
+    """Whether the COP ``file`` (as named on the SFTP server, ``....cop.sgn``) is among the
+    ``listed`` ones: ``show version active`` lists installed COPs without the ``.sgn`` of
+    the signed file (``cmterm-devicepack9.1.2.13070-1.cop``) [doc: public COP tools]."""
+    def unsigned(name: str) -> str:
+        name = name.strip()
+        return name[: -len(".sgn")] if name.lower().endswith(".sgn") else name
+
+    return any(unsigned(c) == unsigned(file) for c in listed)
 
 
 def restart_waves(roles: Iterable[tuple[str, Role | str]]) -> list[list[str]]:

@@ -6,9 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cckit._internal import x509build
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -22,10 +23,7 @@ def rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cckit tests"),
-         x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    )
+    return x509build.name(cn, organization="cckit tests")
 
 
 @dataclass
@@ -38,65 +36,22 @@ class CA:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def sign(self, builder: x509.CertificateBuilder, hash_alg=None) -> x509.Certificate:
-        if hash_alg is None:
-            hash_alg = hashes.SHA384() if isinstance(self.key, ec.EllipticCurvePrivateKey) \
-                else hashes.SHA256()
-        return builder.sign(self.key, hash_alg)
+        return builder.sign(self.key, hash_alg or x509build.default_hash(self.key))
 
 
 def make_root(cn: str = "Test EC Root CA", *, key=None, not_before=None, not_after=None,
               ca: bool = True) -> CA:
     key = key or ec_key()
-    nb = not_before or NOW - dt.timedelta(days=365)
-    na = not_after or NOW + dt.timedelta(days=3650)
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(nb)
-        .not_valid_after(na)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if ca:
-        b = b.add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          key_cert_sign=True, crl_sign=True, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )
-    hash_alg = hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
-    return CA(key, b.sign(key, hash_alg))
+    return CA(key, x509build.ca_certificate(
+        _name(cn), key, ca=ca, not_before=not_before or NOW - dt.timedelta(days=365),
+        not_after=not_after or NOW + dt.timedelta(days=3650)))
 
 
 def make_intermediate(parent: CA, cn: str = "Test EC Issuing CA", *, key=None) -> CA:
     key = key or ec_key()
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(parent.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=300))
-        .not_valid_after(NOW + dt.timedelta(days=1800))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          key_cert_sign=True, crl_sign=True, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()),
-            critical=False,
-        )
-    )
-    return CA(key, parent.sign(b))
+    return CA(key, x509build.ca_certificate(
+        _name(cn), key, parent=(parent.key, parent.cert), path_length=0,
+        not_before=NOW - dt.timedelta(days=300), not_after=NOW + dt.timedelta(days=1800)))
 
 
 def make_csr(cn: str = "uccx1-EC.cc.example.com", sans: list[str] | None = None, key=None):
@@ -107,8 +62,7 @@ def make_csr(cn: str = "uccx1-EC.cc.example.com", sans: list[str] | None = None,
         b = b.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
         )
-    hash_alg = hashes.SHA384() if isinstance(key, ec.EllipticCurvePrivateKey) else hashes.SHA256()
-    return key, b.sign(key, hash_alg)
+    return key, b.sign(key, x509build.default_hash(key))
 
 
 def sign_csr(ca: CA, csr: x509.CertificateSigningRequest, *, not_before=None, not_after=None,
@@ -124,26 +78,10 @@ def sign_csr(ca: CA, csr: x509.CertificateSigningRequest, *, not_before=None, no
             sans_ext = None
     else:
         sans_ext = x509.SubjectAlternativeName([x509.DNSName(s) for s in sans])
-    pub = public_key or csr.public_key()
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(pub)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or NOW - dt.timedelta(days=1))
-        .not_valid_after(not_after or NOW + dt.timedelta(days=730))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-    )
-    if sans_ext is not None:
-        b = b.add_extension(sans_ext, critical=False)
-    return ca.sign(b, hash_alg)
+    return x509build.leaf_certificate(
+        subject, public_key or csr.public_key(), issuer=(ca.key, ca.cert.subject),
+        sans=sans_ext, not_before=not_before or NOW - dt.timedelta(days=1),
+        not_after=not_after or NOW + dt.timedelta(days=730), hash_alg=hash_alg)
 
 
 def pem(*certs: x509.Certificate) -> bytes:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -54,4 +61,68 @@ def test_readme_names_the_ci_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make demo" in readme
-    assert ci.strip().splitlines()[-1] == "make test"
+    assert "make test" in ci.splitlines()
+
+
+def _source_copy(dest: Path) -> Path:
+    """The repository as a fresh clone has it: no venv, build dirs or run records, so a stale
+    ``build/`` cannot hide a packaging break."""
+    junk = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "runs",
+                                  "mock-state", "__pycache__", ".*_cache", ".ipynb_checkpoints")
+    shutil.copytree(ROOT, dest, ignore=junk)
+    return dest
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_runbook(tmp_path):
+    """sdist, then the wheel from the sdist (as ``python -m build`` does), offline: every
+    ``runbooks/*.ipynb`` is in the wheel as ``cckit/_runbooks/``, byte for byte, and an
+    install of that wheel finds them there."""
+    src = _source_copy(tmp_path / "src")
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                            str(dist), str(src)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    notebooks = sorted((ROOT / "runbooks").glob("*.ipynb"))
+    assert notebooks
+
+    (sdist,) = dist.glob("cckit-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        in_sdist = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert {f"runbooks/{nb.name}" for nb in notebooks} <= in_sdist
+    assert {"setup.py", "MANIFEST.in"} <= in_sdist
+
+    (wheel,) = dist.glob("cckit-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        for nb in notebooks:
+            assert zf.read(f"cckit/_runbooks/{nb.name}") == nb.read_bytes(), nb.name
+    assert {n.split("/", 1)[0] for n in names} == {"cckit", wheel.name.split("-py")[0]
+                                                   + ".dist-info"}
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-index", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import cckit.headless as h; "
+             "assert h.__file__.startswith(sys.argv[1]), h.__file__; "
+             "print(h.runbook_path('preflight'))")
+    env = {k: v for k, v in os.environ.items() if k != "CCKIT_RUNBOOKS"}
+    found = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, env=env,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    assert Path(found) == site / "cckit" / "_runbooks" / "preflight.ipynb"
+
+
+def test_runbooks_dir_prefers_the_env_then_the_checkout(monkeypatch, tmp_path):
+    from cckit.headless import runbooks_dir
+
+    monkeypatch.delenv("CCKIT_RUNBOOKS", raising=False)
+    assert runbooks_dir() == ROOT / "runbooks"  # a checkout: edits to a notebook count
+    monkeypatch.setenv("CCKIT_RUNBOOKS", str(tmp_path))
+    assert runbooks_dir() == tmp_path
+
+
+def test_ci_runs_the_wheel_check_after_the_suite():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lines.index(".ci/wheel-check") > lines.index("make test")
+    assert os.access(ROOT / ".ci" / "wheel-check", os.X_OK)

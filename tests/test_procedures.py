@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -337,3 +338,80 @@ def test_trust_found_by_file_name_when_the_node_prints_no_pem(session, tmp_path,
     again = proc.upload_trust()
     assert {r.action for r in again.records} == {Action.ALREADY_PRESENT}
     assert proc.upload_identities().records[0].action is Action.IMPORTED
+
+
+# --------------------------------------------------------------------------- real-node CLI
+
+
+WIZARDS = {
+    "11.5": "11.5",
+    "12.5": {"uccx-pub": "12.5-publisher", "uccx-sub": "12.5-subscriber",
+             "sm": "12.5-publisher"},
+    "open-session": "open-session",
+    "remembered-defaults": "remembered-defaults",
+    "slow-download": "slow-download",
+}
+
+
+@pytest.mark.parametrize("wizard", list(WIZARDS))
+def test_rsa_only_cop_install_under_each_wizard(tmp_path, wizard, monkeypatch):
+    """The COP install copes with every wizard a real node asks (mock README, "Wizard
+    variants"); a silent download is not taken for a question."""
+    import cckit.vos.ssh
+    from cckit import credentials
+
+    monkeypatch.setattr(cckit.vos.ssh, "QUESTION_WAIT", 0.3)
+    monkeypatch.setattr(credentials, "_known", set())  # no short secrets of other tests
+    with running_site(tmp_path / "mock", restart_seconds=0.1, wizard=WIZARDS[wizard],
+                      download_seconds=1.0) as mock:
+        site = load_site(mock.site_file)
+        with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
+            disable = RsaOnly(s, "disable")
+            r = disable.install_cops()
+            assert {rec.action for rec in r.records} == {Action.INSTALLED}
+            disable.restart()
+            assert disable.verify().ok
+            # rerun: `show version active` lists the COPs without .sgn; nothing is reinstalled
+            again = disable.install_cops()
+            assert {rec.action for rec in again.records} == {Action.ALREADY_INSTALLED}
+        log = (tmp_path / "run" / "transcripts" / "uccx-sub.log").read_text()
+    assert "utils system upgrade cancel" in log and "> ********" in log
+    assert mock.sftp_password not in log and mock.password not in log
+
+
+def test_an_unknown_wizard_question_fails_at_once_naming_it(tmp_path, monkeypatch):
+    from cckit import credentials
+
+    monkeypatch.setattr(credentials, "_known", set())  # no short secrets of other tests
+    with running_site(tmp_path / "mock", wizard={"uccx-pub": "unknown-question"}) as mock:
+        site = load_site(mock.site_file)
+        with SiteSession(site, workdir=tmp_path / "run", nodes=["uccx-pub"]) as s:
+            t = time.monotonic()
+            with pytest.raises(CommandError) as e:
+                RsaOnly(s, "disable").install_cops()
+            assert time.monotonic() - t < 15  # the default wait, not the 900 s install timeout
+    msg = str(e.value)
+    assert "the node asked 'Enable the upgrade readiness check (yes/no) [no]:'" in msg
+    assert "nothing was answered" in msg
+    log = (tmp_path / "run" / "transcripts" / "uccx-pub.log").read_text()
+    assert log.rstrip().endswith("| Enable the upgrade readiness check (yes/no) [no]:")
+
+
+def test_slow_cli_start_keyboard_interactive_and_the_pager(tmp_path):
+    """The first admin: may take long (login_timeout, not the command timeout); a node may
+    offer keyboard-interactive only; where paging stays on, the pager is answered."""
+    from cckit.credentials import Secret
+    from cckit.vos.ssh import SSHTransport
+
+    with running_site(tmp_path / "mock", cli_startup_seconds=1.0, keyboard_interactive=True) as m:
+        site = load_site(m.site_file)
+        with SiteSession(site, workdir=tmp_path / "run", nodes=["sm"], timeout=0.5) as s:
+            assert s.transport(site.node("sm")).version().version.startswith("11.5")
+        node = site.node("uccx-pub")
+        with SSHTransport(node, "admin", Secret(m.password), known_hosts=site.known_hosts,
+                          pagination_off=False) as t:
+            services = t.service_status()
+            assert len(services) > 40 and services["Cisco Tomcat"] == "STARTED"
+            cert = t.get_certificate("own", "tomcat/tomcat.pem")  # details + PEM: pages
+            assert certs.describe(cert).key_type == "RSA"
+            assert ">key space" in t.transcript.text()

@@ -24,6 +24,7 @@ from cckit.errors import (
     InputError,
 )
 from cckit.inventory import CopRepository, RestEndpoint, load_site
+from cckit.vos import connect
 from cckit.vos.base import NotSupported
 from cckit.vos.rest import RestTransport, normalize_fingerprint
 from cckit.vosmock.testing import running_site
@@ -89,9 +90,21 @@ def test_generate_csr_returns_the_nodes_csr(rest, site):
     # the key the node holds for the pending CSR is the CSR's key
     stored = (site.state_dir / "nodes" / site.pub.name / "csr" / UNIT / f"{UNIT}.csr")
     assert certs.load_csr(stored.read_bytes()) == csr
-    # "download": the API cannot read a CSR back; the one generated here is returned
-    assert rest.pending_csr(UNIT) == csr
-    assert rest.download_csr(UNIT) == csr
+
+
+def test_pending_csr_is_read_from_the_node_over_its_cli(site):
+    """certmgr cannot read a CSR back: the pending CSR comes from the node (its CLI), so a
+    CSR generated elsewhere (OS Admin, SSH, another process) is found too."""
+    node = rest_node(site.pub, cafile=site.cafile)
+    with connect(site.loaded, node) as t:
+        assert isinstance(t, RestTransport)
+        csr = t.generate_csr(UNIT)
+    with connect(site.loaded, node) as fresh:  # another process, same node
+        assert fresh.pending_csr(UNIT) == csr
+        assert fresh.download_csr(UNIT) == csr
+        assert fresh.version().version.startswith("14.")
+        own = {e.unit: e for e in fresh.list_certificates("own")}
+        assert own[UNIT].self_signed and own[UNIT].signed_by is None
 
 
 def test_csr_request_body(rest):
@@ -123,7 +136,7 @@ def test_trust_upload_is_listed_with_its_certificate(rest):
     entry = entries[name]
     assert entry.store == "trust" and entry.unit == "tomcat-trust"
     assert entry.certificate == ca.cert
-    assert entry.description == "Trust Certificate"
+    assert entry.self_signed and entry.signed_by is None
     assert rest.get_certificate("trust", name) == ca.cert
     # the node's own self-signed certificates are there too, parsed
     assert any(e.certificate is not None and "uccx1-EC" in e.file for e in entries.values())
@@ -277,8 +290,8 @@ def test_nothing_listening_is_a_connect_error(site):
 
 # ------------------------------------------------------------------------------ not in certmgr
 
-def test_operations_certmgr_lacks_name_the_ssh_transport(site):
-    # a fresh node: nothing was generated over REST for the SocialMiner in this process
+def test_operations_certmgr_lacks_need_the_cli(site):
+    # opened without a CLI, what certmgr does not offer is refused, naming the CLI command
     with RestTransport(rest_node(site.sm, cafile=site.cafile), site.username,
                        Secret(site.password), timeout=10) as t:
         repo = CopRepository("127.0.0.1", 22, "/cop", "sftp")
@@ -295,7 +308,31 @@ def test_operations_certmgr_lacks_name_the_ssh_transport(site):
         for call in calls:
             with pytest.raises(NotSupported) as ei:
                 call()
-            assert "SSH transport" in str(ei.value)
+            assert "open this transport with a CLI" in str(ei.value)
             assert isinstance(ei.value, CommandError)
         with pytest.raises(NotSupported, match="show csr own"):
             t.download_csr(UNIT)
+
+
+def test_ca_signed_end_to_end_over_rest(tmp_path):
+    """VOS 14+: the whole CA-signed scenario with the certificate store over certmgr REST
+    (CSRs, trust, identities) and what certmgr lacks (pending CSRs, restarts) over the CLI."""
+    from cckit.ca import get_adapter
+    from cckit.procedures.ca_signed import CaSigned
+    from cckit.session import SiteSession
+
+    with running_site(tmp_path / "mock", version="14.0.1.10000-1", restart_seconds=0.2) as m:
+        loaded = load_site(m.site_file)
+        active = m.state_dir / "nodes"
+        cafile = tmp_path / "node-cas.pem"
+        cafile.write_bytes(b"".join((active / n.name / "active" / u / f"{u}.pem").read_bytes()
+                                    for n in loaded.nodes for u in ("tomcat", UNIT)))
+        site = dataclasses.replace(loaded, nodes=tuple(
+            rest_node(n, cafile=cafile) for n in loaded.nodes))
+        with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
+            proc = CaSigned(s, get_adapter("lab", directory=tmp_path / "ca"))
+            assert "POST /platformcom/api/v1/certmgr/config/csr" in str(proc.plan())
+            results = proc.run_all()
+            assert all(r.ok for r in results), results
+            assert results[-1].verdict.startswith("every port presents the CA-signed")
+            assert all(isinstance(t, RestTransport) for t in s._conns.values())

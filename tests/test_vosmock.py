@@ -26,6 +26,8 @@ from cckit.vosmock.testing import (
     SshCli,
     run_ssh,
     running_site,
+    ssh_command,
+    ssh_env,
     tls_probe,
 )
 
@@ -87,15 +89,22 @@ def pem_block(text: str, kind: str = "CERTIFICATE") -> str:
     return m.group(0) + "\n"
 
 
-def cli(site, node: str = "uccx-pub") -> SshCli:
+def cli(site, node: str = "uccx-pub", paging: bool = False) -> SshCli:
+    """A logged-in `ssh -tt` session; like public tools, it turns paging off first."""
     s = SshCli(site.nodes[node].ssh_port, site.known_hosts, site.password)
     s.login()
+    if not paging:
+        out = s.cmd("set cli pagination off")
+        assert out.strip().endswith("Automatic pagination is turned off")
     return s
 
 
 def ssh(site, node: str, commands: str):
     return run_ssh(
-        site.nodes[node].ssh_port, site.known_hosts, site.password, commands + "\nquit\n"
+        site.nodes[node].ssh_port,
+        site.known_hosts,
+        site.password,
+        "set cli pagination off\n" + commands + "\nquit\n",
     )
 
 
@@ -271,6 +280,14 @@ def test_ca_signed_import_replication_and_restart(mock_site):
             out,
             re.DOTALL,
         )
+        # only the platform Tomcat's port (8443) reloaded; Finesse (8445) and Socket.IO
+        # (12015) present the new certificate after their own restarts
+        _, finesse_port, socketio_port = pub.web_ports
+        assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
+        s.cmd("utils service restart Cisco Finesse Tomcat")
+        assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "Lab EC Root CA"
+        assert tls_probe(socketio_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
+        s.cmd("utils service restart Cisco Unified CCX Socket.IO Service")
     for tls in ("1.2", "1.3"):
         for port in pub.web_ports:
             ecp, rsap = presented(port, tls)
@@ -313,7 +330,7 @@ def test_system_restart_activates_and_refuses_meanwhile(tmp_path):
 
 def test_service_restart_status_polling_and_refusal(tmp_path):
     with running_site(tmp_path, restart_seconds=2) as site:
-        port = site.nodes["uccx-pub"].web_ports[1]
+        port = site.nodes["uccx-pub"].web_ports[0]  # 8443: the platform Tomcat's own port
         with cli(site) as a, cli(site) as b:
             a.send("utils service restart Cisco Tomcat\n")
             a.expect(r"Cisco Tomcat\[STOPPING\]")
@@ -469,7 +486,8 @@ def test_cop_install_once_effect_after_restart_and_rollback(mock_site):
         assert f"Successfully installed {disable}" in out
         assert "restart" in out.lower()
         va = s.cmd("show version active")
-        assert f"Active Version Installed Software Options:\n{disable}\n" in va
+        # [doc] installed COPs are listed without the .sgn of the signed file
+        assert f"Active Version Installed Software Options:\n{disable[:-4]}\n" in va
         assert tls_probe(port, SIGALGS_ECDSA).ok  # not before the restart
         s.cmd("utils service restart Cisco Tomcat")
         for tls in ("1.2", "1.3"):
@@ -483,7 +501,7 @@ def test_cop_install_once_effect_after_restart_and_rollback(mock_site):
         out = upgrade(s, mock_site, rollback)
         assert f"Successfully installed {rollback}" in out
         va = s.cmd("show version active")
-        assert rollback in va and disable not in va
+        assert rollback[:-4] in va and disable[:-4] not in va
         assert not tls_probe(port, SIGALGS_ECDSA).ok
         s.cmd("utils service restart Cisco Tomcat")
         assert tls_probe(port, SIGALGS_ECDSA).key_type == "EC"
@@ -543,8 +561,8 @@ def test_fault_slow_output(mock_site):
     mock_site.faults.set("slow_output", 0.1, node="uccx-pub")
     with cli(mock_site) as s:
         t = time.monotonic()
-        out = s.cmd("utils service list")
-        assert time.monotonic() - t >= 0.1 * out.count("[STARTED]")
+        out = s.cmd("show version active")
+        assert time.monotonic() - t >= 0.1 * (len(out.strip().splitlines()) - 1)  # not the echo
 
 
 def test_fault_node_down_and_control_endpoint(mock_site):
@@ -583,27 +601,41 @@ def test_wrong_password_and_lockout(tmp_path):
         assert ssh(site, "uccx-pub", "show version active").returncode == 0
 
 
-def test_pasted_extra_lines_cannot_run_a_command(mock_site):
+def test_text_after_the_end_line_is_the_next_command_line(mock_site):
+    """[doc] The node reads a paste up to the END line; what follows is the next command
+    line: an extra blank line yields an extra prompt, shifting later outputs by one."""
     ca = CA()
     with cli(mock_site) as s:
-        victim = trust_name(s, "uccx1.cc.example.com")
-        out = import_cert(
-            s,
-            "set cert import trust tomcat",
-            ca.pem + f"set cert delete trust {victim}\nutils system restart\nyes\n",
-        )
+        out = import_cert(s, "set cert import trust tomcat", ca.pem + "\nshow version active\n")
         assert "Successfully imported certificate for tomcat." in out
-        listing = s.cmd("show cert list trust")
-        assert victim in listing and "Lab_EC_Root_CA" in listing
-        # the session is still usable
-        assert "Active Master Version" in s.cmd("show version active")
-    # extra text on the END line itself is cut off too
+        rest = s.expect(r"No Installed Software Options Found\.\nadmin:")
+        # the blank line's own prompt comes right after the import's, then the next line ran
+        assert rest.startswith("admin:") and rest.count("admin:") == 2
+        assert "Active Master Version" in rest
+        assert "Lab_EC_Root_CA" in s.cmd("show cert list trust")
+    # [assumed] text after the marker on the END line itself is dropped
     ca2 = CA("Second CA")
     with cli(mock_site) as s:
         out = import_cert(
             s, "set cert import trust tomcat", ca2.pem.rstrip("\n") + "; set cert delete trust x\n"
         )
         assert "Successfully imported" in out
+        assert "Executed command unsuccessfully" not in out
+
+
+def test_a_paste_too_long_runs_none_of_its_lines(mock_site):
+    """A paste past the line limit is read (and dropped) up to its END line: a pasted
+    `set cert regen` inside it never runs (it did before: the limit ended the paste)."""
+    filler = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\n"
+    paste = ("-----BEGIN CERTIFICATE-----\n" + filler * 405 + "set cert regen tomcat-ECDSA\n"
+             "yes\n" + filler * 3 + "-----END CERTIFICATE-----\n")
+    with cli(mock_site) as s:
+        before = s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem")
+        out = import_cert(s, "set cert import trust tomcat", paste)
+        assert "too long" in out and "Executed command unsuccessfully" in out
+        assert "Regenerat" not in out
+        assert s.cmd("show cert own tomcat-ECDSA/tomcat-ECDSA.pem") == before
+        assert "Active Master Version" in s.cmd("show version active")
 
 
 def test_control_characters(mock_site):
@@ -694,7 +726,7 @@ def test_everything_persists_across_stop_and_start(tmp_path):
                 )
                 == csr
             )
-            assert site.cop_files["uccx_disable"] in s.cmd("show version active")
+            assert site.cop_files["uccx_disable"][:-4] in s.cmd("show version active")
             out = import_cert(
                 s,
                 f"set cert import own tomcat-ECDSA {trust_name(s, 'Lab_EC_Root_CA')}",
@@ -785,6 +817,8 @@ def test_serve_command_writes_site_file_and_stops_on_sigterm(tmp_path):
             str(site_file),
             "--restart-seconds",
             "0",
+            "--cli-startup-seconds",
+            "0.05",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -815,3 +849,269 @@ def test_site_file_loads_with_the_inventory(tmp_path, version):
         loaded = inventory.load_site(site.site_file)
         assert [n.name for n in loaded.nodes] == list(site.nodes)
         assert loaded.cop_repository.port == site.sftp_port
+
+
+# ------------------------------------------------------------------------- real-node behaviours
+# Each behaviour the public transcripts show (README, "Real-node behaviours"), on by default.
+
+PAGER = "\x1b[1mPress <enter> for 1 line, <space> for one page, or <q> to quit\x1b[0m"
+
+
+class RawShell:
+    """A paramiko shell reading raw bytes (escape sequences and CRs kept)."""
+
+    def __init__(self, site, node: str = "uccx-pub", height: int = 24):
+        import paramiko
+
+        self.client = paramiko.SSHClient()
+        self.client.load_host_keys(str(site.known_hosts))
+        self.client.connect("127.0.0.1", port=site.nodes[node].ssh_port, username="admin",
+                            password=site.password, look_for_keys=False, allow_agent=False)
+        self.chan = self.client.invoke_shell(term="vt100", width=200, height=height)
+        self.chan.settimeout(10)
+        self.buf = ""
+        self.read_until("admin:")
+
+    def read_until(self, marker: str) -> str:
+        while marker not in self.buf:
+            self.buf += self.chan.recv(65536).decode()
+        text, _, self.buf = self.buf.partition(marker)
+        return text + marker
+
+    def send(self, text: str) -> None:
+        self.chan.sendall(text.encode())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_paging_is_on_after_login_with_the_real_pager_bytes(mock_site):
+    sh = RawShell(mock_site, height=12)  # the pty request's height sets the page
+    try:
+        sh.send("utils service list\n")
+        first = sh.read_until(PAGER)
+        assert first.count("\r\n") == 12  # the echo's line end, then 11 lines of output
+        sh.send(" ")  # one more page; the pager line is erased first
+        second = sh.read_until(PAGER)
+        assert second.startswith("\r\x1b[K") and second.count("\r\n") == 11
+        sh.send("\r")  # one more line
+        third = sh.read_until(PAGER)
+        assert third.startswith("\r\x1b[K") and third.count("\r\n") == 1
+        sh.send("q")  # the rest is not shown; the prompt follows the erase-line, no newline
+        assert sh.read_until("admin:") == "\r\x1b[Kadmin:"
+        sh.send("set cli pagination off\n")
+        assert sh.read_until("admin:") == (
+            "set cli pagination off\r\nAutomatic pagination is turned off\r\nadmin:")
+        sh.send("utils service list\n")
+        listing = sh.read_until("Command successful\r\nadmin:")
+        assert PAGER not in listing and listing.count("[STARTED]") > 40
+        assert "Primary Node =true" in listing
+    finally:
+        sh.close()
+    with cli(mock_site, paging=True) as s:  # OpenSSH without a terminal size: 24 rows
+        s.send("utils service list\n")
+        assert s.expect(re.escape(PAGER)).count("\n") == 24
+
+
+def test_cli_starts_up_slowly(tmp_path):
+    with running_site(tmp_path, cli_startup_seconds=0.6) as site:
+        t = time.monotonic()
+        sh = RawShell(site, "sm")
+        waited = time.monotonic() - t
+        sh.close()
+    assert waited >= 0.6
+
+
+def test_keyboard_interactive_only_node(tmp_path):
+    with running_site(tmp_path, keyboard_interactive=["uccx-sub"]) as site:
+        port = site.nodes["uccx-sub"].ssh_port
+        r = run_ssh(port, site.known_hosts, site.password, "show version active\nquit\n")
+        assert "Active Master Version" in r.stdout  # keyboard-interactive, answered by askpass
+        cmd = [("PreferredAuthentications=password" if a.startswith("PreferredAuth") else a)
+               for a in ssh_command(port, site.known_hosts)]
+        r = subprocess.run(cmd, input=b"quit\n", capture_output=True, timeout=30,
+                           env=ssh_env(site.password), check=False)
+        assert r.returncode == 255 and b"Permission denied" in r.stderr
+        assert ssh(site, "uccx-pub", "show version active").returncode == 0  # others: password
+
+
+def test_errors_end_with_a_period_on_12_5(tmp_path):
+    with running_site(tmp_path, version="12.5.1.10000-22") as site:
+        out = ssh(site, "uccx-pub", "show cert own nothing").stdout
+        assert "not found.\nExecuted command unsuccessfully.\n" in out
+
+
+def walk_wizard(s: SshCli, site, replies: list[tuple[str, str]]) -> str:
+    """Start the COP wizard and answer each expected prompt (regex) in order; returns all."""
+    s.send("utils system upgrade initiate\n")
+    seen = ""
+    for prompt, reply in replies:
+        seen += s.expect(prompt)
+        s.send(reply + "\n")
+    return seen + s.expect(r"(?m)^admin:", timeout=30)
+
+
+def sftp_replies(site, directory="/cop"):
+    return [
+        (r"Directory: ", directory),
+        (r"Server: ", "127.0.0.1"),
+        (r"User Name: ", site.sftp_username),
+        (r"Password: ", site.sftp_password),
+        (r"Please enter SMTP Host Server \(optional\): ", ""),
+    ]
+
+
+def menu_number(site, filename: str) -> str:
+    """The wizard lists the repository's files sorted by name."""
+    return str(sorted(site.cop_files.values()).index(filename) + 1)
+
+
+def test_wizard_12_5_subscriber(tmp_path):
+    with running_site(tmp_path, version="12.5.1.10000-22") as site:
+        disable = site.cop_files["uccx_disable"]
+        with cli(site, "uccx-sub") as s:
+            out = walk_wizard(s, site, [
+                (r"Use download credentials from Publisher \(yes/no\) \[yes\]: ", "no"),
+                (r'Please select an option \(1 - 4 or "q" \): ', "1"),
+                *sftp_replies(site),
+                (r"Continue with upgrade after download \(yes/no\) \[yes\]: ", "no"),
+                (r"Switch-version server after upgrade \(yes/no\) \[no\]: ", "no"),
+                (r'Please select an option \(1 - \d+ or "q" \): ', menu_number(site, disable)),
+                (r"Start installation \(yes/no\): ", "yes"),
+            ])
+            assert "4) Local Image <None>" in out and "Upgrade Readiness COP" in out
+            assert f"Successfully installed {disable}" in out
+            # from 12.5 the wizard offers the values typed last time
+            s.send("utils system upgrade initiate\n")
+            s.expect(r"\[yes\]: ")
+            s.send("no\n")
+            s.expect(r'\(1 - 4 or "q" \): ')
+            s.send("1\n")
+            s.expect(r"Directory \[/cop\]: ")
+            s.send("\x03")  # Ctrl-C leaves the wizard
+            s.expect(r"(?m)^admin:")
+
+
+def test_wizard_open_session_and_a_dropped_wizard(tmp_path):
+    with running_site(tmp_path, wizard={"uccx-pub": "open-session"}) as site:
+        with cli(site) as s:
+            out = walk_wizard(s, site, [(r"Assume control \(yes/no\): ", "no")])
+            assert "already in progress" in out and "Upgrade canceled." in out
+            assert "Upgrade canceled." in s.cmd("utils system upgrade cancel")
+            out = walk_wizard(s, site, [(r'Please select an option \(1 - 3 or "q" \): ', "q")])
+            assert "Assume control" not in out
+        # a session that drops inside the wizard leaves the upgrade open [doc: the warning]
+        with cli(site, "sm") as s:
+            s.send("utils system upgrade initiate\n")
+            s.expect(r'\(1 - 3 or "q" \): ')
+        with cli(site, "sm") as s:
+            out = walk_wizard(s, site, [(r"Assume control \(yes/no\): ", "yes"),
+                                        (r'\(1 - 3 or "q" \): ', "q")])
+            assert "Upgrade canceled." in out
+
+
+def test_wizard_remembered_defaults_are_someone_elses(tmp_path):
+    with running_site(tmp_path, wizard="remembered-defaults") as site:
+        with cli(site) as s:
+            out = walk_wizard(s, site, [
+                (r'\(1 - 3 or "q" \): ', "1"),
+                (r"Directory \[/patches/old\]: ", ""),  # Enter keeps the remembered value
+                (r"Server \[sftp-old\.example\.net\]: ", "127.0.0.1"),
+                (r"User Name \[patchuser\]: ", site.sftp_username),
+                (r"Password: ", site.sftp_password),
+                (r"Please enter SMTP Host Server \(optional\): ", ""),
+            ])
+            assert "directory /patches/old not found" in out
+
+
+def test_wizard_unknown_question_and_slow_download(tmp_path):
+    with running_site(tmp_path, wizard={"uccx-pub": "unknown-question", "sm": "slow-download"},
+                      download_seconds=1.0) as site:
+        with cli(site) as s:
+            out = walk_wizard(s, site, [
+                (r'\(1 - 3 or "q" \): ', "1"), *sftp_replies(site),
+                (r"Enable the upgrade readiness check \(yes/no\) \[no\]: ", ""),
+                (r'\(1 - \d+ or "q" \): ', "q"),
+            ])
+            assert "Upgrade canceled." in out
+        with cli(site, "sm") as s:
+            t = time.monotonic()
+            out = walk_wizard(s, site, [
+                (r'\(1 - 3 or "q" \): ', "1"), *sftp_replies(site),
+                (r'\(1 - \d+ or "q" \): ', "2"),
+                (r"Start installation \(yes/no\): ", "no"),
+            ])
+            assert time.monotonic() - t >= 1.0 and "The upgrade was canceled." in out
+
+
+# ------------------------------------------------------------------------- hardening (issue 15)
+def test_sftp_repository_caps_uploads(tmp_path):
+    import asyncssh
+
+    with running_site(tmp_path, sftp_max_bytes=1024 * 1024) as site:
+
+        async def put(name: str, size: int) -> str:
+            async with asyncssh.connect(
+                "127.0.0.1", site.sftp_port, username=site.sftp_username,
+                password=site.sftp_password, known_hosts=None, client_keys=None,
+                agent_path=None, preferred_auth="password",
+            ) as conn, conn.start_sftp_client() as sftp:
+                try:
+                    async with sftp.open(f"/cop/{name}", "wb") as fh:
+                        for _ in range(size // 65536):
+                            await fh.write(b"x" * 65536)
+                except asyncssh.SFTPError as exc:
+                    return exc.reason
+                return "ok"
+
+        import asyncio
+
+        assert asyncio.run(put("small.bin", 512 * 1024)) == "ok"
+        assert "too large" in asyncio.run(put("big.bin", 2 * 1024 * 1024))
+        big = site.state_dir / "sftp" / "root" / "cop" / "big.bin"
+        assert big.stat().st_size <= 1024 * 1024
+
+
+def test_a_taken_port_at_start_moves_to_a_free_one(tmp_path):
+    """Two mocks starting at the same moment can pick the same free port: the second moves
+    to another port instead of failing with 'address already in use'."""
+    import socket
+
+    with running_site(tmp_path / "a") as site:
+        taken = site.nodes["uccx-pub"].ssh_port
+        web = site.nodes["sm"].web_ports[0]
+    holders = []
+    for port in (taken, web):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        holders.append(sock)
+    try:
+        with running_site(tmp_path / "a") as site:  # its saved ports are taken now
+            assert site.nodes["uccx-pub"].ssh_port != taken
+            assert site.nodes["sm"].web_ports[0] != web
+            saved = yaml.safe_load((site.state_dir / "site.json").read_text())["ports"]
+            assert saved["nodes"]["uccx-pub"]["ssh"] == site.nodes["uccx-pub"].ssh_port
+            assert ssh(site, "uccx-pub", "show version active").returncode == 0
+            assert tls_probe(site.nodes["sm"].web_ports[0], SIGALGS_RSA).ok
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_serve_options_for_real_node_behaviour(tmp_path, capsys):
+    from cckit.vosmock.cli import _site_options, build_parser, main
+
+    args = build_parser().parse_args([
+        "serve", "--state-dir", str(tmp_path), "--site-file", str(tmp_path / "s.yaml"),
+        "--wizard", "open-session", "--wizard", "uccx-sub=12.5-subscriber",
+        "--keyboard-interactive", "all", "--sftp-max-mb", "2", "--cli-startup-seconds", "30",
+    ])
+    opts = _site_options(args, None)
+    assert opts["wizard"] == {"uccx-pub": "open-session", "uccx-sub": "12.5-subscriber",
+                              "sm": "open-session"}
+    assert opts["keyboard_interactive"] is True and opts["sftp_max_bytes"] == 2 * 1024 * 1024
+    assert opts["cli_startup_seconds"] == 30
+    assert main(["serve", "--state-dir", str(tmp_path), "--site-file", str(tmp_path / "s.yaml"),
+                 "--wizard", "sm=13.0"]) == 2
+    assert "bad --wizard" in capsys.readouterr().err

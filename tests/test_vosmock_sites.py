@@ -227,6 +227,8 @@ def test_serve_sites_subprocess_writes_site_files_and_stops_on_sigterm(tmp_path)
             str(out),
             "--restart-seconds",
             "0",
+            "--cli-startup-seconds",
+            "0.05",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

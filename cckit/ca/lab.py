@@ -26,13 +26,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from .. import certs
-from .._internal.fs import atomic_write
+from .._internal import x509build
+from .._internal.fs import atomic_write, safe_name
 from ..errors import CertificateLoadError, InputError
 from .base import CertificateAuthority, SignedCertificate
-from .files import issued_by, safe_node_filename
+from .files import issued_by
 
 try:  # POSIX: serialise creation between concurrent runs
     import fcntl
@@ -48,19 +49,7 @@ BACKDATE = dt.timedelta(minutes=5)
 
 
 def _name(cn: str, site: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cckit lab CA (not for production)"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, site),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ])
-
-
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-        encipher_only=False, decipher_only=False,
-    )
+    return x509build.name(cn, organization="cckit lab CA (not for production)", unit=site)
 
 
 class LabCA(CertificateAuthority):
@@ -176,30 +165,10 @@ class LabCA(CertificateAuthority):
     def _make_ca(self, cn: str, key: object, parent: tuple[object, x509.Certificate] | None,
                  days: int) -> x509.Certificate:
         now = dt.datetime.now(dt.UTC)
-        pub = key.public_key()  # type: ignore[attr-defined]
-        subject = _name(cn, self.site)
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(parent[1].subject if parent else subject)
-            .public_key(pub)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else None),
-                           critical=True)
-            .add_extension(_ca_key_usage(), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
-        )
-        signer = key
-        if parent:
-            b = b.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    parent[0].public_key()),  # type: ignore[attr-defined]
-                critical=False,
-            )
-            signer = parent[0]
-        return b.sign(signer, self._hash())  # type: ignore[arg-type]
+        return x509build.ca_certificate(
+            _name(cn, self.site), key, parent=parent, path_length=0 if parent else None,
+            not_before=now - BACKDATE, not_after=now + dt.timedelta(days=days),
+            hash_alg=self._hash())
 
     @property
     def root_certificate(self) -> x509.Certificate:
@@ -239,7 +208,7 @@ class LabCA(CertificateAuthority):
             raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
                              hint="download the CSR from the node again")
         cert = self._sign(node, csr)
-        stem = safe_node_filename(node)
+        stem = safe_name(node)
         with self._lock():
             atomic_write(self.issued_dir / f"{stem}.pem", _pem(cert))
             index = self._index()
@@ -264,47 +233,19 @@ class LabCA(CertificateAuthority):
                 raise InputError("the CSR has neither a subject CN nor SANs", node=node,
                                  hint="generate the CSR again on the node") from None
             san = x509.SubjectAlternativeName([x509.DNSName(str(cns[0].value))])
-        pub = csr.public_key()
-        is_ec = isinstance(pub, ec.EllipticCurvePublicKey)
         now = dt.datetime.now(dt.UTC)
-        not_after = min(now + dt.timedelta(days=LEAF_DAYS), icert.not_valid_after_utc)
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(csr.subject)
-            .issuer_name(icert.subject)
-            .public_key(pub)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False,
-                    key_encipherment=not is_ec, data_encipherment=False, key_agreement=is_ec,
-                    key_cert_sign=False, crl_sign=False, encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(san, critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    ikey.public_key()),  # type: ignore[attr-defined]
-                critical=False,
-            )
-        )
-        return b.sign(ikey, self._hash())  # type: ignore[arg-type]
+        return x509build.leaf_certificate(
+            csr.subject, csr.public_key(), issuer=(ikey, icert.subject), sans=san,
+            not_before=now - BACKDATE,
+            not_after=min(now + dt.timedelta(days=LEAF_DAYS), icert.not_valid_after_utc),
+            key_usage=True, hash_alg=self._hash())
 
     def collect(self, node: str, csr: x509.CertificateSigningRequest) -> SignedCertificate | None:
         """The certificate this CA issued for this CSR's key, or None (then :meth:`submit`)."""
         entry = self._index().get(node)
         if not entry or entry.get("public_key_sha256") != certs.public_key_sha256(csr):
             return None
-        path = self.issued_dir / f"{safe_node_filename(node)}.pem"
+        path = self.issued_dir / f"{safe_name(node)}.pem"
         if not path.exists():
             return None
         cert = certs.load_certificates(path)[0]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from cryptography import x509
 
 from .. import certs
-from ..audit import operation
+from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
@@ -35,6 +35,7 @@ from ..results import (
 )
 from ..session import SiteSession
 from ..topology import ECDSA_UNIT as UNIT
+from .base import Procedure, step
 
 __all__ = ["CaSigned", "trust_targets"]
 
@@ -51,7 +52,7 @@ def _trust_files(session: SiteSession, node: Node,
         return t.trust_files(wanted)
 
 
-class CaSigned:
+class CaSigned(Procedure):
     """The CA-signed procedure over one site session, one method per step.
 
     Steps pass their results along on the object, so a notebook calls one method per cell.
@@ -64,7 +65,7 @@ class CaSigned:
                  hash_algorithm: str | None = None) -> None:
         if key_size is not None and key_size not in certs.VOS_EC_CURVES.values():
             raise InputError(f"tomcat-ECDSA key size must be 256, 384 or 521, not {key_size}")
-        self.session = session
+        super().__init__(session)
         self.ca = ca
         self.renew = renew
         self.min_days = min_days
@@ -73,7 +74,6 @@ class CaSigned:
         self.csrs: dict[str, x509.CertificateSigningRequest] = {}
         self.current: dict[str, x509.Certificate] = {}  # nodes already done
         self.signed: dict[str, SignedCertificate] = {}
-        self.gated = False
 
     # ------------------------------------------------------------------ helpers
     def _stored(self, node: Node) -> x509.Certificate | None:
@@ -90,20 +90,27 @@ class CaSigned:
         return (not info.self_signed and info.key_type == "EC" and info.signed_with == "EC"
                 and info.days_left > self.min_days)
 
+    def _leave_alone(self, node: Node) -> x509.Certificate | None:
+        """The node's stored certificate if it is done: CA-signed and, when renewing, the one
+        this run folder's operation log imported (a rerun of an interrupted renewal passes
+        ``renew`` again, and must not renew a node twice)."""
+        stored = self._stored(node)
+        if not self._is_done(stored):
+            return None
+        assert stored is not None
+        if not self.renew:
+            return stored
+        imported = [(r.get("fingerprints_after") or {}).get(UNIT)
+                    for r in read(self.session.audit.path)
+                    if r.get("node") == node.name and r.get("operation") == "upload_identity"
+                    and r.get("outcome") == "ok"]
+        return stored if certs.fingerprint_sha256(stored) in imported else None
+
     def expected(self) -> dict[str, str]:
         """Node -> sha256 of the tomcat-ECDSA certificate it should present when done."""
         out = {n: certs.fingerprint_sha256(c) for n, c in self.current.items()}
         out.update({n: certs.fingerprint_sha256(s.certificate) for n, s in self.signed.items()})
         return out
-
-    def _need(self, what: str) -> None:
-        if what == "csrs" and not (self.csrs or self.current):
-            raise ProcedureError("no CSRs yet", hint="run generate_csrs first")
-        if what == "signed" and self.csrs and not self.signed:
-            raise ProcedureError("no signed certificates yet", hint="run sign first")
-        if what == "gated" and self.signed and not self.gated:
-            raise ProcedureError("the signed certificates have not passed the gate",
-                                 hint="run gate first; nothing is uploaded before it")
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> Plan:
@@ -116,30 +123,30 @@ class CaSigned:
             with s.on(node) as t:
                 csr = t.pending_csr(UNIT)
             if csr is not None:
-                p.add(node.name, "generate_csrs", f"show csr own {UNIT}/{UNIT}.csr",
+                p.add(node.name, "generate_csrs", s.command(node, "show_csr", unit=UNIT),
                       "reuse the pending CSR (a certificate may be on its way)")
-            elif not self.renew and self._is_done(self._stored(node)):
+            elif self._leave_alone(node) is not None:
                 p.notes.append(f"{node.name}: tomcat-ECDSA is already CA-signed; left alone")
                 continue
             else:
-                p.add(node.name, "generate_csrs", f"set csr gen {UNIT}",
+                p.add(node.name, "generate_csrs", s.command(node, "generate_csr", unit=UNIT),
                       "no pending CSR on the node")
             todo.append(node)
         for node in trust_targets(s) if todo else []:
-            p.add(node.name, "upload_trust", "set cert import trust tomcat",
+            p.add(node.name, "upload_trust", s.command(node, "upload_trust"),
                   "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
         for node in todo:
-            p.add(node.name, "upload_identities",
-                  f"set cert import own {UNIT} tomcat-trust/<issuer>.pem",
+            p.add(node.name, "upload_identities", s.command(node, "upload_identity", unit=UNIT),
                   "after the gate; skipped when already stored")
         for node in restart_order(s.nodes):
             for service in node.restart_services():
-                p.add(node.name, "restart", f"utils service restart {service}",
+                p.add(node.name, "restart", s.command(node, "restart", service=service),
                       "unless it already presents the new certificate; subscriber first, "
                       "then the publisher once the subscriber serves TLS again")
         return p
 
     # ------------------------------------------------------------------ steps
+    @step()
     def generate_csrs(self, *, regenerate: bool = False) -> StepResult:
         """Steps 2-5 of the procedure: Generate CSR for tomcat-ECDSA, then Download CSR.
 
@@ -153,9 +160,9 @@ class CaSigned:
             with s.on(node) as t:
                 csr = None if regenerate else t.pending_csr(UNIT)
                 action = Action.REUSED
-                if csr is None and not (self.renew or regenerate):
-                    stored = self._stored(node)
-                    if stored is not None and self._is_done(stored):
+                if csr is None and not regenerate:
+                    stored = self._leave_alone(node)
+                    if stored is not None:
                         self.current[node.name] = stored
                         records.append(_csr_record(node.name, Action.ALREADY_CA_SIGNED, stored))
                         continue
@@ -179,15 +186,15 @@ class CaSigned:
             + (f", {len(self.current)} node(s) already CA-signed" if self.current else ""),
             records)
 
+    @step(after=("generate_csrs",))
     def sign(self) -> StepResult:
         """Step 6: send the CSRs to the CA and collect the signed certificates.
 
         Raises :class:`~cckit.errors.WaitingForCA` while any is outstanding: rerun later,
         the same CSRs are picked up again.
         """
-        self._need("csrs")
         self.signed = sign_all(self.ca, self.csrs) if self.csrs else {}
-        self.gated = False
+        self.done -= {"gate", "upload_trust", "upload_identities", "restart"}
         records = []
         for n, sc in self.signed.items():
             info = certs.describe(sc.certificate)
@@ -198,12 +205,12 @@ class CaSigned:
                           f"{self.ca.describe()}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    @step(after=("sign",))
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
 
         One failure stops the procedure with every reason for every node; nothing changes.
         """
-        self._need("signed")
         records, failures, codes = [], [], set()
         for name, sc in self.signed.items():
             r = certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
@@ -221,14 +228,13 @@ class CaSigned:
                       "nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))
-        self.gated = True
         return StepResult("gate", f"all {len(records)} certificate(s) pass the tomcat-ECDSA "
                           "gate", records, Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    @step(after=("gate",))
     def upload_trust(self) -> StepResult:
         """Upload the root and intermediates as tomcat-trust: once on the UCCX publisher (it
         replicates to the subscriber) and on SocialMiner; skip what is already there."""
-        self._need("gated")
         s = self.session
         ca_certs: dict[str, x509.Certificate] = {}
         for sc in self.signed.values():
@@ -247,14 +253,12 @@ class CaSigned:
                     t.upload_trust(cert)
                     op.after = {"tomcat-trust": fp}
                 records.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
-        n_up = sum(r.action is Action.UPLOADED for r in records)
-        return StepResult("upload_trust", f"{n_up} trust certificate(s) uploaded, "
-                          f"{len(records) - n_up} already present", records,
-                          Outcome.OK if n_up else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_trust", records, Action.UPLOADED,
+                                "{n} trust certificate(s) uploaded, {rest} already present")
 
+    @step(after=("gate", "upload_trust"))
     def upload_identities(self) -> StepResult:
         """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
-        self._need("gated")
         s = self.session
         records = []
         for node in s.nodes:
@@ -283,11 +287,10 @@ class CaSigned:
                 t.upload_identity(UNIT, sc.certificate, ca_file)
                 op.after = {UNIT: new_fp}
             records.append(IdentityRecord(node.name, Action.IMPORTED, new_fp, before))
-        n = sum(r.action is Action.IMPORTED for r in records)
-        return StepResult("upload_identities", f"{n} identity certificate(s) imported, "
-                          f"{len(records) - n} already stored", records,
-                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_identities", records, Action.IMPORTED,
+                                "{n} identity certificate(s) imported, {rest} already stored")
 
+    @step(after=("upload_identities",))
     def restart(self, *, timeout: float = 600) -> StepResult:
         """Step 8: restart the services in HA-safe order so the new certificates are used.
 
@@ -297,6 +300,7 @@ class CaSigned:
         """
         return restart_nodes(self.session, self.expected(), timeout=timeout)
 
+    @step(after=("restart",))
     def verify(self) -> StepResult:
         """Every web port presents the node's CA-signed certificate to an ECDSA client."""
         s = self.session

@@ -14,6 +14,7 @@ from ..errors import CckitError
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
 from ..session import SiteSession
 from ..vos import NotSupported
+from .base import Procedure
 
 __all__ = ["Advice", "Preflight", "advise"]
 
@@ -55,7 +56,8 @@ def advise(
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
                        "applies to the 11.5 nodes only")
-    installed = {n for n, v in versions.items() if set(v.cops) & set(disable_cops)}
+    installed = {n for n, v in versions.items()
+                 if any(topology.cop_installed(v.cops, c) for c in disable_cops)}
     if installed:
         reasons.append("the ECDSA-disabling COP is already installed on "
                        f"{', '.join(sorted(installed))}: the site is RSA-only there; roll it "
@@ -86,20 +88,23 @@ def advise(
     return Advice("rsa_only", tuple(reasons))
 
 
-class Preflight:
+class Preflight(Procedure):
     """Read-only checks before the window, and the advisor. Changes nothing."""
 
     def __init__(self, session: SiteSession) -> None:
-        self.session = session
+        super().__init__(session)
         self.versions: dict[str, VersionRecord] = {}
         self.inventory: list[CertRecord] = []
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
+        s = self.session
         p = Plan("preflight")
-        for node in self.session.nodes:
-            p.add(node.name, "reachability", "show version active", "version and installed COPs")
-            p.add(node.name, "certificates", "show cert list own; show csr list own",
+        for node in s.nodes:
+            p.add(node.name, "reachability", s.command(node, "version"),
+                  "version and installed COPs")
+            p.add(node.name, "certificates",
+                  f"{s.command(node, 'list_own')}; {s.command(node, 'list_csr')}",
                   "stored certificates and pending CSRs")
             p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
                   "web port(s)", "what ECDSA-only and RSA-only clients are shown")
@@ -122,7 +127,8 @@ class Preflight:
         self.versions = {r.node: r for r in records if r.version is not None}
         failed = len(records) - len(self.versions)
         verdict = (f"all {len(records)} node(s) reachable" if not failed
-                   else f"{failed} of {len(records)} node(s) NOT reachable")
+                   else f"{failed} of {len(records)} node(s) NOT reachable: "
+                   + "; ".join(f"{r.node}: {r.error}" for r in records if r.error))
         return StepResult("reachability", verdict, records,
                           Outcome.FAILED if failed else Outcome.OK)
 

@@ -13,19 +13,20 @@ from ..inventory import Node
 from ..orchestration import restart_nodes, restart_order
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
 from ..session import SiteSession
+from .base import Procedure, step
 
 __all__ = ["RsaOnly"]
 
 ACTIONS = ("disable", "rollback")
 
 
-class RsaOnly:
+class RsaOnly(Procedure):
     """The RSA-only procedure (``action`` ``disable``) or its rollback, one method per step."""
 
     def __init__(self, session: SiteSession, action: str = "disable") -> None:
         if action not in ACTIONS:
             raise InputError(f"action must be disable or rollback, not {action!r}")
-        self.session = session
+        super().__init__(session)
         self.action = action
 
     def _cop(self, node: Node) -> str:
@@ -50,7 +51,7 @@ class RsaOnly:
 
     def _installed(self, node: Node, cop: str) -> bool:
         with self.session.on(node) as t:
-            return cop in t.version().cops
+            return t.version().has_cop(cop)
 
     def plan(self) -> Plan:
         """The commands this would send, read-only (installed COPs are looked up)."""
@@ -63,14 +64,15 @@ class RsaOnly:
                 p.notes.append(f"{node.name}: {cop} already installed; skipped")
                 continue
             assert repo is not None
-            p.add(node.name, "install_cops", "utils system upgrade initiate",
+            p.add(node.name, "install_cops", s.command(node, "install_cop"),
                   f"SFTP {repo.host}:{repo.port}{repo.directory} -> {cop}")
         for node in restart_order(s.nodes):
             for service in node.restart_services():
-                p.add(node.name, "restart", f"utils service restart {service}",
+                p.add(node.name, "restart", s.command(node, "restart", service=service),
                       "the COP takes effect after the restart (subscriber first)")
         return p
 
+    @step()
     def install_cops(self) -> StepResult:
         """Install the COP on every node, skipping where ``show version active`` lists it."""
         s = self.session
@@ -88,11 +90,11 @@ class RsaOnly:
                                              "directory": repo.directory, "user": user}):
                 t.install_cop(cop, repo, user, password)
             records.append(CopRecord(node.name, cop, Action.INSTALLED))
-        n = sum(r.action is Action.INSTALLED for r in records)
-        return StepResult("install_cops", f"{self.action} COP installed on {n} node(s), "
-                          f"{len(records) - n} already had it", records,
-                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("install_cops", records, Action.INSTALLED,
+                                f"{self.action} COP installed on {{n}} node(s), {{rest}} "
+                                "already had it")
 
+    @step(after=("install_cops",))
     def restart(self, *, timeout: float = 600) -> StepResult:
         """Restart in HA-safe order where the COP is not yet in effect."""
         want_ecdsa = self.action == "rollback"
@@ -104,6 +106,7 @@ class RsaOnly:
         return any(v.cert is not None and v.cert.key_type == "EC"
                    for v in self.session.presented(node, "ecdsa"))
 
+    @step(after=("restart",))
     def verify(self) -> StepResult:
         """disable: no port offers ECDSA; rollback: every port offers ECDSA again."""
         rollback = self.action == "rollback"

@@ -16,16 +16,17 @@ from cryptography import x509
 from ..clienttrust import build_trust_bundle
 from ..results import Outcome, Plan, StepResult
 from ..session import SiteSession
+from .base import Procedure
 
 __all__ = ["SelfSigned"]
 
 
-class SelfSigned:
+class SelfSigned(Procedure):
     """The self-signed procedure: collect what the nodes present, build the trust bundle."""
 
     def __init__(self, session: SiteSession, out_dir: str | Path, *,
                  include_rsa: bool = False) -> None:
-        self.session = session
+        super().__init__(session)
         self.out_dir = Path(out_dir)
         self.include_rsa = include_rsa
         self.certificates: list[tuple[str, x509.Certificate]] = []

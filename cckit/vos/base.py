@@ -1,23 +1,33 @@
 """The transport seam: what cckit asks of a VOS node, whatever carries the request.
 
-Like httpx's transports, every way of talking to a node (the VOS CLI over SSH, certmgr REST
-on VOS 14+) implements one interface, and the procedures never know which one they hold.
-An operation a transport cannot do raises :class:`NotSupported` naming the alternative.
+Like httpx's transports, every way of talking to a node implements one interface and the
+procedures never know which one they hold. The interface is four capabilities:
+
+* :class:`CertStore`  own and trust certificates, CSRs, imports
+* :class:`Services`   service status and restarts
+* :class:`Packages`   the active version and installed COP files, COP installs
+* :class:`System`     a whole-node restart
+
+A :class:`Transport` is all four plus ``close()``. Each transport also says, in
+``commands``, how it words each operation, so a plan shows what would really be sent.
+``ssh.SSHTransport`` is the VOS CLI; ``rest.RestTransport`` is certmgr REST (VOS 14+) for
+the certificate store with the CLI for the rest; ``fake.FakeTransport`` is an in-process
+node for fast unit tests.
 """
 
 from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from cryptography import x509
 
 from .. import certs
 from ..errors import CommandError
-from ..topology import ECDSA_UNIT, TOMCAT
+from ..topology import ECDSA_UNIT, TOMCAT, cop_installed
 
 if TYPE_CHECKING:
     from ..credentials import Secret
@@ -25,11 +35,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CertEntry",
+    "CertStore",
     "NotSupported",
+    "Packages",
+    "Services",
+    "StoredCert",
+    "System",
     "Transport",
     "VersionInfo",
 ]
-
 
 
 def _trust_stem(name: str) -> str:
@@ -49,48 +63,57 @@ class VersionInfo:
     version: str
     cops: tuple[str, ...] = ()
 
+    def has_cop(self, file: str) -> bool:
+        """Whether the COP ``file`` (as named on the SFTP server, ``....cop.sgn``) is installed.
+
+        ``show version active`` lists installed COPs without the ``.sgn`` of the signed file
+        (``cmterm-devicepack9.1.2.13070-1.cop``), so names are compared without it.
+        """
+        return cop_installed(self.cops, file)
 
 
 @dataclass(frozen=True)
-class CertEntry:
-    """One line of ``show cert list own|trust``."""
+class StoredCert:
+    """One certificate in a node's own or trust store (one line of ``show cert list``).
+
+    ``issuer`` is the signer's CN where the transport knows it as data (REST); otherwise it
+    is read from the CLI's description (``Certificate Signed by <CN>``).
+    """
 
     store: str  # "own" | "trust"
     file: str  # e.g. tomcat-ECDSA/tomcat-ECDSA.pem, tomcat-trust/Root_1a2b.pem
     description: str
     unit: str = field(default="")
     certificate: x509.Certificate | None = None
+    issuer: str | None = None
 
     @property
     def self_signed(self) -> bool:
+        if self.certificate is not None:
+            return certs.describe(self.certificate).self_signed
         return self.description.lower().startswith("self-signed")
 
     @property
     def signed_by(self) -> str | None:
+        if self.self_signed:
+            return None
+        if self.issuer:
+            return self.issuer
         m = re.match(r"Certificate Signed by (.+)", self.description)
         return m.group(1).strip() if m else None
 
 
-class Transport(abc.ABC):
-    """One open connection to one node."""
+#: the former name, kept while callers move to :class:`StoredCert`
+CertEntry = StoredCert
+
+
+class CertStore(abc.ABC):
+    """Own and trust certificates, CSRs and imports of one node."""
 
     node: Node
 
-    def __enter__(self) -> Transport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @abc.abstractmethod
-    def close(self) -> None: ...
-
-    @abc.abstractmethod
-    def version(self) -> VersionInfo:
-        """Active version and installed COP files."""
-
-    @abc.abstractmethod
-    def list_certificates(self, store: str = "own") -> list[CertEntry]:
+    def list_certificates(self, store: str = "own") -> list[StoredCert]:
         """The certificates in the own or trust store."""
 
     @abc.abstractmethod
@@ -142,6 +165,7 @@ class Transport(abc.ABC):
     def upload_identity(self, unit: str, cert: x509.Certificate, ca_file: str) -> None:
         """Import the signed certificate for ``unit``; ``ca_file`` names its issuer in trust."""
 
+class Services(abc.ABC):
     @abc.abstractmethod
     def restart_service(self, name: str = TOMCAT, *, timeout: float = 600) -> None:
         """Restart a service and wait until it is STARTED again."""
@@ -150,11 +174,42 @@ class Transport(abc.ABC):
     def service_status(self) -> dict[str, str]:
         """Service name -> state (STARTED, STOPPED, ...)."""
 
+
+class Packages(abc.ABC):
+    @abc.abstractmethod
+    def version(self) -> VersionInfo:
+        """Active version and installed COP files."""
+
     @abc.abstractmethod
     def install_cop(self, file: str, repository: CopRepository, username: str,
                     password: Secret, *, timeout: float = 900) -> bool:
         """Install a COP from the SFTP repository; False when it was already installed."""
 
+
+class System(abc.ABC):
     @abc.abstractmethod
     def reboot(self, *, timeout: float = 900) -> None:
         """Restart the whole node and wait until it is back."""
+
+
+class Transport(CertStore, Services, Packages, System):
+    """One open connection to one node: every capability, and ``close()``."""
+
+    #: how this transport words each operation, for plans (``str.format`` templates over
+    #: ``unit``, ``service``, ``file``, ``store``)
+    commands: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def command(cls, operation: str, **args: str) -> str:
+        """What this transport sends for ``operation`` (shown in plans; nothing is sent)."""
+        template = cls.commands.get(operation)
+        return template.format(**args) if template else operation
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

@@ -9,8 +9,11 @@ It covers what the API offers (DESIGN.md, "certmgr REST"):
 * ``POST .../trust/certificates`` ``{"service": ["tomcat"], "certificates", "description"}``
 * ``GET .../trust/certificate?service=tomcat`` -> a list of trust entries
 
-Everything else (``show version active``, own-certificate listing, service restart and
-status, COP install, reboot) raises :class:`NotSupported` naming the SSH transport.
+What certmgr does not offer (reading a pending CSR back, the own-certificate listing,
+``show version active``, service restart and status, COP install, reboot) goes to the
+node's VOS CLI over SSH, which every VOS node has: ``connect`` hands this transport a way
+to open it. Without one, those operations raise :class:`NotSupported` naming the CLI.
+Pending CSRs are therefore always the node's own, never a copy kept by this process.
 
 TLS is always verified, one of three ways (never ``verify=False``):
 
@@ -21,6 +24,10 @@ TLS is always verified, one of three ways (never ``verify=False``):
    urllib3 (``assert_fingerprint``) during the handshake, before any credential is sent;
 3. neither: the CA bundle requests uses by default (certifi), hostname ``node.host``.
 
+Vocabulary: certmgr calls a certificate unit (``tomcat``, ``tomcat-ECDSA``) a "service";
+cckit says *unit* everywhere and keeps "service" for what ``utils service`` restarts. The
+JSON field keeps certmgr's name.
+
 The session ignores proxy/CA/netrc environment variables (``trust_env = False``) so that
 what the site file says is exactly what is enforced.
 """
@@ -29,8 +36,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import requests
 from cryptography import x509
@@ -48,7 +55,8 @@ from ..errors import (
     TransportError,
 )
 from ..inventory import CopRepository, Node
-from .base import ECDSA_UNIT, CertEntry, NotSupported, Transport, VersionInfo
+from ..topology import TOMCAT
+from .base import ECDSA_UNIT, NotSupported, StoredCert, Transport, VersionInfo
 
 __all__ = ["API_BASE", "RestTransport", "normalize_fingerprint"]
 
@@ -61,10 +69,6 @@ _EC_KEY_SIZES = {256: 256, 384: 384, 521: 512}  # key size -> weakest matching h
 _HASHES = {"sha256": 256, "sha384": 384, "sha512": 512}
 _UNITS = {"tomcat": "rsa", "tomcat-ecdsa": "ec"}
 
-# CSRs this process generated over REST, by (address, port, unit): the API has no way to
-# read a pending CSR back, so this is the only copy (see pending_csr).
-_generated: dict[tuple[str, int, str], x509.CertificateSigningRequest] = {}
-_generated_lock = threading.Lock()
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -125,7 +129,22 @@ class _TLSAdapter(HTTPAdapter):
 
 
 class RestTransport(Transport):
-    """certmgr REST on one VOS 14+ node (``node.rest`` gives the port and how to trust it)."""
+    """certmgr REST on one VOS 14+ node (``node.rest`` gives the port and how to trust it);
+    ``cli`` opens the node's CLI for what certmgr does not offer."""
+
+    commands: ClassVar[Mapping[str, str]] = {
+        "generate_csr": "POST " + API_BASE + "/csr (service {unit})",
+        "upload_trust": "POST " + API_BASE + "/trust/certificates (service tomcat)",
+        "upload_identity": "POST " + API_BASE + "/identity/certificates (service {unit})",
+        "list_trust": "GET " + API_BASE + "/trust/certificate?service=tomcat",
+        "list_csr": "(CLI) show csr list own",
+        "show_csr": "(CLI) show csr own {unit}/{unit}.csr",
+        "list_own": "(CLI) show cert list own",
+        "show_own": "(CLI) show cert own {unit}/{unit}.pem",
+        "version": "(CLI) show version active",
+        "restart": "(CLI) utils service restart {service}",
+        "install_cop": "(CLI) utils system upgrade initiate",
+    }
 
     def __init__(
         self,
@@ -135,6 +154,7 @@ class RestTransport(Transport):
         *,
         timeout: float = 30.0,
         check: bool = True,
+        cli: Callable[[], Transport] | None = None,
     ) -> None:
         if node.rest is None:
             raise InputError(
@@ -144,6 +164,8 @@ class RestTransport(Transport):
             )
         self.node = node
         self.timeout = timeout
+        self._cli_factory = cli
+        self._cli: Transport | None = None
         self._username = username
         self._password = password
         rest = node.rest
@@ -189,6 +211,19 @@ class RestTransport(Transport):
 
     def close(self) -> None:
         self._session.close()
+        if self._cli is not None:
+            self._cli.close()
+            self._cli = None
+
+    def _via_cli(self, what: str, cli: str) -> Transport:
+        """The node's CLI for what certmgr does not offer (opened on first use)."""
+        if self._cli is None:
+            if self._cli_factory is None:
+                raise NotSupported(
+                    f"{what} is not possible over certmgr REST", node=self.node.name,
+                    hint=f"open this transport with a CLI (cckit.vos.connect does; CLI `{cli}`)")
+            self._cli = self._cli_factory()
+        return self._cli
 
     def _request(self, method: str, path: str, *, json: Any = None,
                  params: dict[str, str] | None = None, unit: str | None = None) -> Any:
@@ -292,7 +327,7 @@ class RestTransport(Transport):
                                node=self.node.name, unit="tomcat-trust")
         return [d for d in data if isinstance(d, dict)]
 
-    def _entry(self, d: dict[str, Any]) -> CertEntry:
+    def _entry(self, d: dict[str, Any]) -> StoredCert:
         pem = d.get("certificate") or d.get("pem") or ""
         cert = None
         if pem:
@@ -300,25 +335,22 @@ class RestTransport(Transport):
         file = str(d.get("filename") or d.get("fileName") or d.get("name") or "")
         if file and "/" not in file:
             file = f"tomcat-trust/{file}"
-        if cert is not None and certs.describe(cert).self_signed:
-            description = "Trust Certificate"
-        else:
-            issuer = d.get("issuerName") or (cert.issuer.rfc4514_string() if cert else "")
-            description = f"Certificate Signed by {_cn_of(str(issuer))}"
-        return CertEntry("trust", file, description, unit="tomcat-trust", certificate=cert)
+        issuer = d.get("issuerName") or (cert.issuer.rfc4514_string() if cert else "")
+        return StoredCert("trust", file, "", unit="tomcat-trust", certificate=cert,
+                          issuer=_cn_of(str(issuer)) or None)
 
-    def list_certificates(self, store: str = "own") -> list[CertEntry]:
+    def list_certificates(self, store: str = "own") -> list[StoredCert]:
         if store not in ("own", "trust"):
             raise ValueError("store must be 'own' or 'trust'")
         if store == "own":
-            raise self._not_supported(
-                "listing the own certificates", "show cert list own")
+            return self._via_cli("listing the own certificates",
+                                 "show cert list own").list_certificates("own")
         return [self._entry(d) for d in self._trust_entries()]
 
     def get_certificate(self, store: str, file: str) -> x509.Certificate:
         if store != "trust":
-            raise self._not_supported(f"reading the own certificate {file}",
-                                      f"show cert own {file}")
+            return self._via_cli(f"reading the own certificate {file}",
+                                 f"show cert own {file}").get_certificate(store, file)
         want = file if "/" in file else f"tomcat-trust/{file}"
         for entry in self.list_certificates("trust"):
             if entry.file == want and entry.certificate is not None:
@@ -327,25 +359,11 @@ class RestTransport(Transport):
                            file=want, unit="tomcat-trust",
                            hint="list the trust store to see the file names")
 
-    def _cache_key(self, unit: str) -> tuple[str, int, str]:
-        assert self.node.rest is not None
-        return (self.node.address, self.node.rest.port, unit.lower())
-
     def pending_csr(self, unit: str = ECDSA_UNIT) -> x509.CertificateSigningRequest | None:
-        """The CSR this process generated over REST (the API cannot read one back).
-
-        Without such a CSR this raises :class:`NotSupported` rather than answer ``None``:
-        the node may well hold a pending CSR (generated in OS Admin or over SSH), and
-        generating another would replace its key.
-        """
-        with _generated_lock:
-            csr = _generated.get(self._cache_key(unit))
-        if csr is not None:
-            return csr
-        raise self._not_supported(
-            f"reading back the pending CSR for {unit} (certmgr REST only returns a CSR when "
-            "it generates one)", f"show csr own {unit}/{unit}.csr",
-            extra="or generate a new CSR over REST, knowing it replaces the pending one")
+        """The node's pending CSR, read over the CLI: certmgr only returns a CSR when it
+        generates one, and the node may hold one generated in OS Admin or over SSH."""
+        return self._via_cli(f"reading back the pending CSR for {unit}",
+                             f"show csr own {unit}/{unit}.csr").pending_csr(unit)
 
     def csr_parameters(self, unit: str = ECDSA_UNIT, *, key_size: int | None = None,
                        hash_algorithm: str | None = None) -> dict[str, Any]:
@@ -391,10 +409,7 @@ class RestTransport(Transport):
         if not isinstance(pem, str) or "CERTIFICATE REQUEST" not in pem:
             raise CommandError(f"CSR generation for {unit} returned no CSR",
                                output=str(data)[:2000], node=self.node.name, unit=unit)
-        csr = certs.load_csr(pem, source=f"{self.node.name}:{unit}.csr")
-        with _generated_lock:
-            _generated[self._cache_key(unit)] = csr
-        return csr
+        return certs.load_csr(pem, source=f"{self.node.name}:{unit}.csr")
 
     def upload_trust(self, cert: x509.Certificate) -> str:
         """Add a CA to tomcat-trust; returns its file name (``tomcat-trust/<CN>_<serial>.pem``)."""
@@ -427,36 +442,31 @@ class RestTransport(Transport):
                              node=self.node.name, unit=unit)
         body = {"service": unit, "certificates": [_pem(cert)]}
         self._request("POST", "/identity/certificates", json=body, unit=unit)
-        with _generated_lock:  # the import consumes the pending CSR
-            _generated.pop(self._cache_key(unit), None)
         log.info("%s: imported %s (issuer %s, in %s)", self.node.name, unit,
                  certs.describe(cert).issuer_cn, ca_file)
 
     # ----------------------------------------------------------------- not in certmgr
 
-    def _not_supported(self, what: str, cli: str, *, extra: str = "") -> NotSupported:
-        return NotSupported(
-            f"{what} is not possible over certmgr REST", node=self.node.name,
-            hint=f"use the SSH transport (transport: ssh; CLI `{cli}`)"
-            + (f", {extra}" if extra else ""),
-        )
-
     def version(self) -> VersionInfo:
-        raise self._not_supported("reading the active version and installed COPs",
-                                  "show version active")
+        return self._via_cli("reading the active version and installed COPs",
+                             "show version active").version()
 
-    def restart_service(self, name: str = "Cisco Tomcat", *, timeout: float = 600) -> None:
-        raise self._not_supported(f"restarting {name}", f"utils service restart {name}")
+    def restart_service(self, name: str = TOMCAT, *, timeout: float = 600) -> None:
+        self._via_cli(f"restarting {name}", f"utils service restart {name}").restart_service(
+            name, timeout=timeout)
 
     def service_status(self) -> dict[str, str]:
-        raise self._not_supported("reading the service status", "utils service list")
+        return self._via_cli("reading the service status", "utils service list"
+                             ).service_status()
 
     def install_cop(self, file: str, repository: CopRepository, username: str,
                     password: Secret, *, timeout: float = 900) -> bool:
-        raise self._not_supported(f"installing the COP {file}", "utils system upgrade initiate")
+        return self._via_cli(f"installing the COP {file}", "utils system upgrade initiate"
+                             ).install_cop(file, repository, username, password,
+                                           timeout=timeout)
 
     def reboot(self, *, timeout: float = 900) -> None:
-        raise self._not_supported("restarting the node", "utils system restart")
+        self._via_cli("restarting the node", "utils system restart").reboot(timeout=timeout)
 
 
 class _SecretBasicAuth(requests.auth.AuthBase):

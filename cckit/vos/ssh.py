@@ -4,16 +4,24 @@ VOS has no exec channel for commands, only the interactive CLI, so this keeps on
 open per node and, for each command, sends one line and reads until the next ``admin:``
 prompt, answering the questions a command asks on the way. It waits on prompts with
 deadlines, never on fixed sleeps. Host keys are checked against the site's known_hosts.
+
+What real nodes do that this copes with (public transcripts; cckit/vosmock/README.md):
+paging is on after login (``set cli pagination off`` is sent first, and a pager that still
+shows is answered with a space); the prompt may follow an erase-line (``\r ESC[K admin:``);
+the first ``admin:`` can take a minute; a command's output starts after its echo, so a
+stray prompt never shifts the outputs; a question nobody expected fails at once, naming it.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import paramiko
 from cryptography import x509
@@ -31,22 +39,38 @@ from ..errors import (
 )
 from ..inventory import CopRepository, Node
 from .base import ECDSA_UNIT, CertEntry, Transport, VersionInfo
+from .transcript import TranscriptWriter
 
 __all__ = ["SSHTransport"]
 
 log = logging.getLogger("cckit.vos.ssh")
+logging.getLogger("paramiko").addHandler(logging.NullHandler())  # its errors become ours
 
 PROMPT = "admin:"
+PAGER = "Press <enter> for 1 line, <space> for one page, or <q> to quit"
+LOGIN_TIMEOUT = 120.0  # the first admin: can take 8-60 s after login on a real node
+QUESTION_WAIT = 3.0  # silence after an unknown question before giving up on it
+ECHO_WAIT = 5.0  # a node that does not echo commands: take the output from the start
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_PROMPT_AT_END = re.compile(r"(?:^|\n)admin:\s*$")
+_ERASE_LINE = re.compile(r"[^\n]*\r\x1b\[K")
+_PROMPT_AT_END = re.compile(r"(?:^|\n)admin:[ \t]*\Z")
+_TRAILING_PROMPTS = re.compile(r"(?:(?:\A|\n)admin:[ \t]*)+\Z")
+_QUESTION = re.compile(r"(?:^|\n)([^\n]*\S[^\n]*?[:?])[ \t]*\Z")
 _ERROR_LINES = re.compile(
-    r"^(Executed command unsuccessfully|Invalid command|Error[: ].*|.*\bnot found\b.*"
+    r"^(Executed command unsuccessfully\.?|Invalid command|Error[: ].*|.*\bnot found\b.*"
     r"|Service not found.*|.*failed.*)$",
     re.I | re.M,
 )
 _CSR_BLOCK = re.compile(r"-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----.*?"
                         r"-----END (?:NEW )?CERTIFICATE REQUEST-----", re.S)
 _SERVICE = re.compile(r"^(?P<name>[A-Za-z][\w .-]*?)\s*\[(?P<state>[A-Z ]+)\]", re.M)
+_DEFAULT = r"(?: \[[^\]\n]*\])?"  # a remembered value shown as the default: `Directory [/cop]:`
+
+
+def _screen(raw: str) -> str:
+    """What a terminal shows for ``raw``: line ends normalised, erased lines gone, no ANSI."""
+    text = _ERASE_LINE.sub("", raw.replace("\r\n", "\n"))
+    return _ANSI.sub("", text).replace("\r", "")
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ class Answer:
     once: bool = True
 
     def compiled(self) -> re.Pattern[str]:
-        return re.compile(self.pattern + r"\s*$", re.I)
+        return re.compile(self.pattern + r"[ \t]*\Z", re.I)
 
 
 def _check_line(value: str, what: str, node: str) -> str:
@@ -76,7 +100,26 @@ def _check_line(value: str, what: str, node: str) -> str:
 
 
 class SSHTransport(Transport):
-    """An interactive VOS CLI session on one node."""
+    """An interactive VOS CLI session on one node.
+
+    ``timeout`` bounds each command, ``login_timeout`` the wait for the first ``admin:``
+    after login. ``transcript`` records the session (secrets redacted); with
+    ``transcript_path`` it is also appended to that file as it happens.
+    """
+
+    commands: ClassVar[Mapping[str, str]] = {
+        "generate_csr": "set csr gen {unit}",
+        "list_csr": "show csr list own",
+        "show_csr": "show csr own {unit}/{unit}.csr",
+        "upload_trust": "set cert import trust tomcat",
+        "upload_identity": "set cert import own {unit} tomcat-trust/<issuer>.pem",
+        "list_trust": "show cert list trust",
+        "list_own": "show cert list own",
+        "show_own": "show cert own {unit}/{unit}.pem",
+        "version": "show version active",
+        "restart": "utils service restart {service}",
+        "install_cop": "utils system upgrade initiate",
+    }
 
     def __init__(
         self,
@@ -88,11 +131,20 @@ class SSHTransport(Transport):
         trust_on_first_use: bool = False,
         timeout: float = 30.0,
         include_ou: bool = True,
+        login_timeout: float | None = None,
+        question_wait: float | None = None,
+        transcript_path: Path | None = None,
+        pagination_off: bool = True,
     ) -> None:
         self.node = node
         self.timeout = timeout
         self.include_ou = include_ou
-        self.transcript: list[str] = []
+        self.login_timeout = LOGIN_TIMEOUT if login_timeout is None else login_timeout
+        self.question_wait = QUESTION_WAIT if question_wait is None else question_wait
+        self.pagination_off = pagination_off
+        self.transcript = TranscriptWriter(
+            transcript_path, (f"cckit transcript of node {node.name} ({node.host}, "
+                              f"{node.address}:{node.ssh_port})",))
         self._known_hosts = known_hosts
         self._client = paramiko.SSHClient()
         self._login = (username, password)  # a Secret: kept to log in again after a reboot
@@ -116,12 +168,13 @@ class SSHTransport(Transport):
         client.set_missing_host_key_policy(
             paramiko.AutoAddPolicy() if tofu else paramiko.RejectPolicy()
         )
+        refused = AuthenticationError(
+            f"login as {username!r} refused (wrong password, or account locked after "
+            "failed attempts)", node=node.name,
+            hint="check the credential named in the site file; wait if the account is locked",
+        )
         try:
-            client.connect(
-                node.address, port=node.ssh_port, username=username,
-                password=password.reveal(), look_for_keys=False, allow_agent=False,
-                timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
-            )
+            self._open(username, password)
         except paramiko.BadHostKeyException as e:
             raise HostKeyError(
                 f"the SSH host key of {node.address}:{node.ssh_port} has CHANGED "
@@ -131,12 +184,7 @@ class SSHTransport(Transport):
                 "known_hosts; otherwise treat it as an attack",
             ) from None
         except paramiko.AuthenticationException:
-            raise AuthenticationError(
-                f"login as {username!r} refused (wrong password, or account locked after "
-                "failed attempts)", node=node.name,
-                hint="check the credential named in the site file; wait if the account is "
-                "locked",
-            ) from None
+            raise refused from None
         except paramiko.SSHException as e:
             text = redact(str(e))
             if "not found in known_hosts" in text:
@@ -145,6 +193,11 @@ class SSHTransport(Transport):
                     f"{self._known_hosts}", node=node.name,
                     hint="add the node's key to known_hosts after checking its fingerprint",
                 ) from None
+            if "No existing session" in text or "banner" in text:  # nothing answered SSH
+                raise ConnectError(f"timed out after {self.timeout:.0f}s connecting to "
+                                   f"{node.address}:{node.ssh_port} (no SSH answer)",
+                                   node=node.name, hint="check the address, port, firewall "
+                                   "and that the node is up") from None
             raise ConnectError(f"SSH failed: {text}", node=node.name) from None
         except OSError as e:
             raise ConnectError(
@@ -155,99 +208,196 @@ class SSHTransport(Transport):
             self._known_hosts.parent.mkdir(parents=True, exist_ok=True)
             client.save_host_keys(str(self._known_hosts))
         transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(30)  # long maintenance windows: keep idle NAT/firewalls open
-        self._chan = client.invoke_shell(term="vt100", width=250, height=50)
-        self._chan.settimeout(0.2)
-        self._buf = ""
-        self._read_until_prompt(self.timeout, what="the CLI to start")
+        if transport is None or not transport.is_authenticated():
+            raise refused
+        transport.set_keepalive(30)  # long maintenance windows: keep idle NAT/firewalls open
+        self._chan = client.invoke_shell(term="vt100", width=250, height=24)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._desync = False
+        self.transcript.note(f"logged in as {username}")
+        self._expect("the CLI to start (the first admin: prompt)", self.login_timeout)
+        if self.pagination_off:
+            # Paging is on after login; public tools turn it off first [doc]. A node that
+            # refuses still works: its pager is answered.
+            out = self.run("set cli pagination off", check=False)
+            if "pagination is turned off" not in out.lower():
+                log.info("%s: pagination not turned off: %s", node.name, out.strip()[:200])
+
+    def _open(self, username: str, password: Secret) -> None:
+        """Connect, check the host key, then log in with ONE attempt: the password, or where
+        the node offers keyboard-interactive only, that (each password prompt answered).
+        (paramiko's own fallback would retry after a failure: two strikes toward lockout.)"""
+        try:
+            self._client.connect(
+                self.node.address, port=self.node.ssh_port, username=username, password=None,
+                look_for_keys=False, allow_agent=False, timeout=self.timeout,
+                banner_timeout=self.timeout, auth_timeout=self.timeout,
+            )
+        except paramiko.SSHException as e:
+            if "No authentication methods available" not in str(e):
+                raise
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise paramiko.SSHException("the SSH connection closed before login")
+        try:
+            transport.auth_password(username, password.reveal(), fallback=False)
+        except paramiko.BadAuthenticationType as e:
+            if "keyboard-interactive" not in e.allowed_types:
+                raise
+            transport.auth_interactive(username, _kbdint_handler(username, password))
 
     def close(self) -> None:
         try:
             chan = getattr(self, "_chan", None)
-            if chan is not None and not chan.closed:
-                chan.send(b"quit\n")
+            if chan is not None and not chan.closed and not getattr(self, "_desync", True):
+                self._send_line("quit")
                 chan.status_event.wait(2.0)  # let the CLI end the session itself
-        except (OSError, EOFError, paramiko.SSHException):
+                self._drain()
+        except (OSError, EOFError, paramiko.SSHException, TransportError):
             pass
+        self.transcript.close()
         self._client.close()
 
     # ----------------------------------------------------------------- reading
 
-    def _recv(self) -> str:
+    def _recv(self, wait: float) -> str:
+        """Raw text the node sent within ``wait`` seconds ('' if none)."""
         try:
+            self._chan.settimeout(max(wait, 0.0))
             data = self._chan.recv(65536)
         except TimeoutError:
             return ""
         if not data:
+            self._desync = True
             raise TransportError(
                 "the SSH session closed while waiting for the node", node=self.node.name,
                 hint="the node may have restarted or dropped the session: check it and rerun; "
                 "completed steps are skipped",
             )
-        text = _ANSI.sub("", data.decode("utf-8", "replace")).replace("\r", "")
+        text = self._decoder.decode(data)
+        self.transcript.received(text)
         return text
 
-    def _read_until_prompt(self, timeout: float, *, what: str,
-                           answers: Sequence[Answer] = (),
-                           until: Callable[[str], bool] | None = None) -> str:
-        """Read until the ``admin:`` prompt (or ``until``), answering questions on the way."""
-        deadline = time.monotonic() + timeout
+    def _drain(self) -> None:
+        """Whatever arrived since the last prompt (nothing, normally) goes to the transcript."""
+        while self._chan.recv_ready():
+            if not self._recv(0.0):
+                break
+
+    def _expect(self, what: str, timeout: float, *, command: str | None = None,
+                answers: Sequence[Answer] = (),
+                until: Callable[[str], bool] | None = None) -> str:
+        """Read until the ``admin:`` prompt (or ``until``), answering questions and the
+        pager on the way; returns the screen text (after the echo of ``command``).
+
+        Only what follows the echo of ``command`` counts, so a stray prompt left by an
+        earlier input cannot be taken for this command's end. A partial last line that
+        looks like a question, matches no answer and stays unanswered for
+        ``question_wait`` seconds fails the command at once, naming the question.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
         pending = list(answers)
-        out, self._buf = self._buf, ""
-        scan = 0  # questions are looked for only in what came after the last answer
+        raw = ""
+        pagers = 0
+        begin: int | None = 0 if command is None else None  # raw offset of the output
+        scan = 0  # raw offset after the last answer: questions are looked for after it
+        last_data = started
         while True:
-            tail = out[scan:]
-            if _PROMPT_AT_END.search(tail):
-                self._log(out)
-                return _PROMPT_AT_END.sub("", out)
-            if until is not None and until(tail):
-                self._log(out)
-                return out
-            for ans in pending:
-                if ans.compiled().search(tail):
-                    if isinstance(ans.reply, Secret):
-                        reply = ans.reply.reveal()
-                    else:
-                        reply = ans.reply(tail) if callable(ans.reply) else ans.reply
-                    _check_line(reply, f"the answer to {ans.pattern!r}", self.node.name)
-                    self._send(reply)  # the node's echo puts it in the transcript
-                    scan = len(out)
-                    if ans.once:
-                        pending.remove(ans)
-                    break
-            if time.monotonic() > deadline:
-                self._log(out)
+            now = time.monotonic()
+            if begin is None:
+                m = re.search(re.escape(command or "") + r"[ \t]*\r?\n", raw)
+                if m:
+                    begin = m.end()
+                elif now - started > ECHO_WAIT and _PROMPT_AT_END.search(_screen(raw)):
+                    self.transcript.note(f"no echo of {command!r}; output taken from the start")
+                    begin = 0
+            if begin is not None:
+                scan = max(scan, begin)
+                if raw.count(PAGER) > pagers:  # paging is on: one more page, please
+                    pagers = raw.count(PAGER)
+                    self._key(" ")
+                    last_data = now
+                    continue
+                body = _screen(raw[begin:])
+                if _PROMPT_AT_END.search(body):
+                    return _TRAILING_PROMPTS.sub("", body)
+                tail = _screen(raw[scan:])
+                if until is not None and until(tail):
+                    return body
+                answered = False
+                for ans in pending:
+                    if ans.compiled().search(tail):
+                        if isinstance(ans.reply, Secret):
+                            reply = ans.reply.reveal()
+                        else:
+                            reply = ans.reply(tail) if callable(ans.reply) else ans.reply
+                        _check_line(reply, f"the answer to {ans.pattern!r}", self.node.name)
+                        self._send_line(reply)
+                        scan = len(raw)
+                        last_data = now
+                        if ans.once:
+                            pending.remove(ans)
+                        answered = True
+                        break
+                if answered:
+                    continue
+                q = _QUESTION.search(tail)
+                if q and now - last_data >= self.question_wait:
+                    self._desync = True
+                    question = redact(q.group(1).strip())
+                    raise CommandError(
+                        f"{what}: the node asked {question!r}; nothing was answered",
+                        output=redact(body), node=self.node.name,
+                        hint="cckit does not know this question, so it stopped there. Answer "
+                        "or cancel it on the node's CLI by hand, then rerun; the session "
+                        f"transcript (transcripts/{self.node.name}.log) shows the dialogue",
+                    )
+            if now > deadline:
+                self._desync = True
+                last = redact(_screen(raw).strip()[-300:])
                 raise TransportError(
-                    f"timed out after {timeout:.0f}s waiting for {what}",
+                    f"timed out after {timeout:g}s waiting for {what}; "
+                    + (f"the node last printed: {last!r}" if last else "the node printed "
+                       "nothing"),
                     node=self.node.name,
                     hint="the node is slow or stuck; check it in the OS Admin CLI and rerun",
                 )
-            out += self._recv()
+            chunk = self._recv(min(0.2, max(deadline - now, 0.0)))
+            if chunk:
+                raw += chunk
+                last_data = time.monotonic()
 
-    def _send(self, line: str) -> None:
+    def _send(self, data: str) -> None:
         try:
-            self._chan.send((line + "\n").encode())
+            self._chan.sendall(data.encode())
         except (OSError, EOFError, paramiko.SSHException) as e:
-            raise TransportError(f"the SSH session failed while sending: {e}",
+            self._desync = True
+            raise TransportError(f"the SSH session failed while sending: {redact(str(e))}",
                                  node=self.node.name) from None
 
-    def _log(self, text: str) -> None:
-        text = redact(text)
-        self.transcript.append(text)
-        log.debug("%s: %s", self.node.name, text)
+    def _send_line(self, line: str) -> None:
+        self.transcript.line(line)
+        self._send(line + "\n")
+
+    def _key(self, char: str) -> None:
+        """One keystroke without Enter (the pager's space)."""
+        self.transcript.key(char)
+        self._send(char)
 
     def run(self, command: str, *, answers: Sequence[Answer] = (), timeout: float | None = None,
             check: bool = True) -> str:
         """Send one CLI command and return its output (without the echo and the prompt)."""
         _check_line(command, "the command", self.node.name)
-        self._send(command)
-        out = self._read_until_prompt(timeout or self.timeout, what=f"{command!r} to finish",
-                                      answers=answers)
-        lines = out.split("\n")
-        if lines and lines[0].strip() == command.strip():
-            lines = lines[1:]
-        text = "\n".join(lines).strip("\n")
+        if self._desync:
+            raise TransportError(
+                f"not sending {command!r}: the session lost step with the node earlier",
+                node=self.node.name, hint="reconnect (rerun the step)")
+        self._drain()
+        self._send_line(command)
+        out = self._expect(f"{command!r} to finish", timeout or self.timeout, command=command,
+                           answers=answers)
+        text = out.strip("\n")
         if check:
             self._raise_on_error(command, text)
         return text
@@ -332,16 +482,22 @@ class SSHTransport(Transport):
         return csr
 
     def _paste(self, command: str, cert: x509.Certificate) -> str:
-        """Run an import command and paste ``cert`` at its prompt; returns the output."""
-        self._send(command)
-        out = self._read_until_prompt(self.timeout, what="the paste prompt",
-                                      until=lambda o: "Paste the Certificate" in o)
-        if "Paste the Certificate" not in out:  # the node answered with an error instead
-            return out
-        for line in cert.public_bytes(Encoding.PEM).decode().strip().splitlines():
-            self._send(line)
-        self._send("")
-        return self._read_until_prompt(max(self.timeout, 120), what=f"{command!r} to finish")
+        """Run an import command and paste ``cert`` at its prompt; returns the output.
+
+        The node reads the paste up to the ``-----END CERTIFICATE-----`` line; anything
+        typed after it would be the next command line, so exactly the PEM is sent.
+        """
+        _check_line(command, "the command", self.node.name)
+        self._drain()
+        self._send_line(command)
+        out = self._expect(f"the paste prompt of {command!r}", self.timeout, command=command,
+                           until=lambda o: "Paste the Certificate" in o)
+        if "Paste the Certificate" not in out:
+            return out  # the node answered with an error instead (and its prompt came back)
+        pem = cert.public_bytes(Encoding.PEM).decode().strip()
+        self.transcript.paste(pem)
+        self._send(pem + "\n")
+        return self._expect(f"{command!r} to finish", max(self.timeout, 120))
 
     def upload_trust(self, cert: x509.Certificate) -> str:
         reasons = certs.check_trust_certificate(cert)
@@ -395,26 +551,36 @@ class SSHTransport(Transport):
         for value, what in ((file, "the COP file name"), (repository.directory, "directory"),
                             (repository.host, "server"), (username, "user name")):
             _check_line(value, what, self.node.name)
-        if file in self.version().cops:
+        if self.version().has_cop(file):
             return False
         server = repository.host if repository.port == 22 else \
             f"{repository.host}:{repository.port}"
+        # An upgrade session left open (by another admin, or a dropped run) makes the wizard
+        # ask to assume control; public tools cancel it first [doc].
+        self.run("utils system upgrade cancel", check=False, timeout=max(self.timeout, 120))
         out = self.run(
             "utils system upgrade initiate",
             answers=[
+                Answer(r"[^\n]*assume control[^\n]*[:?]", "yes"),
+                # 12.x subscribers: we bring our own repository, not the publisher's
+                Answer(r"Use download credentials from Publisher \(yes/no\)" + _DEFAULT + ":",
+                       "no"),
                 Answer(r'Please select an option \(1 - \d+ or "q" \):', _menu_choice(file),
                        once=False),
-                Answer(r"Directory:", repository.directory),
-                Answer(r"Server:", server),
-                Answer(r"User Name:", username),
-                Answer(r"Password:", password),
-                Answer(r"SMTP Host Server \(optional\):", ""),
-
-                Answer(r"Start installation \(yes/no\):", "yes"),
+                Answer(r"Directory" + _DEFAULT + ":", repository.directory),
+                Answer(r"Server" + _DEFAULT + ":", server),
+                Answer(r"User Name" + _DEFAULT + ":", username),
+                Answer(r"Password" + _DEFAULT + ":", password),
+                Answer(r"SMTP Host Server \(optional\)" + _DEFAULT + ":", ""),
+                # 12.x: keep the 11.5 flow (confirm after the download), never switch version
+                Answer(r"Continue with upgrade after download[^\n]*:", "no"),
+                Answer(r"Switch-version server after upgrade[^\n]*:", "no"),
+                Answer(r"Start installation \(yes/no\)" + _DEFAULT + ":", "yes"),
             ],
             timeout=timeout, check=False,
         )
-        if not re.search(r"Successfully installed\s+" + re.escape(file), out):
+        installed = re.escape(file[:-4] if file.lower().endswith(".sgn") else file)
+        if not re.search(r"Successfully installed\s+" + installed, out):
             m = _ERROR_LINES.search(out)
             raise CommandError(
                 f"COP {file} was not installed: {m.group(0).strip() if m else 'no success line'}",
@@ -427,10 +593,11 @@ class SSHTransport(Transport):
     def reboot(self, *, timeout: float = 900) -> None:
         """``utils system restart``, then wait (bounded) until the node accepts SSH again and
         Cisco Tomcat is STARTED; the transport is then logged in again."""
-        self._send("utils system restart")
+        self._drain()
+        self._send_line("utils system restart")
         try:
-            self._read_until_prompt(
-                self.timeout, what="the restart question",
+            self._expect(
+                "the restart question", self.timeout, command="utils system restart",
                 answers=[Answer(r"Enter \(yes/no\)\?", "yes")],
                 until=lambda o: "being Restarted" in o,
             )
@@ -456,6 +623,26 @@ class SSHTransport(Transport):
                     hint="check the node's console; it may still be starting",
                 )
             time.sleep(2.0)
+
+
+def _kbdint_handler(username: str, password: Secret) -> Callable[..., list[str]]:
+    """Keyboard-interactive: the password for each password prompt, the user name for a
+    user name prompt; any other prompt is refused (never guess an answer)."""
+
+    def handler(title: str, instructions: str, fields: list[tuple[str, bool]]) -> list[str]:
+        out = []
+        for prompt, _echo in fields:
+            low = prompt.lower()
+            if "password" in low:
+                out.append(password.reveal())
+            elif "user" in low or "login" in low:
+                out.append(username)
+            else:
+                raise paramiko.AuthenticationException(
+                    f"unexpected keyboard-interactive prompt {prompt!r}")
+        return out
+
+    return handler
 
 
 def _menu_choice(file: str) -> Callable[[str], str]:

@@ -83,6 +83,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="certificate defects applied at first boot: fleet (one per site across "
         "--sites) or names, comma-separated (see seed.py)",
     )
+    serve.add_argument(
+        "--wizard",
+        action="append",
+        default=None,
+        metavar="[NODE=]VARIANT",
+        help="COP wizard variant of every node, or of NODE: 11.5, 12.5-publisher, "
+        "12.5-subscriber, open-session, remembered-defaults, slow-download, unknown-question "
+        "(default: by version and role)",
+    )
+    serve.add_argument(
+        "--cli-startup-seconds",
+        type=float,
+        default=8.0,
+        help="time from login to the first admin: prompt (real nodes: 8-60 s)",
+    )
+    serve.add_argument(
+        "--download-seconds",
+        type=float,
+        default=30.0,
+        help="how long the slow-download wizard downloads",
+    )
+    serve.add_argument(
+        "--keyboard-interactive",
+        action="append",
+        default=None,
+        metavar="NODE",
+        help="node(s) whose SSH offers keyboard-interactive authentication only ('all': every "
+        "node)",
+    )
+    serve.add_argument(
+        "--sftp-max-mb",
+        type=float,
+        default=64,
+        help="largest file the SFTP repository accepts, in MiB",
+    )
     serve.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -105,9 +140,41 @@ def _cop_files(args) -> dict | None:
     return cop_files
 
 
+def _wizard(args) -> str | dict | None:
+    from .node import WIZARDS
+
+    if not args.wizard:
+        return None
+    every, per_node = None, {}
+    for item in args.wizard:
+        node, _, variant = item.rpartition("=")
+        if variant not in WIZARDS:
+            raise _Usage(f"bad --wizard {item!r}: the variant is one of {', '.join(WIZARDS)}")
+        if node:
+            per_node[node] = variant
+        else:
+            every = variant
+    if not per_node:
+        return every
+    from .site import PRODUCT_NODE_SPECS
+
+    specs = PRODUCT_NODE_SPECS[getattr(args, "product", "uccx")]
+    unknown = set(per_node) - {spec.name for spec in specs}
+    if unknown:
+        raise _Usage(f"bad --wizard: unknown node(s) {', '.join(sorted(unknown))}")
+    return {spec.name: per_node.get(spec.name, every) for spec in specs
+            if per_node.get(spec.name, every)}
+
+
 def _site_options(args, cop_files) -> dict:
     """The MockSite options one site and many sites share."""
+    kbd = args.keyboard_interactive
     return {
+        "wizard": _wizard(args),
+        "cli_startup_seconds": args.cli_startup_seconds,
+        "download_seconds": args.download_seconds,
+        "keyboard_interactive": True if kbd and "all" in kbd else (kbd or False),
+        "sftp_max_bytes": int(args.sftp_max_mb * 1024 * 1024),
         "base_port": args.base_port,
         "domain": args.domain,
         "version": args.version,
@@ -132,15 +199,12 @@ async def _serve(args) -> int:
         print("vosmock: --base-port out of range", file=sys.stderr)
         return 2
     try:
-        cop_files = _cop_files(args)
+        options = _site_options(args, _cop_files(args))
     except _Usage as exc:
         print(f"vosmock: {exc}", file=sys.stderr)
         return 2
     site = MockSite(
-        args.state_dir,
-        site=args.site or "vosmock",
-        control_port=args.control_port,
-        **_site_options(args, cop_files),
+        args.state_dir, site=args.site or "vosmock", control_port=args.control_port, **options
     )
     stop = asyncio.Event()
     _install_stop(stop)

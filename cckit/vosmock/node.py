@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
 import re
@@ -55,39 +56,98 @@ class NodeSpec:
         return len(self.web)
 
 
-SERVICES = {
-    "uccx": [
-        "A Cisco DB",
-        "A Cisco DB Replicator",
-        "Cisco Tomcat",
-        "Cisco Unified CCX Engine",
-        "Cisco Unified CCX Cluster View Daemon",
-        "Cisco Finesse Tomcat",
-        "Cisco Unified CCX Notification Service",
-        "Cisco Unified CCX Socket.IO Service",
-        "System NTP",
-        "System SSH",
-    ],
-    # [doc] CUCM 11.5 serviceability: the platform web server is Cisco Tomcat
-    "cucm": [
-        "A Cisco DB",
-        "A Cisco DB Replicator",
-        "Cisco Tomcat",
-        "Cisco CallManager",
-        "Cisco CTIManager",
-        "Cisco Certificate Change Notification",
-        "System NTP",
-        "System SSH",
-    ],
-    "socialminer": [
-        "A Cisco DB",
-        "Cisco Tomcat",
-        "Cisco SocialMiner Runtime",
-        "Cisco SocialMiner Notification Service",
-        "System NTP",
-        "System SSH",
-    ],
+# [doc] `utils service list` of a UCCX-family node: Cisco VVB 12.6 Operations Guide, "Command
+# Line Interface" (platform services; VVB is built on the UCCX platform) and the UCCX service
+# names; [assumed] the SocialMiner ones. System services come first, with a space before "[".
+TOMCAT = "Cisco Tomcat"
+# Which service's web server answers each real port, so a restart reloads only its own
+# listeners [doc: UCCX 11.5 port utilization guide (8445 Finesse, 12015 Socket.IO);
+# Cisco 210528/118855 list Finesse, Socket.IO and the platform Tomcat as separate web
+# services]. Ports not listed are the platform Tomcat's.
+WEB_SERVICE_OF_PORT = {
+    8445: "Cisco Finesse Tomcat",
+    12015: "Cisco Unified CCX Socket.IO Service",
 }
+
+SYSTEM_SERVICES = ["System NTP", "System SSH"]
+PLATFORM_SERVICES = [
+    "A Cisco DB",
+    "A Cisco DB Replicator",
+    "Cisco AMC Service",
+    "Cisco Audit Event Service",
+    "Cisco CDP",
+    "Cisco CDP Agent",
+    "Cisco Certificate Change Notification",
+    "Cisco Certificate Expiry Monitor",
+    "Cisco DRF Local",
+    "Cisco DRF Master",
+    "Cisco Log Partition Monitoring Tool",
+    "Cisco RIS Data Collector",
+    "Cisco RTMT Reporter Servlet",
+    "Cisco Syslog Agent",
+    "Cisco Tomcat",
+    "Cisco Tomcat Stats Servlet",
+    "Cisco Trace Collection Service",
+    "Cisco Trace Collection Servlet",
+    "Cisco Unified Serviceability RTMT",
+    "Host Resources Agent",
+    "MIB2 Agent",
+    "Platform Administrative Web Service",
+    "Platform Communication Web Service",
+    "SNMP Master Agent",
+    "SOAP -Log Collection APIs",
+    "SOAP -Performance Monitoring APIs",
+    "SOAP -Real-Time Service APIs",
+    "System Application Agent",
+]
+NOT_ACTIVATED = ["Cisco DirSync", "Cisco Serviceability Reporter"]
+UCCX_SERVICES = [
+    "Cisco Finesse Tomcat",
+    "Cisco Identity Service",
+    "Cisco Unified CCX Administration",
+    "Cisco Unified CCX Cluster View Daemon",
+    "Cisco Unified CCX DB Perfmon Counter Service",
+    "Cisco Unified CCX Database",
+    "Cisco Unified CCX Engine",
+    "Cisco Unified CCX Notification Service",
+    "Cisco Unified CCX Perfmon Counter Service",
+    "Cisco Unified CCX SNMP Java Adapter",
+    "Cisco Unified CCX Serviceability",
+    "Cisco Unified CCX Socket.IO Service",
+    "Cisco Unified CCX Voice Subagent",
+    "Cisco Unified Intelligence Center Reporting Service",
+]
+SOCIALMINER_SERVICES = ["Cisco SocialMiner Notification Service", "Cisco SocialMiner Runtime"]
+SERVICES = {
+    "uccx": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, *UCCX_SERVICES])],
+    # [doc] CUCM 11.5 serviceability: the platform web server is Cisco Tomcat
+    "cucm": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, "Cisco CallManager",
+                                        "Cisco CTIManager",
+                                        "Cisco Certificate Change Notification"])],
+    "socialminer": [*SYSTEM_SERVICES, *sorted([*PLATFORM_SERVICES, *SOCIALMINER_SERVICES])],
+}
+
+# the COP wizard as each kind of node asks it (README: "COP wizard variants")
+WIZARDS = (
+    "11.5",
+    "12.5-publisher",
+    "12.5-subscriber",
+    "open-session",
+    "remembered-defaults",
+    "slow-download",
+    "unknown-question",
+)
+
+
+async def listen_or_move(make, port: int, move):
+    """`await make(port)`; while the port is taken, `move(port)` gives another (None: fail)."""
+    while True:
+        try:
+            return await make(port)
+        except OSError as exc:
+            if move is None or exc.errno != errno.EADDRINUSE:
+                raise
+            port = move(port)
 
 
 class MockNode:
@@ -105,7 +165,10 @@ class MockNode:
         self.services = {s: "STARTED" for s in SERVICES[self.product]}
         self._ssh_acceptor = None
         self._ssh_conns: set = set()
-        self._tomcat_servers: list[asyncio.AbstractServer] = []
+        self._tomcat_servers: list[asyncio.AbstractServer] = []  # the platform Tomcat's
+        self._service_servers: dict[str, list[asyncio.AbstractServer]] = {}  # the others'
+        # what each other web service presents since its last restart: ECDSA offered or not
+        self.service_ecdsa: dict[str, bool] = {}
         self._tomcat_protos: set = set()
         self._rest_runner = None
         self._lock = asyncio.Lock()
@@ -113,7 +176,49 @@ class MockNode:
         self._failures = 0
         self._locked_until = 0.0
         self.running = False  # SSH/TLS should be up (False while rebooting or down)
+        self.keyboard_interactive = False  # SSH offers keyboard-interactive auth only
+        self.upgrade_open = False  # an upgrade session left open (the wizard asks to take over)
+        self.remembered: dict[str, str] = {}  # what the wizard offers as defaults (12.5+)
         self._load_or_init(version)
+        self.wizard = self.default_wizard()
+
+    def default_wizard(self) -> str:
+        if version_tuple(self.version) >= (12, 5):
+            return "12.5-subscriber" if self.role == "uccx-subscriber" else "12.5-publisher"
+        return "11.5"
+
+    def set_wizard(self, variant: str) -> None:
+        if variant not in WIZARDS:
+            raise ValueError(f"unknown wizard variant {variant!r}; one of {', '.join(WIZARDS)}")
+        self.wizard = variant
+        self.upgrade_open = variant == "open-session"
+        if variant == "remembered-defaults":  # values someone typed last time, not ours
+            self.remembered = {
+                "directory": "/patches/old",
+                "server": "sftp-old.example.net",
+                "user": "patchuser",
+                "smtp": "",
+            }
+
+    @property
+    def failed_text(self) -> str:
+        """[doc] `Executed command unsuccessfully`; the 12.5 CLI reference prints it with a
+        period (unset network cluster subscriber details)."""
+        period = "." if version_tuple(self.version) >= (12,) else ""
+        return f"Executed command unsuccessfully{period}"
+
+    def service_list(self) -> list[str]:
+        """`utils service list`, laid out as on a real node (see SERVICES)."""
+        lines = ["Requesting service status, please wait..."]
+        lines += [f"{s} [{self.services[s]}]" for s in SYSTEM_SERVICES]
+        lines += ["Service Manager is running", "Getting list of all services"]
+        lines.append(">> Return code = 0")
+        lines += [f"{s}[{st}]" for s, st in self.services.items() if s not in SYSTEM_SERVICES]
+        lines += [f"{s}[STOPPED]  Service Not Activated" for s in NOT_ACTIVATED]
+        if self.product == "uccx":
+            lines.append(f"Primary Node ={str(self.role == 'uccx-publisher').lower()}")
+        lines.append("Command successful")
+        return lines
 
     # ------------------------------------------------------------------ state
     @property
@@ -152,6 +257,7 @@ class MockNode:
             self.ecdsa_disabled = dict(meta["ecdsa_disabled"])
             self.tls_cert_type = dict(meta["tls_cert_type"])
             self.include_ou_prompt = bool(meta.get("include_ou_prompt", False))
+            self.service_ecdsa = dict(meta.get("service_ecdsa") or {})
             if version and version != meta["version"]:
                 self.save()
 
@@ -167,6 +273,7 @@ class MockNode:
                 "ecdsa_disabled": self.ecdsa_disabled,
                 "tls_cert_type": self.tls_cert_type,
                 "include_ou_prompt": self.include_ou_prompt,
+                "service_ecdsa": self.service_ecdsa,
             },
         )
 
@@ -250,14 +357,36 @@ class MockNode:
             cur = issuer
         return b"".join(chain)
 
-    def _activate(self) -> None:
-        """What a Tomcat (or system) restart does: the stored state becomes the active one."""
-        for unit in pki.UNITS:
-            cert = self.own_cert(unit)
-            atomic_write(self.path("active", unit, f"{unit}.key"), self.own_key_pem(unit), 0o600)
-            atomic_write(self.path("active", unit, f"{unit}.pem"), self._chain_pem(cert))
-        self.ecdsa_disabled["active"] = self.ecdsa_disabled["stored"]
-        self.tls_cert_type["active"] = self.tls_cert_type["stored"]
+    def web_service(self, index: int) -> str:
+        """The service whose web server answers web listener ``index``."""
+        return WEB_SERVICE_OF_PORT.get(self.spec.web[index], TOMCAT)
+
+    @property
+    def web_services(self) -> list[str]:
+        return list(dict.fromkeys(self.web_service(i) for i in range(len(self.spec.web))))
+
+    def _active_dir(self, service: str) -> tuple[str, ...]:
+        if service == TOMCAT:
+            return ("active",)
+        return ("active-services", re.sub(r"[^a-z0-9]+", "-", service.lower()).strip("-"))
+
+    def _activate(self, services: list[str] | None = None) -> None:
+        """What a restart does: the stored state becomes the active one of the restarted
+        services (a system restart: all of them)."""
+        offered = (not self.ecdsa_disabled["stored"]
+                   and self.tls_cert_type["stored"] != "rsa")
+        for service in services or [TOMCAT, *self.web_services]:
+            where = self._active_dir(service)
+            for unit in pki.UNITS:
+                cert = self.own_cert(unit)
+                atomic_write(self.path(*where, unit, f"{unit}.key"), self.own_key_pem(unit),
+                             0o600)
+                atomic_write(self.path(*where, unit, f"{unit}.pem"), self._chain_pem(cert))
+            if service == TOMCAT:
+                self.ecdsa_disabled["active"] = self.ecdsa_disabled["stored"]
+                self.tls_cert_type["active"] = self.tls_cert_type["stored"]
+            else:
+                self.service_ecdsa[service] = offered
         self.save()
 
     @property
@@ -399,7 +528,9 @@ class MockNode:
         return fields.get(b"action", b"").decode()
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, relocate=None) -> None:
+        """`relocate(node, slot, port)`: a new port for a listener whose port is taken
+        (first start only; None: fail)."""
         if self.has_rest and self._rest_runner is None:
             from aiohttp import web
 
@@ -409,15 +540,19 @@ class MockNode:
             await self._rest_runner.setup()
         self.running = True
         if not self.faults.down:
-            await self._start_ssh()
-            await self._start_tomcat()
+            await self._start_ssh(relocate)
+            await self._start_web(relocate)
+
+    async def _listen(self, make, port: int, slot, relocate):
+        move = None if relocate is None else (lambda old: relocate(self, slot, old))
+        return await listen_or_move(make, port, move)
 
     async def stop(self) -> None:
         self.running = False
         for t in list(self._tasks):
             t.cancel()
         await self._stop_ssh()
-        await self._stop_tomcat()
+        await self._stop_web()
         if self._rest_runner is not None:
             await self._rest_runner.cleanup()
             self._rest_runner = None
@@ -426,19 +561,24 @@ class MockNode:
     def faults(self):
         return self.site.faults.node(self.name)
 
-    async def _start_ssh(self) -> None:
+    async def _start_ssh(self, relocate=None) -> None:
         if self._ssh_acceptor is not None:
             return
         from .session import make_ssh_server
 
-        self._ssh_acceptor = await asyncssh.listen(
-            "127.0.0.1",
+        self._ssh_acceptor = await self._listen(
+            lambda port: asyncssh.listen(
+                "127.0.0.1",
+                port,
+                server_factory=lambda: make_ssh_server(self),
+                server_host_keys=[self.host_key],
+                login_timeout=30,
+                line_editor=False,
+                reuse_address=True,
+            ),
             self.ssh_port,
-            server_factory=lambda: make_ssh_server(self),
-            server_host_keys=[self.host_key],
-            login_timeout=30,
-            line_editor=False,
-            reuse_address=True,
+            ("ssh",),
+            relocate,
         )
 
     async def _stop_ssh(self) -> None:
@@ -455,21 +595,74 @@ class MockNode:
             except Exception:  # noqa: S110
                 pass
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def _ssl_context(self, service: str = TOMCAT) -> ssl.SSLContext:
+        where = self._active_dir(service)
+        if service != TOMCAT and not self.path(*where, "tomcat", "tomcat.pem").exists():
+            self._activate([service])  # state from before per-service listeners
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(
-            self.path("active", "tomcat", "tomcat.pem"), self.path("active", "tomcat", "tomcat.key")
-        )
-        if self.ecdsa_offered:
+        ctx.load_cert_chain(self.path(*where, "tomcat", "tomcat.pem"),
+                            self.path(*where, "tomcat", "tomcat.key"))
+        offered = self.ecdsa_offered if service == TOMCAT else self.service_ecdsa.get(
+            service, self.ecdsa_offered)
+        if offered:
             # a second chain of another key type: OpenSSL picks by the client's signature algs
             ctx.load_cert_chain(
-                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.pem"),
-                self.path("active", "tomcat-ECDSA", "tomcat-ECDSA.key"),
+                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.pem"),
+                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.key"),
             )
         return ctx
 
-    async def _start_tomcat(self) -> None:
+    async def _start_web(self, relocate=None) -> None:
+        """Every web server: the platform Tomcat's listeners and each other service's."""
+        await self._start_tomcat(relocate)
+        for service in self.web_services:
+            if service != TOMCAT:
+                await self._start_service(service, relocate)
+
+    async def _stop_web(self) -> None:
+        await self._stop_tomcat()
+        for service in list(self._service_servers):
+            await self._stop_service(service)
+
+    def _track(self, factory):
+        def make():
+            proto = factory()
+            self._tomcat_protos.add(proto)
+            return proto
+
+        return make
+
+    async def _start_service(self, service: str, relocate=None) -> None:
+        if self._service_servers.get(service) or not self.running or self.faults.down:
+            return
+        if self.services.get(service, "STARTED") != "STARTED":
+            return
+        loop = asyncio.get_running_loop()
+        ctx = self._ssl_context(service)
+        servers = self._service_servers.setdefault(service, [])
+        for i, port in enumerate(list(self.web_ports)):
+            if self.web_service(i) != service:
+                continue
+            servers.append(await self._listen(
+                lambda p: loop.create_server(
+                    self._track(lambda p=p: _WebProtocol(self, p)), "127.0.0.1", p, ssl=ctx,
+                    reuse_address=True),
+                port, ("web", i), relocate))
+
+    async def _stop_service(self, service: str) -> None:
+        servers = self._service_servers.pop(service, [])
+        for srv in servers:
+            srv.close()
+        ports = {srv.sockets[0].getsockname()[1] for srv in servers if srv.sockets}
+        for proto in list(self._tomcat_protos):
+            if getattr(proto, "port", None) in ports and proto.transport is not None:
+                proto.transport.abort()
+                self._tomcat_protos.discard(proto)
+        for srv in servers:
+            await srv.wait_closed()
+
+    async def _start_tomcat(self, relocate=None) -> None:
         if self._tomcat_servers or not self.running or self.faults.down:
             return
         if self.tomcat_state != "STARTED":
@@ -485,22 +678,27 @@ class MockNode:
 
             return make
 
-        for port in self.web_ports:
-            srv = await loop.create_server(
-                track(lambda port=port: _WebProtocol(self, port)),
-                "127.0.0.1",
+        for i, port in enumerate(list(self.web_ports)):
+            if self.web_service(i) != TOMCAT:
+                continue
+            srv = await self._listen(
+                lambda p: loop.create_server(
+                    track(lambda: _WebProtocol(self, p)), "127.0.0.1", p, ssl=ctx,
+                    reuse_address=True,
+                ),
                 port,
-                ssl=ctx,
-                reuse_address=True,
+                ("web", i),
+                relocate,
             )
             self._tomcat_servers.append(srv)
         if self.rest_port and self._rest_runner is not None:
-            srv = await loop.create_server(
-                track(self._rest_runner.server),
-                "127.0.0.1",
+            srv = await self._listen(
+                lambda p: loop.create_server(
+                    track(self._rest_runner.server), "127.0.0.1", p, ssl=ctx, reuse_address=True
+                ),
                 self.rest_port,
-                ssl=ctx,
-                reuse_address=True,
+                ("rest",),
+                relocate,
             )
             self._tomcat_servers.append(srv)
 
@@ -508,11 +706,15 @@ class MockNode:
         servers, self._tomcat_servers = self._tomcat_servers, []
         for srv in servers:
             srv.close()
+        mine = {p for s in self._service_servers.values() for srv in s
+                for p in [srv.sockets[0].getsockname()[1]] if srv.sockets}
         for proto in list(self._tomcat_protos):
+            if getattr(proto, "port", None) in mine:
+                continue  # another service's connection
             transport = getattr(proto, "transport", None)
             if transport is not None:
                 transport.abort()
-        self._tomcat_protos.clear()
+            self._tomcat_protos.discard(proto)
         for srv in servers:
             await srv.wait_closed()
 
@@ -527,21 +729,28 @@ class MockNode:
             self.tomcat_state = "STARTING"
             await emit("Cisco Tomcat[STARTING]")
             await asyncio.sleep(rs / 2)
-            self._activate()
+            self._activate([TOMCAT])
             self.tomcat_state = "STARTED"
             await self._start_tomcat()
             if not self.faults.restart_no_started:
                 await emit("Cisco Tomcat[STARTED]")
 
     async def restart_other(self, service: str, emit: Emit) -> None:
+        """Another service: a web service reloads its own listeners (and certificates)."""
         rs = self.site.restart_seconds
+        web = service in self.web_services
         self.services[service] = "STOPPING"
         await emit(f"{service}[STOPPING]")
+        if web:
+            await self._stop_service(service)
         await asyncio.sleep(rs / 2)
         self.services[service] = "STARTING"
         await emit(f"{service}[STARTING]")
         await asyncio.sleep(rs / 2)
         self.services[service] = "STARTED"
+        if web:
+            self._activate([service])
+            await self._start_service(service)
         if not self.faults.restart_no_started:
             await emit(f"{service}[STARTED]")
 
@@ -558,25 +767,26 @@ class MockNode:
             self.running = False
             for s in self.services:
                 self.services[s] = "STOPPED"
-            await self._stop_tomcat()
+            await self._stop_web()
             await self._stop_ssh()
             await asyncio.sleep(self.site.restart_seconds)
             self._activate()
+            self.upgrade_open = False  # [assumed] a reboot ends an open upgrade session
             for s in self.services:
                 self.services[s] = "STARTED"
             self.running = True
             if not self.faults.down:
                 await self._start_ssh()
-                await self._start_tomcat()
+                await self._start_web()
 
     async def set_down(self, down: bool) -> None:
         self.faults.down = down
         if down:
-            await self._stop_tomcat()
+            await self._stop_web()
             await self._stop_ssh()
         elif self.running:
             await self._start_ssh()
-            await self._start_tomcat()
+            await self._start_web()
 
 
 class _WebProtocol(asyncio.Protocol):

@@ -17,9 +17,12 @@ from .node import CommandError, MockNode
 log = logging.getLogger("cckit.vosmock")
 
 PROMPT = "admin:"
-FAILED = "Executed command unsuccessfully"
 MAX_LINE = 4096
 MAX_PASTE_LINES = 400
+DEFAULT_ROWS = 24  # terminal height when the client's pty request gives none
+# [doc] unicon.plugins vos/patterns.py (press_enter_space_q) and mock_data/vos/vos_mock_data.yaml
+PAGER = "\x1b[1mPress <enter> for 1 line, <space> for one page, or <q> to quit\x1b[0m"
+ERASE_LINE = "\r\x1b[K"  # [doc] unicon vos prompt pattern `([\r\n]|\x1b\[K)admin:`
 _EOF = object()
 _CANCEL = object()
 
@@ -44,6 +47,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn) -> None:
         self.conn = conn
         self.node._ssh_conns.add(conn)
+        accept_repeated_userauth_requests(conn)
 
     def connection_lost(self, exc) -> None:
         self.node._ssh_conns.discard(self.conn)
@@ -52,7 +56,17 @@ class _SSHServer(asyncssh.SSHServer):
         return True
 
     def password_auth_supported(self) -> bool:
-        return True
+        return not self.node.keyboard_interactive
+
+    def kbdint_auth_supported(self) -> bool:
+        return self.node.keyboard_interactive
+
+    def get_kbdint_challenge(self, username: str, lang: str, submethods: str):
+        # [assumed] PAM through OpenSSH: one "Password: " prompt, not echoed
+        return "", "", "", [("Password: ", False)]
+
+    def validate_kbdint_response(self, username: str, responses) -> bool:
+        return len(responses) == 1 and self.node.check_password(username, responses[0])
 
     def public_key_auth_supported(self) -> bool:
         return False
@@ -62,6 +76,28 @@ class _SSHServer(asyncssh.SSHServer):
 
     def session_requested(self):
         return VosSession(self.node, self.conn)
+
+
+def accept_repeated_userauth_requests(conn) -> None:
+    """[assumed] VOS runs OpenSSH's sshd, which answers every `ssh-userauth` service request
+    until a login succeeds; paramiko sends one per authentication method it tries (e.g. its
+    password -> keyboard-interactive fallback). asyncssh accepts only the first: re-arm it
+    for this connection (asyncssh internals; without them the mock just stays stricter)."""
+    try:
+        from asyncssh.constants import MSG_SERVICE_REQUEST
+
+        handlers = dict(type(conn)._packet_handlers)
+        first = handlers[MSG_SERVICE_REQUEST]
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover - another asyncssh
+        return
+
+    def service_request(c, pkttype, pktid, packet):
+        if getattr(c, "_next_service", b"") is None and not getattr(c, "_auth_complete", True):
+            c._next_service = b"ssh-userauth"
+        return first(c, pkttype, pktid, packet)
+
+    handlers[MSG_SERVICE_REQUEST] = service_request
+    conn._packet_handlers = handlers
 
 
 def make_ssh_server(node: MockNode) -> asyncssh.SSHServer:
@@ -80,8 +116,12 @@ class VosSession(asyncssh.SSHServerSession):
         self._last_cr = False
         self._esc = 0
         self._queue: asyncio.Queue = asyncio.Queue()
-        self._discard = False
-        self.discarded = 0
+        self.rows = DEFAULT_ROWS
+        self.pagination = True  # [doc] paging is on for a new CLI session
+        self._page_lines = 0  # lines shown since the user last typed something
+        self._quit_output = False  # `q` at the pager: the rest of this output is not shown
+        self._key: asyncio.Future | None = None  # the pager waiting for one keystroke
+        self.in_upgrade = False  # inside the COP wizard, past the source menu
 
     # ---------------------------------------------------------------- asyncssh callbacks
     def connection_made(self, chan) -> None:
@@ -89,7 +129,11 @@ class VosSession(asyncssh.SSHServerSession):
 
     def pty_requested(self, term_type, term_size, term_modes) -> bool:
         self.pty = True
+        self.rows = (term_size[1] if term_size and len(term_size) > 1 else 0) or DEFAULT_ROWS
         return True
+
+    def terminal_size_changed(self, width, height, pixwidth, pixheight) -> None:
+        self.rows = height or DEFAULT_ROWS
 
     def shell_requested(self) -> bool:
         return True
@@ -106,10 +150,18 @@ class VosSession(asyncssh.SSHServerSession):
 
     def eof_received(self) -> bool:
         self._queue.put_nowait(_EOF)
+        self._key_eof()
         return True  # stay half-open: finish the output, then close
 
     def connection_lost(self, exc) -> None:
         self._queue.put_nowait(_EOF)
+        self._key_eof()
+        if self.in_upgrade:  # [doc] the wizard warns not to close the window: it stays open
+            self.node.upgrade_open = True
+
+    def _key_eof(self) -> None:
+        if self._key is not None and not self._key.done():
+            self._key.set_exception(_Eof())
 
     def break_received(self, msec: int) -> bool:
         return True
@@ -123,6 +175,10 @@ class VosSession(asyncssh.SSHServerSession):
 
     # ---------------------------------------------------------------- terminal input
     def _char(self, ch: str) -> None:
+        if self._key is not None and not self._key.done():  # the pager takes one key, unechoed
+            self._last_cr = ch == "\r"
+            self._key.set_result(ch)
+            return
         if self._esc == 1:  # after ESC: a CSI/SS3 sequence or a single char, all dropped
             self._esc = 2 if ch in "[O" else 0
             return
@@ -168,9 +224,6 @@ class VosSession(asyncssh.SSHServerSession):
             self._write(text)
 
     def _push(self, item) -> None:
-        if self._discard and item is not _EOF:
-            self.discarded += 1
-            return
         self._queue.put_nowait(item)
 
     def _write(self, text: str) -> None:
@@ -180,17 +233,51 @@ class VosSession(asyncssh.SSHServerSession):
         except (OSError, asyncssh.Error):  # pragma: no cover - peer went away
             pass
 
+    @property
+    def paging(self) -> bool:
+        return self.pty and self.pagination and self.exec_command is None
+
     async def out(self, *lines: str) -> None:
         delay = self.node.faults.slow_output
         nl = "\r\n" if self.pty else "\n"
         for line in lines:
+            if self._quit_output:
+                continue
             if delay:
                 await asyncio.sleep(delay)
+            if self.paging and self._page_lines >= self.rows - 1:
+                await self._pager()
+                if self._quit_output:
+                    continue
             self._write(line + nl)
+            self._page_lines += 1
+
+    async def _pager(self) -> None:
+        """[doc] More than a screen of output stops at the pager until a key: space shows one
+        more page, Enter one more line, q ends the output; the pager line is then erased."""
+        self._write(PAGER)
+        while True:
+            self._key = asyncio.get_running_loop().create_future()
+            try:
+                key = await self._key
+            finally:
+                self._key = None
+            if key == " ":
+                self._page_lines = 0
+            elif key in "\r\n":
+                self._page_lines = self.rows - 2
+            elif key in "qQ":
+                self._quit_output = True
+            else:
+                continue  # [assumed] other keys are ignored
+            self._write(ERASE_LINE)
+            return
 
     async def readline(self, prompt: str | None = None, echo: bool = True) -> str:
         if prompt is not None:
             self._write(prompt.replace("\n", "\r\n" if self.pty else "\n"))
+        self._page_lines = 0  # the user is typing: a new screen starts
+        self._quit_output = False
         self.echo = echo
         try:
             item = await self._queue.get()
@@ -206,38 +293,37 @@ class VosSession(asyncssh.SSHServerSession):
         return item
 
     async def read_paste(self) -> bytes:
-        """Read a pasted PEM up to its END CERTIFICATE line; discard whatever follows it."""
+        """[doc] Read a pasted PEM up to its END CERTIFICATE line. What follows that line is the
+        next command line, as on a real node. A paste longer than MAX_PASTE_LINES is still
+        read (and dropped) up to its END line, then refused: none of it runs as a command."""
         await self.out("Paste the Certificate and Hit Enter")
         lines: list[str] = []
+        too_long = False
         while True:
             line = await self.readline()
             if "-----END CERTIFICATE-----" in line:
+                # [assumed] text after the marker on the END line is dropped
                 lines.append(line[: line.index("-----END CERTIFICATE-----") + 25])
                 break
+            if too_long:
+                continue
             lines.append(line)
             if len(lines) > MAX_PASTE_LINES:
-                raise CommandError("Error: the pasted certificate is too long.")
-        # Anything pasted after the END CERTIFICATE line (already queued, or arriving before
-        # this command finishes) is discarded: it can never run as a command.
-        self._discard = True
-        keep_eof = False
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is _EOF:
-                keep_eof = True
-            else:
-                self.discarded += 1
-        if keep_eof:
-            self._queue.put_nowait(_EOF)
+                too_long = True
+                lines = []
+        if too_long:
+            raise CommandError("Error: the pasted certificate is too long.")
         return ("\n".join(lines) + "\n").encode()
 
-    async def ask_yes_no(self, prompt: str) -> bool:
+    async def ask_yes_no(self, prompt: str, default: bool | None = None) -> bool:
         while True:
             ans = (await self.readline(prompt)).strip().lower()
             if ans in ("yes", "y"):
                 return True
             if ans in ("no", "n"):
                 return False
+            if not ans and default is not None:
+                return default
 
     # ---------------------------------------------------------------- main loop
     async def _run(self) -> None:
@@ -245,17 +331,22 @@ class VosSession(asyncssh.SSHServerSession):
             if self.exec_command is not None:
                 await self._one(self.exec_command)
                 return
+            # [doc] ponchotitlan/ansible_cucm_cop_file_installer, library/README.md: 8 s from
+            # login to the first admin: on a real 11.5 node (up to a minute on busy ones)
+            wait = self.node.site.cli_startup_seconds
+            await self.out("Command Line Interface is starting up, please wait ...", "")
+            await asyncio.sleep(wait * 0.7)
+            await self.out("   Welcome to the Platform Command Line Interface", "")
+            await asyncio.sleep(wait * 0.2)
             await self.out(
-                "Command Line Interface is starting up, please wait ...",
-                "",
-                "   Welcome to the Platform Command Line Interface",
+                "VMware Installation:",
+                "        2 vCPU: Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz",
+                "        Disk 1: 146GB, Partitions aligned",
+                "        8192 Mbytes RAM",
                 "",
             )
+            await asyncio.sleep(wait * 0.1)
             while True:
-                if self._discard:
-                    if self.discarded:
-                        log.info("%s: discarded %d pasted line(s)", self.node.name, self.discarded)
-                    self._discard = False
                 try:
                     line = (await self.readline(PROMPT)).strip()
                 except _Cancelled:
@@ -279,12 +370,16 @@ class VosSession(asyncssh.SSHServerSession):
                 pass
 
     async def _one(self, line: str) -> None:
+        self._page_lines = 0
+        self._quit_output = False
         try:
             await self.execute(line)
         except CommandError as exc:
-            await self.out(*exc.lines, FAILED)
+            await self.out(*exc.lines, self.node.failed_text)
         except _Cancelled:
             await self.out("")
+        finally:
+            self._quit_output = False
 
     async def execute(self, line: str) -> None:
         journal.record(self.node, line, "exec" if self.exec_command is not None else "cli")
@@ -299,7 +394,14 @@ class VosSession(asyncssh.SSHServerSession):
             await self.out(
                 f"Active Master Version: {n.version}", "Active Version Installed Software Options:"
             )
-            await self.out(*(n.cops or ["No Installed Software Options Found."]))
+            # [doc] installed COPs are listed without the .sgn of the signed file
+            # (ponchotitlan/ansible_cucm_cop_file_installer: `cmterm-devicepack...-1.cop`)
+            listed = [c[: -len(".sgn")] if c.endswith(".sgn") else c for c in n.cops]
+            await self.out(*(listed or ["No Installed Software Options Found."]))
+        elif is_("set", "cli", "pagination") and len(low) == 4 and low[3] in ("on", "off"):
+            # [doc] CLI reference 12.5(1)SU2: for the current CLI session only
+            self.pagination = low[3] == "on"
+            await self.out(f"Automatic pagination is turned {low[3]}")
         elif is_("show", "cert", "list") and len(low) == 4 and low[3] in ("own", "trust"):
             await self.out(*self._cert_list(low[3]))
         elif is_("show", "cert") and len(low) == 4 and low[2] in ("own", "trust"):
@@ -326,16 +428,20 @@ class VosSession(asyncssh.SSHServerSession):
             n.delete_trust(fname)
             await self.out(f"Successfully deleted certificate tomcat-trust/{fname}.")
         elif is_("utils", "service", "list") and len(low) == 3:
-            await self.out("Requesting service status, please wait...")
-            await self.out(*(f"{s}[{st}]" for s, st in n.services.items()))
-            if n.product == "uccx":
-                await self.out(f"Primary Node ={str(n.role == 'uccx-publisher').lower()}")
+            await self.out(*n.service_list())
         elif is_("utils", "service", "restart") and len(low) > 3:
             await self._service_restart(" ".join(words[3:]))
         elif is_("utils", "system", "restart") and len(low) == 3:
             await self._system_restart()
         elif is_("utils", "system", "upgrade", "initiate") and len(low) == 4:
             await self._upgrade()
+        elif is_("utils", "system", "upgrade", "cancel") and len(low) == 4:
+            # [doc] public tools run it before initiate; [assumed] its wording
+            if n.upgrade_open:
+                n.upgrade_open = False
+                await self.out("Canceling the upgrade. Please wait...", "Upgrade canceled.")
+            else:
+                await self.out("There is no upgrade in progress.")
         elif is_("show", "tls", "server", "cert_type") and len(low) == 4 and n.has_tls_cert_type:
             await self.out(f"TLS server certificate type: {n.tls_cert_type['stored']}")
         elif is_("set", "tls", "server", "cert_type") and len(low) == 5 and n.has_tls_cert_type:
@@ -469,35 +575,105 @@ class VosSession(asyncssh.SSHServerSession):
 
     # ---------------------------------------------------------------- COP wizard
     async def _upgrade(self) -> None:
+        """`utils system upgrade initiate`, as the node's wizard variant asks it (README)."""
         n = self.node
-        await self.out(
-            "",
-            "Warning: Do not close this window without first canceling the upgrade.",
-            "",
-            "Source:",
-            "",
-            "1) Remote Filesystem via SFTP",
-            "2) Remote Filesystem via FTP",
-            "3) Local DVD/CD",
-            "q) quit",
-            "",
-        )
-        while True:
-            sel = (await self.readline('Please select an option (1 - 3 or "q" ): ')).strip().lower()
-            if sel == "q":
+        variant = n.wizard
+        v12 = variant.startswith("12.5")
+        if v12:  # [doc] Cisco 214134 (CUCM 12.5 upgrade enhancements)
+            await self.out(
+                "",
+                "Warning: Do not close this window without first cancelling the upgrade.",
+                "Warning: Before upgrading the cluster Cisco recommends installing the latest "
+                "Upgrade Readiness COP file. Refer to the Upgrade Guide on cisco.com for details.",
+                "",
+            )
+        else:
+            await self.out(
+                "", "Warning: Do not close this window without first canceling the upgrade.", ""
+            )
+        settings = None
+        if variant == "12.5-subscriber" and await self.ask_yes_no(
+            "Use download credentials from Publisher (yes/no) [yes]: ", default=True
+        ):
+            settings = n.site.publisher_download_settings()
+            if settings is None:  # [assumed] wording
+                raise CommandError("Error: the publisher has no download credentials to use.")
+        if n.upgrade_open:
+            # [doc] ponchotitlan/ansible_cucm_cop_file_installer answers "Assume control";
+            # [assumed] the wording around it
+            await self.out("An upgrade is already in progress by another session.")
+            if not await self.ask_yes_no("Assume control (yes/no): "):
                 await self.out("Upgrade canceled.")
                 return
-            if sel == "1":
-                break
-            if sel in ("2", "3"):
-                raise CommandError("Error: this source is not available (only SFTP is simulated).")
-        await self.out("")
-        directory = (await self.readline("Directory: ")).strip()
-        server = (await self.readline("Server: ")).strip()
-        user = (await self.readline("User Name: ")).strip()
-        password = await self.readline("Password: ", echo=False)
-        await self.out("")
-        await self.readline("Please enter SMTP Host Server (optional): ")
+            n.upgrade_open = False
+        self.in_upgrade = True
+        try:
+            await self._upgrade_steps(variant, settings)
+        except (_Eof, _Dropped):
+            n.upgrade_open = True  # [doc] the wizard warns not to close the window mid-way
+            raise
+        finally:
+            self.in_upgrade = False
+
+    async def _ask_value(self, label: str, default: str | None) -> str:
+        """`Label: `, or `Label [remembered]: ` where an empty answer keeps the default."""
+        prompt = f"{label} [{default}]: " if default else f"{label}: "
+        return (await self.readline(prompt)).strip() or (default or "")
+
+    async def _upgrade_steps(self, variant: str, settings: dict | None) -> None:
+        n = self.node
+        v12 = variant.startswith("12.5")
+        if settings is None:
+            menu = [
+                "1) Remote Filesystem via SFTP",
+                "2) Remote Filesystem via FTP",
+                "3) Local DVD/CD",
+            ]
+            if v12:
+                menu.append("4) Local Image <None>")  # [doc] Cisco 214134
+            await self.out("Source:", "", *menu, "q) quit", "")
+            while True:
+                sel = (
+                    await self.readline(f'Please select an option (1 - {len(menu)} or "q" ): ')
+                ).strip().lower()
+                if sel == "q":
+                    await self.out("Upgrade canceled.")
+                    return
+                if sel == "1":
+                    break
+                if sel.isdigit() and 2 <= int(sel) <= len(menu):
+                    raise CommandError(
+                        "Error: this source is not available (only SFTP is simulated)."
+                    )
+            await self.out("")
+            # [doc] Cisco 214134: from 12.5 the values typed last time are offered again
+            remember = v12 or variant == "remembered-defaults"
+            old = n.remembered if remember else {}
+            settings = {"directory": await self._ask_value("Directory", old.get("directory"))}
+            settings["server"] = await self._ask_value("Server", old.get("server"))
+            settings["user"] = await self._ask_value("User Name", old.get("user"))
+            settings["password"] = await self.readline("Password: ", echo=False)
+            await self.out("")
+            settings["smtp"] = await self._ask_value(
+                "Please enter SMTP Host Server (optional)", old.get("smtp")
+            )
+            if remember:
+                n.remembered = dict(settings)
+        automatic = False
+        if v12:
+            # [doc] ponchotitlan/ansible_cucm_cop_file_installer (12.x), Cisco 214134;
+            # [assumed] the defaults in brackets
+            automatic = await self.ask_yes_no(
+                "Continue with upgrade after download (yes/no) [yes]: ", default=True
+            )
+            await self.ask_yes_no(
+                "Switch-version server after upgrade (yes/no) [no]: ", default=False
+            )
+        if variant == "unknown-question":  # [assumed] a question no client knows yet
+            await self.ask_yes_no(
+                "Enable the upgrade readiness check (yes/no) [no]: ", default=False
+            )
+        directory, server = settings["directory"], settings["server"]
         await self.out("Checking for valid upgrades. Please wait...")
         host, port = self._sftp_target(server)
         try:
@@ -505,8 +681,8 @@ class VosSession(asyncssh.SSHServerSession):
                 asyncssh.connect(
                     host,
                     port,
-                    username=user,
-                    password=password,
+                    username=settings["user"],
+                    password=settings["password"],
                     known_hosts=None,
                     client_keys=None,
                     agent_path=None,
@@ -516,7 +692,7 @@ class VosSession(asyncssh.SSHServerSession):
             )
         except (TimeoutError, OSError, asyncssh.Error):
             raise CommandError(
-                f"Error: could not log in to the SFTP server {server} as {user}."
+                f"Error: could not log in to the SFTP server {server} as {settings['user']}."
             ) from None
         async with conn:
             async with conn.start_sftp_client() as sftp:
@@ -550,6 +726,8 @@ class VosSession(asyncssh.SSHServerSession):
                         fname = cops[int(sel) - 1]
                         break
                 await self.out("", "Accessing the file. Please wait...")
+                if variant == "slow-download":  # [assumed] a long silence while it downloads
+                    await asyncio.sleep(n.site.download_seconds)
                 try:
                     async with sftp.open(posixpath.join(directory or ".", fname), "rb") as fh:
                         data = await fh.read()
@@ -566,7 +744,8 @@ class VosSession(asyncssh.SSHServerSession):
             f"File checksum: {hashlib.md5(data).hexdigest()}",  # noqa: S324 - what VOS shows
             "",
         )
-        if not await self.ask_yes_no("Start installation (yes/no): "):
+        # [assumed] with "Continue with upgrade after download" the install starts unasked
+        if not automatic and not await self.ask_yes_no("Start installation (yes/no): "):
             await self.out("The upgrade was canceled.")
             return
         stamp = dt.datetime.now().strftime("%Y-%m-%d.%H.%M.%S")

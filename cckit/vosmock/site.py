@@ -4,6 +4,7 @@ server that runs any number of them in one event loop."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import logging
@@ -16,7 +17,7 @@ import asyncssh
 import yaml
 
 from .faults import NODE_FAULTS, Faults
-from .node import MockNode, NodeSpec
+from .node import MockNode, NodeSpec, listen_or_move
 from .store import atomic_write, contained, read_json, secret_file, write_json
 
 log = logging.getLogger("cckit.vosmock")
@@ -42,6 +43,9 @@ CUCM_NODE_SPECS = [
 ]
 PRODUCT_NODE_SPECS = {"uccx": NODE_SPECS, "cucm": CUCM_NODE_SPECS}
 COP_DIRECTORY = "/cop"
+SFTP_MAX_BYTES = 64 * 1024 * 1024  # largest file the SFTP repository accepts (COPs are MBs)
+SFTP_QUOTA_FILES = 4  # the whole repository holds at most this many such files' bytes
+PORT_RETRIES = 20  # listeners moved to a new port at start, at most
 
 
 def cop_bytes(key: str, name: str) -> bytes:
@@ -117,6 +121,23 @@ class _SftpAuth(asyncssh.SSHServer):
         )
 
 
+class _CappedSFTP(asyncssh.SFTPServer):
+    """The SFTP repository, chrooted, refusing writes past a per-file size and a quota."""
+
+    def __init__(self, chan, site: MockSite):
+        super().__init__(chan, chroot=str(site.sftp_root))
+        self.site = site
+
+    def write(self, file_obj, offset, data):
+        cap = self.site.sftp_max_bytes
+        if offset + len(data) > cap:
+            raise asyncssh.SFTPFailure(f"file too large: the repository takes at most {cap} bytes")
+        used = sum(p.stat().st_size for p in self.site.sftp_root.rglob("*") if p.is_file())
+        if used + len(data) > cap * SFTP_QUOTA_FILES:
+            raise asyncssh.SFTPFailure("repository full: delete files first")
+        return super().write(file_obj, offset, data)
+
+
 class MockSite:
     """One site. All methods run on the event loop that called `start()`."""
 
@@ -141,11 +162,23 @@ class MockSite:
         ports: dict | None = None,
         product: str = "uccx",
         seed: str | list[str] | None = None,
+        wizard: str | dict[str, str] | None = None,
+        cli_startup_seconds: float = 8.0,
+        download_seconds: float = 30.0,
+        keyboard_interactive: bool | list[str] = False,
+        sftp_max_bytes: int = SFTP_MAX_BYTES,
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
         `product`: `uccx` (publisher, subscriber, SocialMiner) or `cucm` (publisher,
-        subscriber). `seed`: certificate defects applied at first boot (seed.py)."""
+        subscriber). `seed`: certificate defects applied at first boot (seed.py).
+
+        Real-node behaviour (README, "Options"): `wizard` the COP wizard variant of every node
+        (a string) or per node ({name: variant}; default: by version and role);
+        `cli_startup_seconds` from login to the first `admin:`; `download_seconds` of the
+        `slow-download` wizard; `keyboard_interactive` (True or node names): SSH offers
+        keyboard-interactive authentication only; `sftp_max_bytes` the largest file the SFTP
+        repository accepts."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
@@ -161,6 +194,9 @@ class MockSite:
         self.sftp_username = meta.get("sftp_username", sftp_username)
         self.cop_files = dict(meta.get("cop_files") or cop_files or DEFAULT_COP_FILES)
         self.restart_seconds = float(restart_seconds)
+        self.cli_startup_seconds = float(cli_startup_seconds)
+        self.download_seconds = float(download_seconds)
+        self.sftp_max_bytes = int(sftp_max_bytes)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)
         self.faults = Faults()
@@ -178,7 +214,17 @@ class MockSite:
             if include_ou_prompt is not None:
                 node.include_ou_prompt = spec.name in include_ou_prompt
                 node.save()
+            variant = wizard.get(spec.name) if isinstance(wizard, dict) else wizard
+            if variant is not None:
+                node.set_wizard(variant)
+            node.keyboard_interactive = (
+                keyboard_interactive is True
+                or (isinstance(keyboard_interactive, list | tuple)
+                    and spec.name in keyboard_interactive)
+            )
             self.nodes[spec.name] = node
+        if isinstance(wizard, dict) and set(wizard) - set(self.nodes):
+            raise ValueError(f"wizard: unknown node(s) {sorted(set(wizard) - set(self.nodes))}")
         sftp_dir = self.state_dir / "sftp"
         hk = sftp_dir / "ssh_host_ed25519_key"
         if hk.exists():
@@ -196,19 +242,11 @@ class MockSite:
                 atomic_write(contained(cop_dir, fname), cop_bytes(key, fname))
         self.cop_dir = cop_dir
         self._assign_ports(meta.get("ports"), base_port, control_port, control, ports)
+        self._fixed_ports = base_port is not None
+        self._fixed_control = control_port is not None
+        self._relocations = 0
         self.control_enabled = control
-        write_json(
-            self.state_dir / "site.json",
-            {
-                "site": self.name,
-                "product": self.product,
-                "domain": self.domain,
-                "username": self.username,
-                "sftp_username": self.sftp_username,
-                "cop_files": self.cop_files,
-                "ports": self.ports,
-            },
-        )
+        self._save_meta()
         self._sftp_acceptor = None
         self._sftp_conns: weakref.WeakSet = weakref.WeakSet()
         self._control_runner = None
@@ -247,6 +285,59 @@ class MockSite:
         self.ports = ports
         self.sftp_port = ports["sftp"]
         self.control_port = ports["control"]
+
+    def _save_meta(self) -> None:
+        write_json(
+            self.state_dir / "site.json",
+            {
+                "site": self.name,
+                "product": self.product,
+                "domain": self.domain,
+                "username": self.username,
+                "sftp_username": self.sftp_username,
+                "cop_files": self.cop_files,
+                "ports": self.ports,
+            },
+        )
+
+    def _all_ports(self) -> set[int]:
+        out = {self.ports["sftp"], self.ports["control"]}
+        for p in self.ports["nodes"].values():
+            out |= {p["ssh"], *p["web"], p.get("rest")}
+        return {x for x in out if x}
+
+    def _relocate(self, node: MockNode | None, slot: tuple, port: int) -> int:
+        """A free port for a listener whose port was taken when it started (another process,
+        or another mock that picked the same free port at the same moment); saved in
+        site.json. A fixed --base-port / --control-port layout fails instead."""
+        fixed = self._fixed_control if slot == ("control",) else self._fixed_ports
+        if fixed or self._relocations >= PORT_RETRIES:
+            raise OSError(errno.EADDRINUSE, f"port {port} is already in use")
+        self._relocations += 1
+        new = free_ports(1, exclude=self._all_ports())[0]
+        if node is None:
+            self.ports[slot[0]] = new
+            if slot[0] == "sftp":
+                self.sftp_port = new
+            else:
+                self.control_port = new
+        else:
+            p = self.ports["nodes"][node.name]
+            if slot[0] == "ssh":
+                p["ssh"] = node.ssh_port = new
+            elif slot[0] == "web":
+                node.web_ports[slot[1]] = new
+                p["web"] = list(node.web_ports)
+            else:
+                p["rest"] = node.rest_port = new
+        self._save_meta()
+        log.warning("%s: port %d was taken; %s moved to %d", self.name, port, slot[0], new)
+        return new
+
+    def publisher_download_settings(self) -> dict | None:
+        """What the UCCX publisher's wizard remembers (12.5 subscribers may reuse it)."""
+        pub = next((n for n in self.nodes.values() if n.role == "uccx-publisher"), None)
+        return dict(pub.remembered) if pub is not None and pub.remembered else None
 
     # ------------------------------------------------------------------ behaviour
     def replicate(self, src: MockNode, fn) -> None:
@@ -320,20 +411,27 @@ class MockSite:
         }
 
     # ------------------------------------------------------------------ lifecycle
+    async def _listen(self, make, port: int, slot: tuple):
+        return await listen_or_move(make, port, lambda old: self._relocate(None, slot, old))
+
     async def start(self) -> None:
         self._apply_cop_missing()
-        self._sftp_acceptor = await asyncssh.listen(
-            "127.0.0.1",
+        self._sftp_acceptor = await self._listen(
+            lambda port: asyncssh.listen(
+                "127.0.0.1",
+                port,
+                server_factory=lambda: _SftpAuth(self),
+                server_host_keys=[self.sftp_host_key],
+                sftp_factory=lambda chan: _CappedSFTP(chan, self),
+                allow_scp=False,
+                reuse_address=True,
+                acceptor=self._sftp_conns.add,
+            ),
             self.sftp_port,
-            server_factory=lambda: _SftpAuth(self),
-            server_host_keys=[self.sftp_host_key],
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(self.sftp_root)),
-            allow_scp=False,
-            reuse_address=True,
-            acceptor=self._sftp_conns.add,
+            ("sftp",),
         )
         for node in self.nodes.values():
-            await node.start()
+            await node.start(self._relocate)
         if self.control_enabled:
             from aiohttp import web
 
@@ -341,7 +439,11 @@ class MockSite:
 
             self._control_runner = web.AppRunner(make_control_app(self), access_log=None)
             await self._control_runner.setup()
-            await web.TCPSite(self._control_runner, "127.0.0.1", self.control_port).start()
+            await self._listen(
+                lambda port: web.TCPSite(self._control_runner, "127.0.0.1", port).start(),
+                self.control_port,
+                ("control",),
+            )
         self.started = True
 
     async def stop(self) -> None:
