@@ -14,3 +14,6 @@ def pytest_configure(config):
     # CCKIT_RUNS_DIR: keep test runs out of the checkout. nbval's kernels inherit it.
     if "CCKIT_RUNS_DIR" not in os.environ:
         os.environ["CCKIT_RUNS_DIR"] = os.path.join(tempfile.mkdtemp(prefix="cckit-test-"), "runs")
+    # Site and folder locks live in one per-user folder: the tests' own, not the user's.
+    if "CCKIT_LOCK_DIR" not in os.environ:
+        os.environ["CCKIT_LOCK_DIR"] = os.path.join(tempfile.mkdtemp(prefix="cckit-test-"), "locks")

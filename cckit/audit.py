@@ -13,18 +13,21 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .credentials import MASK, Secret, redact
+from ._internal.fs import safe_name
+from .credentials import MASK, Secret, looks_secret, redact
 from .errors import InputError, SiteLockedError
 
 if TYPE_CHECKING:
@@ -35,6 +38,9 @@ __all__ = [
     "AuditLog",
     "LockHolder",
     "Operation",
+    "check_site_unlocked",
+    "default_lock_dir",
+    "folder_lock",
     "operation",
     "read",
     "redact_arguments",
@@ -44,12 +50,6 @@ __all__ = [
 
 FIELDS = ("time", "site", "node", "operation", "arguments", "outcome",
           "fingerprints_before", "fingerprints_after", "error")
-#: Argument names whose values are never logged.
-SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential"
-    r"|^key$|^auth(orization)?$|cookie|session",
-    re.I,
-)
 _PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
 )
@@ -96,7 +96,7 @@ def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in arguments.items():
         name = str(k)
-        if SECRET_KEY.search(name) or _is_private_key(v):
+        if looks_secret(name) or _is_private_key(v):
             continue
         out[_clean_text(name)] = _clean(v)
     return out
@@ -238,64 +238,82 @@ def operation(
 
 @dataclass(frozen=True)
 class LockHolder:
-    """Who holds (or held) a site lock, as written into the lock file."""
+    """Who holds (or held) a lock, as written into the lock file."""
 
     pid: int | None
     host: str
     started: str
     command: str = ""
+    run: str = ""  # the run folder it writes to
+    site: str = ""
 
     def describe(self) -> str:
         who = f"pid {self.pid} on {self.host}" if self.pid else "an unknown process"
         when = f" since {self.started}" if self.started else ""
         cmd = f" ({self.command})" if self.command else ""
-        return f"{who}{when}{cmd}"
+        run = f", run folder {self.run}" if self.run else ""
+        return f"{who}{when}{cmd}{run}"
 
 
-def _lock_path(lock_dir: Path, site: str) -> Path:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", site).strip("._-") or "site"
-    return Path(lock_dir) / f"{name}.lock"
+def default_lock_dir() -> Path:
+    """The one per-user folder of cckit's locks: ``CCKIT_LOCK_DIR`` if set, else
+    ``~/.cache/cckit/locks``. Not ``$XDG_RUNTIME_DIR`` or ``$XDG_CACHE_HOME``: a login shell
+    has them and a JupyterLab service or a cron job may not, and every run of one user must
+    find the same folder to see each other's locks."""
+    env = os.environ.get("CCKIT_LOCK_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "cckit" / "locks"
 
 
-def _read_holder(fd: int) -> LockHolder:
+def _lock_file(lock_dir: Path | None, name: str) -> Path:
+    folder = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder / name
+
+
+def _read_holder(fd: int) -> LockHolder | None:
+    """The holder written in the lock file, or None if it holds nothing readable (yet)."""
     try:
         data = os.pread(fd, 4096, 0)
-        info = json.loads(data) if data.strip() else {}
+        info = json.loads(data) if data.strip() else None
     except (OSError, ValueError):
-        info = {}
+        info = None
     if not isinstance(info, dict):
-        info = {}
+        return None
     pid = info.get("pid")
-    return LockHolder(pid if isinstance(pid, int) else None, str(info.get("host", "")),
-                      str(info.get("started", "")), str(info.get("command", "")))
+    return LockHolder(pid if isinstance(pid, int) else None,
+                      *(str(info.get(k, "")) for k in ("host", "started", "command", "run",
+                                                       "site")))
+
+
+class _Held(Exception):
+    def __init__(self, holder: LockHolder | None) -> None:
+        self.holder = holder or LockHolder(None, "", "")
+
+
+#: a holder writes who it is right after taking the lock, and a probe holds it for
+#: microseconds: a lock held with nothing written yet is tried again for this long
+_SETTLE_SECONDS = 2.0
 
 
 @contextlib.contextmanager
-def site_lock(lock_dir: Path, site: str) -> Iterator[LockHolder]:
-    """Hold the exclusive lock of ``site`` for the duration of the block.
-
-    Raises :class:`~cckit.errors.SiteLockedError` (naming the holder) at once if another
-    run holds it. The lock is ``flock`` on ``<lock_dir>/<site>.lock``: the kernel releases
-    it when its holder exits or dies, so a lock file left by a crashed run never blocks.
-    """
-    path = _lock_path(lock_dir, site)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def _exclusive(path: Path, me: LockHolder) -> Iterator[LockHolder]:
+    """``flock`` ``path`` exclusively for the block, with ``me`` written in it; raise
+    :class:`_Held` (naming the holder) at once if another process holds it. The kernel
+    releases the lock when its holder exits or dies, so a crashed run never blocks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = _read_holder(fd)
-            raise SiteLockedError(
-                f"site {site!r} is locked by another cckit run: {holder.describe()}",
-                file=str(path),
-                hint="wait for that run to finish (or stop it). The lock frees itself when "
-                     "that process ends, even if it crashed; do not delete the lock file",
-            ) from None
-        me = LockHolder(os.getpid(), socket.gethostname(), _utc_now(),
-                        " ".join(os.path.basename(a) for a in sys.argv[:3])[:200])
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = _read_holder(fd)
+                if holder is not None or time.monotonic() > deadline:
+                    raise _Held(holder) from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me.__dict__) + "\n").encode(), 0)
         os.fsync(fd)
@@ -307,3 +325,76 @@ def site_lock(lock_dir: Path, site: str) -> Iterator[LockHolder]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _me(site: str = "", run: str | os.PathLike | None = None) -> LockHolder:
+    return LockHolder(os.getpid(), socket.gethostname(), _utc_now(),
+                      " ".join(os.path.basename(a) for a in sys.argv[:3])[:200],
+                      str(run) if run else "", site)
+
+
+def _site_lock_name(site: str, key: str | None) -> str:
+    return f"site-{key}.lock" if key else f"{safe_name(site)}.lock"
+
+
+def _locked(site: str, holder: LockHolder, path: Path) -> SiteLockedError:
+    return SiteLockedError(
+        f"site {site!r} is locked by another cckit run: {holder.describe()}",
+        file=str(path),
+        hint="wait for that run to finish (or stop it). The lock frees itself when that "
+             "process ends, even if it crashed; do not delete the lock file",
+    )
+
+
+@contextlib.contextmanager
+def site_lock(lock_dir: Path | None, site: str, *, key: str | None = None,
+              run: str | os.PathLike | None = None) -> Iterator[LockHolder]:
+    """Hold the exclusive lock of a site for the duration of the block.
+
+    ``key`` is the site's identity (:attr:`cckit.inventory.Site.identity`): every copy of a
+    site file, wherever it lies, takes the same lock. The lock files live in one per-user
+    folder (``lock_dir``, default :func:`default_lock_dir`), never next to the site file.
+    ``run`` is the run folder, written into the lock so a refused run can say where the
+    holder writes. Raises :class:`~cckit.errors.SiteLockedError` (pid, host, start time,
+    run folder of the holder) at once if another run holds it.
+    """
+    path = _lock_file(lock_dir, _site_lock_name(site, key))
+    try:
+        with _exclusive(path, _me(site, run)) as me:
+            yield me
+    except _Held as held:
+        raise _locked(site, held.holder, path) from None
+
+
+def check_site_unlocked(lock_dir: Path | None, site: str, *, key: str | None = None) -> None:
+    """Raise :class:`~cckit.errors.SiteLockedError` now if another run holds the site's lock
+    (what ``cckit run`` checks before it writes anything). Takes the lock for an instant."""
+    path = _lock_file(lock_dir, _site_lock_name(site, key))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        raise _locked(site, _read_holder(fd) or LockHolder(None, "", ""), path) from None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, site: str = "", lock_dir: Path | None = None
+                ) -> Iterator[LockHolder]:
+    """Hold the lock of a run folder: two runs never write into one folder at once.
+    Raises :class:`~cckit.errors.SiteLockedError` naming the run that writes there."""
+    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    path = _lock_file(lock_dir, f"folder-{key}.lock")
+    try:
+        with _exclusive(path, _me(site, folder)) as me:
+            yield me
+    except _Held as held:
+        raise SiteLockedError(
+            f"the run folder {folder} is in use by another cckit run: "
+            f"{held.holder.describe()}", file=str(folder),
+            hint="wait for that run to finish, or give this run another --out folder",
+        ) from None

@@ -1,9 +1,10 @@
 """One runbook across many sites: a papermill run per site, in parallel, with a summary.
 
 Each site gets its own folder (executed notebook, HTML, operation log, status). One site's
-failure never stops the others; Ctrl-C stops starting new sites, lets the running ones end,
-and keeps every finished site's record. The summary (CSV and HTML) says per site: status,
-duration, failing step and message, and what each node's web ports now present.
+failure never stops the others; Ctrl-C (or SIGTERM) stops starting new sites, lets the
+running ones end (a second one interrupts them at their step) and keeps every site's record.
+The summary (CSV and HTML) says per site: status, duration, failing step and message, and
+what each node's web ports now present.
 
 Where the work runs is a seam: local threads by default (each run is a Jupyter kernel
 process anyway), or an existing Dask cluster (``dask://HOST:PORT``, the ``dask`` extra).
@@ -20,8 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._internal.fs import out_folder, safe_name
 from .errors import InputError, MissingDependency, SiteFileError
-from .headless import RunOutcome, check_parameters, run_runbook, runbook_path
+from .headless import (
+    RunOutcome,
+    check_parameters,
+    interrupt_on_signals,
+    interrupt_running,
+    run_runbook,
+    runbook_path,
+)
 from .inventory import load_site
 
 __all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
@@ -80,17 +89,24 @@ def discover_sites(path: str | os.PathLike) -> list[Path]:
 
 
 def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
+    """One job per site file; each site's folder is a sanitised name directly under ``out``
+    (a site named ``../x`` or ``/etc`` cannot put its record anywhere else)."""
     jobs, seen = [], set()
+    sites: dict[str, Path] = {}  # identity -> the first file describing that site
     for f in files:
         try:
             site = load_site(f)
             name, nodes, error = site.name, tuple(n.name for n in site.nodes), None
+            first = sites.setdefault(site.identity, f)
+            if first != f:  # a copy: the site would be changed twice (or refused as locked)
+                error = (f"the same site as {first.name} (the same publisher address and "
+                         "port): not run twice")
         except SiteFileError as e:
             name, nodes, error = f.stem, (), "site file is invalid: " + "; ".join(e.problems)
         if name in seen:  # two files for one site name: keep both, by file name
             name = f"{name}-{f.stem}"
         seen.add(name)
-        jobs.append(SiteJob(name, f.resolve(), out / name, nodes, error))
+        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error))
     return jobs
 
 
@@ -221,7 +237,7 @@ def run_batch(
         raise InputError(f"concurrency must be at least 1, not {concurrency}")
     params = dict(parameters or {})
     check_parameters(scenario, params)
-    out_dir = Path(out).resolve()
+    out_dir = out_folder(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = _jobs(discover_sites(sites), out_dir)
     result = BatchResult(scenario, out_dir)
@@ -229,7 +245,8 @@ def run_batch(
     rows: dict[str, dict[str, Any]] = {}
     for j in jobs:
         if j.error:
-            rows[j.name] = _row(scenario, j, None, "invalid site file", j.error)
+            rows[j.name] = _row(scenario, j, None, "not run" if j.nodes else
+                                "invalid site file", j.error)
     runnable = [j for j in jobs if not j.error]
     ex = make_executor(executor, concurrency)
     bar = _progress(len(jobs), progress, initial=len(jobs) - len(runnable))
@@ -253,22 +270,30 @@ def run_batch(
         bar.update(1)
         bar.set_postfix_str(f"last: {j.name} {rows[j.name]['status']}")
 
+    def drain() -> None:
+        while inflight:
+            for fut in ex.wait_any(list(inflight)):
+                collect(fut)
+
     try:
-        try:
-            top_up()
-            while inflight:
-                for fut in ex.wait_any(list(inflight)):
-                    collect(fut)
+        with interrupt_on_signals():  # SIGTERM is handled like Ctrl-C
+            try:
                 top_up()
-        except KeyboardInterrupt:
-            result.interrupted = True
-            bar.write(f"interrupted: no new site starts; waiting for the {len(inflight)} "
-                      "running one(s) to end")
-            while inflight:
-                for fut in ex.wait_any(list(inflight)):
-                    collect(fut)
-            for j in queue:
-                rows[j.name] = _row(scenario, j, None, "cancelled", "Ctrl-C before it ran")
+                while inflight:
+                    for fut in ex.wait_any(list(inflight)):
+                        collect(fut)
+                    top_up()
+            except KeyboardInterrupt:
+                result.interrupted = True
+                bar.write(f"interrupted: no new site starts; waiting for the {len(inflight)} "
+                          "running one(s) to end (interrupt again to stop them now)")
+                try:
+                    drain()
+                except KeyboardInterrupt:  # again: the running sites stop at their step
+                    bar.write(f"interrupting {interrupt_running()} running site(s)")
+                    drain()
+                for j in queue:
+                    rows[j.name] = _row(scenario, j, None, "cancelled", "Ctrl-C before it ran")
     finally:
         bar.close()
         with contextlib.suppress(Exception):
@@ -286,12 +311,18 @@ def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
                 desc="sites", dynamic_ncols=True)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
 def write_summary(result: BatchResult) -> tuple[Path, Path]:
     """summary.csv and summary.html in the batch folder."""
     df = result.table()
     csv = result.out_dir / "summary.csv"
     html = result.out_dir / "summary.html"
-    df.to_csv(csv, index=False)
+    # A cell a spreadsheet would take for a formula (a site named "=HYPERLINK(...)") is
+    # written as text: quoted with a leading apostrophe.
+    df.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA else v).to_csv(
+        csv, index=False)
     ok = sum(r["status"] == "ok" for r in result.rows)
     title = (f"cckit batch {result.scenario}: {ok} of {len(result.rows)} site(s) ok"
              + (" (interrupted)" if result.interrupted else ""))

@@ -55,10 +55,12 @@ __all__ = [
 #: Curves VOS accepts for tomcat-ECDSA (key sizes 256, 384, 521).
 VOS_EC_CURVES = {"secp256r1": 256, "secp384r1": 384, "secp521r1": 521}
 
-_PEM_BLOCK = re.compile(
-    r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----(?P<body>.*?)-----END (?P=label)-----", re.S
-)
-_BEGIN = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----")
+#: BEGIN and END lines, found in one linear pass (a file of BEGIN lines without END lines
+#: made a lazy BEGIN...END pattern rescan the rest of the file for every one)
+_PEM_MARKER = re.compile(r"-----(?P<kind>BEGIN|END) (?P<label>[A-Z0-9 ]{1,64})-----")
+#: far more than any certificate file or trust bundle (Mozilla's whole root store is ~250 kB)
+MAX_INPUT_BYTES = 4 << 20
+MAX_PEM_BLOCKS = 1000
 _CERT_LABELS = {"CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"}
 _CSR_LABELS = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"}
 _PKCS7_LABELS = {"PKCS7", "CMS"}
@@ -87,33 +89,54 @@ _EC_SIGS = {
 def _read(data: bytes | str | Path, source: str | None) -> tuple[bytes, str]:
     if isinstance(data, Path):
         try:
-            return data.read_bytes(), source or str(data)
+            with data.open("rb") as f:
+                raw, source = f.read(MAX_INPUT_BYTES + 1), source or str(data)
         except OSError as e:
             raise CertificateLoadError(
                 f"cannot read the file: {e.strerror}", file=str(data),
                 hint="check the path and that you may read it",
             ) from None
-    if isinstance(data, str):
-        return data.encode("utf-8", "replace"), source or "<text>"
-    return bytes(data), source or "<bytes>"
+    elif isinstance(data, str):
+        raw, source = data.encode("utf-8", "replace"), source or "<text>"
+    else:
+        raw, source = bytes(data), source or "<bytes>"
+    if len(raw) > MAX_INPUT_BYTES:
+        raise CertificateLoadError(
+            f"the input is larger than {MAX_INPUT_BYTES >> 20} MiB: not a certificate file",
+            file=source, hint="give the certificate file the CA returned")
+    return raw, source
 
 
 def _pem_blocks(raw: bytes, source: str) -> list[tuple[str, bytes]]:
-    """(label, DER) for each PEM block; text around the blocks is ignored."""
+    """(label, DER) for each PEM block; text around the blocks is ignored.
+
+    One pass over the BEGIN/END lines; at most :data:`MAX_PEM_BLOCKS` blocks.
+    """
     text = raw.decode("ascii", "replace").replace("\r\n", "\n").replace("\r", "\n")
     blocks: list[tuple[str, bytes]] = []
-    ends = 0
-    for m in _PEM_BLOCK.finditer(text):
-        label = m.group("label")
-        if "PRIVATE KEY" in label:
-            raise CertificateLoadError(
-                f"the file contains a private key ({label.title()}) where a certificate was "
-                "expected; its contents are not shown",
-                file=source,
-                hint="give the certificate file the CA returned, never a private key; "
-                "if the key left its server, treat it as compromised",
-            )
-        body = "".join(line.strip() for line in m.group("body").split("\n")
+    label, start = None, 0  # the block open now: its label and where its body starts
+    for m in _PEM_MARKER.finditer(text):
+        kind, found = m.group("kind"), m.group("label")
+        if kind == "BEGIN":
+            if label is not None:  # a BEGIN inside an open block: that block was cut off
+                break
+            if "PRIVATE KEY" in found:
+                raise CertificateLoadError(
+                    f"the file contains a private key ({found.title()}) where a certificate "
+                    "was expected; its contents are not shown",
+                    file=source,
+                    hint="give the certificate file the CA returned, never a private key; "
+                    "if the key left its server, treat it as compromised",
+                )
+            if len(blocks) >= MAX_PEM_BLOCKS:
+                raise CertificateLoadError(
+                    f"more than {MAX_PEM_BLOCKS} PEM blocks: not a certificate file",
+                    file=source, hint="give the certificate file the CA returned")
+            label, start = found, m.end()
+            continue
+        if label is None or found != label:
+            continue  # an END without its BEGIN: text around the blocks
+        body = "".join(line.strip() for line in text[start:m.start()].split("\n")
                        if ":" not in line)  # drop RFC 1421 headers such as Proc-Type
         try:
             der = base64.b64decode(body, validate=True)
@@ -125,16 +148,8 @@ def _pem_blocks(raw: bytes, source: str) -> list[tuple[str, bytes]]:
                 hint="download the file again from the CA",
             ) from None
         blocks.append((label, der))
-        ends = m.end()
-    # A BEGIN after the last complete block means a truncated file.
-    tail = _BEGIN.search(text, ends)
-    if tail:
-        label = tail.group("label")
-        if "PRIVATE KEY" in label:
-            raise CertificateLoadError(
-                "the file contains a (truncated) private key; its contents are not shown",
-                file=source, hint="give the certificate file, never a private key",
-            )
+        label = None
+    if label is not None:  # a BEGIN after the last complete block: a truncated file
         raise CertificateLoadError(
             f"PEM block {label!r} is truncated: BEGIN without a matching END line",
             file=source,

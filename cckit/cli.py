@@ -61,11 +61,21 @@ def _site_check(args: argparse.Namespace) -> int:
 
 
 def _parse_params(pairs: list[list[str]] | None) -> dict:
+    """``-p NAME VALUE`` pairs, each VALUE read as YAML (plain data: no aliases, dates kept
+    as text). The value is never shown in an error: it may be a pasted password."""
     import yaml
+
+    from ._internal import yamlsafe
+    from .errors import InputError
 
     out = {}
     for name, value in pairs or []:
-        out[name] = yaml.safe_load(value) if value != "" else ""
+        try:
+            out[name] = yamlsafe.load(value) if value != "" else ""
+        except yaml.YAMLError as e:
+            raise InputError(f"-p {name}: the value is not plain YAML "
+                             f"({getattr(e, 'problem', None) or 'unreadable'})",
+                             hint="quote it, e.g. -p NAME \"'text'\"") from None
     return out
 
 
@@ -86,6 +96,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cckit: the run is waiting for the CA{step}:\n{outcome.message}\n"
               "Run the same command again once the CA has answered.", file=sys.stderr)
         return 3
+    if outcome.status == "interrupted":
+        print(f"cckit: {outcome.message}", file=sys.stderr)
+        return 130
     if not outcome.ok:
         print(f"cckit: the run failed{step}:\n{outcome.message}", file=sys.stderr)
         return 1
@@ -196,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--plan", action="store_true", help="show what would run where; run nothing")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     batch.set_defaults(func=_batch)
+
+    from .fleet.cli import add_parser as add_inventory
+
+    add_inventory(sub)
 
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")

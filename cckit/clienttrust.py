@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from ._internal.fs import safe_name
 from .certs import describe, fingerprint_sha256
 from .errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TrustBundle", "build_trust_bundle", "safe_name", "thumbprint_sha1"]
+__all__ = ["TrustBundle", "build_trust_bundle", "thumbprint_sha1"]
 
 PS1 = "install-trusted-root.ps1"
 FIREFOX = "firefox-policies.json"
@@ -39,19 +40,9 @@ README = "README.md"
 ALL_PEM = "all.pem"
 ROW_COLUMNS = ("node", "cn", "key", "not_after", "sha256", "sha1", "file")
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def thumbprint_sha1(cert: x509.Certificate) -> str:
     """The Windows certificate thumbprint: SHA-1 of the DER, upper-case hex, no separators."""
     return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Windows' identifier
-
-
-def safe_name(text: str, *, limit: int = 80) -> str:
-    """``text`` reduced to a file-name-safe token (no separators, no leading dots)."""
-    name = _UNSAFE.sub("_", text).strip("._-")
-    name = re.sub(r"\.{2,}", ".", name)[:limit].strip("._-")
-    return name or "cert"
 
 
 def _one_line(text: str) -> str:
@@ -131,7 +122,7 @@ def _entries(certs: Sequence[tuple[str, x509.Certificate]], site: str) -> list[_
         if sha256 in seen:  # the same certificate twice (e.g. listed for two roles): once
             continue
         sha1 = thumbprint_sha1(cert)
-        stem = safe_name(f"{node}-{info.subject_cn}")
+        stem = safe_name(f"{node}-{info.subject_cn}", limit=80, default="cert")
         if stem.lower() in stems:  # same names, another certificate (renewed?)
             stem = f"{stem}-{sha1[:8].lower()}"
         stems.add(stem.lower())

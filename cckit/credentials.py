@@ -1,28 +1,69 @@
-"""Secrets resolved at run time, never carried as parameters.
+"""Secrets resolved at run time, never carried as parameters; and the one redactor.
 
 A site file names *where* a secret lives (an environment variable, an OS keyring entry or
 a file only its owner can read); :func:`resolve` fetches it when a connection is opened and
 wraps it in :class:`Secret`, whose ``repr``/``str`` never show the value. Every resolved
 value is remembered (in this process only) so :func:`redact` can scrub it from any text
 before it is logged or saved.
+
+What a reference points at (the variable's name, the keyring entry, the file's path) is
+treated as possibly secret too, because an operator may paste the password where its name
+belongs: no error message and no ``repr`` ever shows it; they say "the environment variable
+named in credentials.os-admin.password" instead.
+
+This module holds the only rules for what looks like a secret (:data:`SECRET_NAME`, for
+argument and parameter names) and the only masking (:func:`redact`), used by the audit log,
+the transports, status records and the after-run scrub alike.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import stat
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import CredentialError, MissingDependency
 
-__all__ = ["Secret", "SecretRef", "parse_secret_ref", "redact", "resolve"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "SECRET_NAME",
+    "Secret",
+    "SecretRef",
+    "looks_secret",
+    "parse_secret_ref",
+    "redact",
+    "resolve",
+]
 
-MASK = "********"
+#: what a masked secret reads as, in every record (it says what happened)
+MASK = "[secret masked]"
+#: shorter secrets cannot be masked without mangling ordinary words: refused at resolve time
+MIN_SECRET_LENGTH = 4
+#: secrets this long are masked wherever they appear; shorter ones only as whole words
+_ANYWHERE_LENGTH = 8
+#: names (of arguments, parameters, option keys) whose values are secrets
+SECRET_NAME = re.compile(
+    r"pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential"
+    r"|^key$|^auth(orization)?$|cookie|session",
+    re.I,
+)
+#: a password file holds a password: anything bigger (or a FIFO, a device) is a mistake
+_MAX_SECRET_FILE = 4096
 _known: set[str] = set()
 _known_lock = threading.Lock()
+
+
+def looks_secret(name: object) -> bool:
+    """``name`` (an argument, parameter or option name) says its value is a secret."""
+    return bool(SECRET_NAME.search(str(name)))
 
 
 class Secret:
@@ -32,7 +73,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        if value:
+        if len(value) >= MIN_SECRET_LENGTH:
             with _known_lock:
                 _known.add(value)
 
@@ -55,36 +96,66 @@ class Secret:
         raise TypeError("a Secret cannot be pickled or copied out of the process")
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret this process has resolved replaced by a mask."""
+def _variants(value: str) -> set[str]:
+    """``value`` as it may appear in a record: as is, JSON-escaped (a notebook), HTML-escaped."""
+    return {value, json.dumps(value)[1:-1], html.escape(value, quote=True),
+            html.escape(value, quote=False)}
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret this process has resolved, and every one of ``secrets``,
+    replaced by :data:`MASK` (which says that a secret was masked there).
+
+    Secrets of 8 characters or more are masked wherever they appear; shorter ones (4 to 7)
+    only as whole words, so the password ``pass`` does not turn ``password`` into
+    ``[secret masked]word``. Shorter than 4 is refused by :func:`resolve` and ignored here.
+    """
     with _known_lock:
-        values = sorted(_known, key=len, reverse=True)
-    for v in values:
-        if v in text:
+        values = set(_known)
+    values.update(s for s in secrets if s)
+    variants = {v for s in values if len(s) >= MIN_SECRET_LENGTH for v in _variants(s)}
+    for v in sorted(variants, key=len, reverse=True):
+        if v not in text:
+            continue
+        if len(v) >= _ANYWHERE_LENGTH:
             text = text.replace(v, MASK)
+        else:
+            text = re.sub(r"(?<!\w)" + re.escape(v) + r"(?!\w)", MASK, text)
     return text
 
 
 @dataclass(frozen=True)
 class SecretRef:
     """Where a secret lives: ``env`` (variable name), ``keyring`` (service, username) or
-    ``file`` (path)."""
+    ``file`` (path). ``where`` is the site-file field it came from (for messages).
+
+    Neither ``repr`` nor :meth:`describe` shows the name, entry or path: an operator may
+    have pasted the password there.
+    """
 
     kind: Literal["env", "keyring", "file"]
-    name: str
-    username: str | None = None  # keyring only
+    name: str = field(repr=False)
+    username: str | None = field(default=None, repr=False)  # keyring only
+    where: str = field(default="the site file", compare=False)
 
     def describe(self) -> str:
-        if self.kind == "env":
-            return f"environment variable {self.name}"
-        if self.kind == "keyring":
-            return f"keyring entry {self.name}/{self.username}"
-        return f"file {self.name}"
+        what = {"env": "the environment variable", "keyring": "the keyring entry",
+                "file": "the secret file"}[self.kind]
+        return f"{what} named in {self.where}"
+
+    def targets(self) -> tuple[str, ...]:
+        """What an ``env`` or ``file`` reference names (possibly a pasted password), for the
+        after-run scrub. A keyring's service and user name are ordinary words ("cckit",
+        "admin") that records legitimately hold: never shown, but not scrubbed."""
+        return (self.name,) if self.kind in ("env", "file") else ()
 
 
 def parse_secret_ref(value: object, where: str, base_dir: Path | None = None
                      ) -> tuple[SecretRef | None, list[str]]:
-    """A reference from the site file's ``password:`` value, or the problems with it."""
+    """A reference from the site file's ``password:`` value, or the problems with it.
+
+    No problem message repeats what the reference names (it may be a pasted password).
+    """
     if isinstance(value, str | int | float):
         return None, [
             f"{where}: secret written inline; the site file must say where the secret is, "
@@ -96,32 +167,35 @@ def parse_secret_ref(value: object, where: str, base_dir: Path | None = None
     if kind == "env":
         if not isinstance(arg, str) or not arg.strip():
             return None, [f"{where}.env: expected an environment variable name"]
-        return SecretRef("env", arg.strip()), []
+        return SecretRef("env", arg.strip(), where=where), []
     if kind == "keyring":
         if (not isinstance(arg, dict) or not isinstance(arg.get("service"), str)
                 or not isinstance(arg.get("username"), str)):
             return None, [f"{where}.keyring: expected {{service: NAME, username: NAME}}"]
-        return SecretRef("keyring", arg["service"], arg["username"]), []
+        return SecretRef("keyring", arg["service"], arg["username"], where=where), []
     if kind == "file":
         if not isinstance(arg, str) or not arg.strip():
             return None, [f"{where}.file: expected a path"]
         path = Path(arg).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return SecretRef("file", str(path)), []
-    return None, [f"{where}: unknown secret source {kind!r} (use env, keyring or file)"]
+        return SecretRef("file", str(path), where=where), []
+    return None, [f"{where}: unknown secret source (use env, keyring or file)"]
 
 
 def resolve(ref: SecretRef, *, node: str | None = None) -> Secret:
-    """Fetch the secret now. Errors say which reference failed and how to fix it."""
+    """Fetch the secret now. Errors say which reference failed and how to fix it, naming the
+    site-file field, never what it points at."""
+    where = ref.describe()
     if ref.kind == "env":
         value = os.environ.get(ref.name)
         if not value:
             raise CredentialError(
-                f"environment variable {ref.name} is not set or empty", node=node,
-                hint=f"export {ref.name} in the shell that starts Jupyter or cckit",
+                f"{where} is not set or empty", node=node,
+                hint="export that variable in the shell that starts Jupyter or cckit "
+                "(the site file holds its name, never the password itself)",
             )
-        return Secret(value)
+        return _checked(Secret(value), ref, node)
     if ref.kind == "keyring":
         try:
             import keyring
@@ -133,35 +207,51 @@ def resolve(ref: SecretRef, *, node: str | None = None) -> Secret:
             value = keyring.get_password(ref.name, ref.username or "")
         except keyring.errors.KeyringError as e:
             raise CredentialError(
-                f"keyring entry {ref.name}/{ref.username} could not be read: "
-                f"{type(e).__name__}", node=node,
+                f"{where} could not be read: {type(e).__name__}", node=node,
                 hint="check that an OS keyring backend is available (keyring --list-backends)",
             ) from None
         if not value:
             raise CredentialError(
-                f"keyring has no entry {ref.name}/{ref.username}", node=node,
-                hint=f"keyring set {ref.name} {ref.username}",
+                f"{where} does not exist in the keyring", node=node,
+                hint="store it with 'keyring set SERVICE USERNAME', the service and user name "
+                "as written in the site file",
             )
-        return Secret(value)
-    return _resolve_file(Path(ref.name), node)
+        return _checked(Secret(value), ref, node)
+    return _checked(_resolve_file(Path(ref.name), where, node), ref, node)
 
 
-def _resolve_file(path: Path, node: str | None) -> Secret:
+def _checked(secret: Secret, ref: SecretRef, node: str | None) -> Secret:
+    if len(secret.reveal()) < MIN_SECRET_LENGTH:
+        raise CredentialError(
+            f"the secret from {ref.describe()} is shorter than {MIN_SECRET_LENGTH} "
+            "characters: too short to be masked in the records", node=node,
+            hint="use the node's real password (VOS requires longer ones)",
+        )
+    return secret
+
+
+def _resolve_file(path: Path, where: str, node: str | None) -> Secret:
     try:
         st = path.stat()
     except OSError as e:
-        raise CredentialError(f"secret file cannot be read: {e.strerror}", node=node,
-                              file=str(path), hint="create it with mode 0600") from None
+        raise CredentialError(f"{where} cannot be read: {e.strerror}", node=node,
+                              hint="create it with mode 0600") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_SECRET_FILE:
+        raise CredentialError(
+            f"{where} is not a password file (a regular file of at most "
+            f"{_MAX_SECRET_FILE} bytes)", node=node,
+            hint="point the site file at a file holding just the password",
+        )
     if os.name == "posix" and stat.S_IMODE(st.st_mode) & 0o077:
         raise CredentialError(
-            f"secret file is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
-            node=node, file=str(path), hint=f"chmod 600 {path}",
+            f"{where} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
+            node=node, hint="chmod 600 that file",
         )
     try:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:
-        raise CredentialError(f"secret file cannot be read: {type(e).__name__}", node=node,
-                              file=str(path)) from None
+        raise CredentialError(f"{where} cannot be read: {type(e).__name__}",
+                              node=node) from None
     if not value:
-        raise CredentialError("secret file is empty", node=node, file=str(path))
+        raise CredentialError(f"{where} is empty", node=node)
     return Secret(value)

@@ -15,7 +15,8 @@ from typing import Any
 from .certs import CertInfo
 from .results import Outcome, Plan, PortChange, PortView, StepResult, VerifyRecord
 
-__all__ = ["badge_text", "cell", "html", "presented_table", "presented_text", "table", "text"]
+__all__ = ["badge_text", "cell", "html", "html_table", "presented_table", "presented_text",
+           "table", "text"]
 
 # Left/top-aligned cells (!important beats JupyterLab's right-aligned tables); long
 # fingerprints wrap instead of widening the page.
@@ -126,6 +127,13 @@ def presented_table(views: Iterable[PortView]) -> Any:
         row[f"{kind} client"] = _cert(v.cert, v.status)
         row[f"{kind} sha256"] = cell(v.sha256)
     return pd.DataFrame(list(rows.values()))
+
+
+def html_table(records: Sequence[Any], cls: type | None = None, *,
+               table_id: str | None = None) -> str:
+    """Records as one escaped HTML table (for pages outside a notebook, e.g. a dashboard)."""
+    return table(records, cls).to_html(index=False, escape=True, classes="cckit", border=0,
+                                       table_id=table_id)
 
 
 def _html_table(df: Any) -> str:

@@ -29,7 +29,7 @@ def regenerate(names: list[str] | None = None, target: Path = GOLDEN) -> int:
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cckit-golden-") as tmp:
         os.environ["CCKIT_RUNS_DIR"] = str(Path(tmp) / "runs")
-        for name in names or SCENARIOS:
+        for name in names or (*SCENARIOS, "inventory"):
             path = folder / f"{name}.ipynb"
             nb = nbformat.read(str(path), as_version=4)
             client = NotebookClient(nb, kernel_name="python3", timeout=600,

@@ -7,6 +7,7 @@ file in one go.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from . import topology
+from ._internal import yamlsafe
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
 from .errors import CredentialError, SiteFileError
 from .topology import Role, RoleSpec
@@ -144,6 +146,15 @@ class Site:
         return next(n for n in self.nodes if n.spec.publisher)
 
     @property
+    def identity(self) -> str:
+        """Which site this is, whatever file describes it: a hash of the publisher's SSH
+        endpoint (address, case-folded, and port). Two copies of a site file, or two files
+        naming the same publisher, have one identity; the site lock is taken on it."""
+        pub = self.publisher
+        endpoint = f"{pub.address.strip().lower()}:{pub.ssh_port}"
+        return hashlib.sha256(endpoint.encode("utf-8")).hexdigest()[:16]
+
+    @property
     def subscribers(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if not n.spec.publisher
                      and n.spec.product is self.publisher.spec.product)
@@ -192,11 +203,19 @@ def load_site(path: str | Path) -> Site:
     """Load and validate a site file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(yamlsafe.MAX_CHARS + 1)
     except OSError as e:
         raise SiteFileError([f"cannot read the site file: {e.strerror}"], file=str(path)) from None
+    if len(raw) > yamlsafe.MAX_CHARS:
+        raise SiteFileError([f"the file is larger than {yamlsafe.MAX_CHARS // 1024} KiB: not a "
+                             "site file"], file=str(path))
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SiteFileError(["not UTF-8 text"], file=str(path)) from None
+    try:
+        data = yamlsafe.load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -212,15 +231,38 @@ def _port(value: Any, where: str, problems: list[str]) -> int:
     return value
 
 
+#: the longest site or node name (they name folders and files) and any other text field
+NAME_LIMIT, TEXT_LIMIT = 64, 255
+
+
+def _printable(text: str) -> bool:
+    """No line break or control character (they would split a CLI command or a record line,
+    or hide text on a terminal)."""
+    return not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in text)
+
+
+def _label(value: Any) -> str:
+    """``value`` fit to name a place in a problem message (one line)."""
+    text = str(value)
+    return text if _printable(text) and len(text) <= NAME_LIMIT else "unprintable name"
+
+
 def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool = True,
-         default: str | None = None) -> str | None:
+         default: str | None = None, limit: int = TEXT_LIMIT) -> str | None:
     v = d.get(key, default)
     if v is None:
         if required:
             problems.append(f"{where}: missing {key!r}")
         return None
     if not isinstance(v, str) or not v.strip():
-        problems.append(f"{where}.{key}: expected a non-empty string, got {v!r}")
+        problems.append(f"{where}.{key}: expected a non-empty string, got "
+                        f"{v!r}"[:TEXT_LIMIT])
+        return None
+    if not _printable(v):
+        problems.append(f"{where}.{key}: contains a line break or control character")
+        return None
+    if len(v.strip()) > limit:
+        problems.append(f"{where}.{key}: longer than {limit} characters")
         return None
     return v.strip()
 
@@ -240,7 +282,7 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
     base_dir = base_dir or Path.cwd()
     for k in sorted(set(data) - _SITE_KEYS):
         problems.append(f"unknown key {k!r} at the top level")
-    name = _str(data, "site", "site file", problems) or ""
+    name = _str(data, "site", "site file", problems, limit=NAME_LIMIT) or ""
     domain = _str(data, "domain", "site file", problems, required=False)
 
     credentials: dict[str, Credential] = {}
@@ -249,7 +291,7 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
         problems.append("credentials: expected a mapping of name -> {username, password}")
         creds = {}
     for cname, spec in creds.items():
-        where = f"credentials.{cname}"
+        where = f"credentials.{_label(cname)}"
         if not isinstance(spec, dict):
             problems.append(f"{where}: expected {{username, password}}")
             continue
@@ -397,12 +439,13 @@ def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: 
     if not isinstance(rn, dict):
         problems.append(f"nodes[{i}]: expected a mapping")
         return None
-    where = f"nodes[{i}]" + (f" ({rn['name']})" if isinstance(rn.get("name"), str) else "")
+    where = f"nodes[{i}]" + (f" ({_label(rn['name'])})" if isinstance(rn.get("name"), str)
+                             else "")
     n0 = len(problems)
     for k in sorted(set(rn) - _NODE_KEYS):
         hint = " (secrets go under credentials:, by reference)" if "pass" in str(k) else ""
         problems.append(f"{where}: unknown key {k!r}{hint}")
-    name = _str(rn, "name", where, problems)
+    name = _str(rn, "name", where, problems, limit=NAME_LIMIT)
     role = _str(rn, "role", where, problems)
     if role and role not in ROLES:
         problems.append(f"{where}: unknown role {role!r} (use {', '.join(ROLES)})")
@@ -436,8 +479,9 @@ def _parse_node(rn: Any, i: int, credentials: dict[str, Credential], raw_creds: 
     if transport == "rest" and rest is None:
         problems.append(f"{where}: transport rest needs rest: {{port: N}}")
     services = rn.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        problems.append(f"{where}.services: expected a list of service names")
+    if not isinstance(services, list) or not all(isinstance(s, str) and s.strip()
+                                                  and _printable(s) for s in services):
+        problems.append(f"{where}.services: expected a list of service names (one line each)")
         services = []
     include_ou = rn.get("include_ou", True)
     if not isinstance(include_ou, bool):

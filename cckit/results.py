@@ -9,6 +9,7 @@ rendered table.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -272,6 +273,15 @@ class StepResult(_Shown):
     @property
     def ok(self) -> bool:
         return self.outcome is not Outcome.FAILED
+
+    @classmethod
+    def tally(cls, step: str, records: Sequence[Any], done: Action, verdict: str
+              ) -> StepResult:
+        """A step that changed what had to change: ``verdict`` is formatted with ``n`` (the
+        records whose action is ``done``) and ``rest``; nothing done is NOTHING TO DO."""
+        n = sum(getattr(r, "action", None) is done for r in records)
+        return cls(step, verdict.format(n=n, rest=len(records) - n), records,
+                   Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
     def table(self) -> Any:
         from .display import table

@@ -8,7 +8,6 @@ order, whatever failed on the way.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -21,18 +20,6 @@ from .results import PortView
 from .vos import Transport, connect, transport_class
 
 __all__ = ["SiteSession"]
-
-
-def _lock_dir(site: Site, workdir: Path) -> Path:
-    """Next to the site file (every run of that file sees the lock), else the user's cache."""
-    candidate = (site.path.parent if site.path else workdir) / ".cckit-locks"
-    try:
-        candidate.mkdir(parents=True, exist_ok=True)
-        if os.access(candidate, os.W_OK):
-            return candidate
-    except OSError:
-        pass
-    return Path.home() / ".cache" / "cckit" / "locks"
 
 
 class SiteSession:
@@ -64,8 +51,10 @@ class SiteSession:
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
         self._conns: dict[str, Transport] = {}
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(site_lock(
-            Path(lock_dir) if lock_dir else _lock_dir(site, self.workdir), site.name))
+        # one lock per site identity in the user's lock folder, whichever copy of the
+        # site file names it (docs/security.md)
+        self._stack.enter_context(site_lock(Path(lock_dir) if lock_dir else None, site.name,
+                                            key=site.identity, run=self.workdir))
         self._stack.callback(self._close_connections)
 
     # -- lifetime
@@ -107,10 +96,12 @@ class SiteSession:
 
     @contextlib.contextmanager
     def on(self, node: Node) -> Iterator[Transport]:
-        """The node's transport; a broken session is dropped so the next call reconnects."""
+        """The node's transport; a broken session is dropped so the next call reconnects,
+        and so is one a Ctrl-C cut off mid-command (the rest of its output unread would be
+        taken for the next command's)."""
         try:
             yield self.transport(node)
-        except TransportError:
+        except (TransportError, KeyboardInterrupt):
             self.drop(node)
             raise
 

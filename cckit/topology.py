@@ -25,8 +25,11 @@ __all__ = [
     "Role",
     "RoleSpec",
     "WebService",
+    "client_auth_notice",
+    "cop_action",
     "cop_installed",
     "ecdsa_in_use",
+    "read_only_command",
     "release",
     "restart_waves",
     "spec",
@@ -82,6 +85,12 @@ class RoleSpec:
     #: the releases (major, minor) that use tomcat-ECDSA; ``None`` as the upper bound: all later
     ecdsa_from: tuple[int, int] = (11, 5)
     ecdsa_until: tuple[int, int] | None = (11, 5)
+    #: the field notice saying that, from this release (major, minor) on, a CA-signed
+    #: identity used for mutual TLS must carry the clientAuth EKU; None: no notice says so
+    client_auth_from: tuple[int, int] | None = None
+    client_auth_notice: str = ""
+    #: what an RSA-signed tomcat-ECDSA breaks on this role, beyond not being presented
+    rsa_signed_ecdsa_breaks: str = ""
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -117,24 +126,35 @@ _SM_WEB = (
 # security guide].
 _CUCM_WEB = (WebService(TOMCAT, (8443,)),)
 
+# Public CAs stop issuing the clientAuth EKU (Chrome Root Program, 2026); where a node uses
+# its tomcat identity as a client too, mutual TLS between nodes then fails. [doc: FN74382,
+# contact-center products at 12.5(1), 12.6 and 15.0 — UCCX and CCP (SocialMiner's later
+# name) as issue 13 cites it; FN74345, every CUCM release]. That the identity concerned is
+# the RSA ``tomcat`` one is our reading [assumed].
+_FN74382 = {"client_auth_from": (12, 5), "client_auth_notice": "FN74382"}
+_FN74345 = {"client_auth_from": (0, 0), "client_auth_notice": "FN74345"}
+#: the identities a node also presents as a TLS client (FN74382/FN74345) [assumed]
+CLIENT_AUTH_UNITS = (RSA_UNIT,)
+
 _SPECS: dict[Role, RoleSpec] = {
     s.role: s for s in (
         RoleSpec(Role.UCCX_PUBLISHER, Product.UCCX, "UCCX publisher", publisher=True,
                  max_per_site=1, restart_wave=1, trust_target=True, web_services=_UCCX_WEB,
-                 cop_family="uccx"),
+                 cop_family="uccx", **_FN74382),
         RoleSpec(Role.UCCX_SUBSCRIBER, Product.UCCX, "UCCX subscriber", publisher=False,
                  max_per_site=1, restart_wave=0, trust_target=False, web_services=_UCCX_WEB,
-                 cop_family="uccx"),
+                 cop_family="uccx", **_FN74382),
         # a separate application: restarted alongside the subscriber (issue 12)
         RoleSpec(Role.SOCIALMINER, Product.SOCIALMINER, "SocialMiner", publisher=False,
                  max_per_site=None, restart_wave=0, trust_target=True, web_services=_SM_WEB,
-                 cop_family="socialminer"),
+                 cop_family="socialminer", **_FN74382,
+                 rsa_signed_ecdsa_breaks="chat and email (CSCvb58580)"),
         RoleSpec(Role.CUCM_PUBLISHER, Product.CUCM, "CUCM publisher", publisher=True,
                  max_per_site=1, restart_wave=1, trust_target=True, web_services=_CUCM_WEB,
-                 cop_family=None, ecdsa_until=None),
+                 cop_family=None, ecdsa_until=None, **_FN74345),
         RoleSpec(Role.CUCM_SUBSCRIBER, Product.CUCM, "CUCM subscriber", publisher=False,
                  max_per_site=None, restart_wave=0, trust_target=False,
-                 web_services=_CUCM_WEB, cop_family=None, ecdsa_until=None),
+                 web_services=_CUCM_WEB, cop_family=None, ecdsa_until=None, **_FN74345),
     )
 }
 
@@ -185,3 +205,43 @@ def restart_waves(roles: Iterable[tuple[str, Role | str]]) -> list[list[str]]:
     for name, role in roles:
         waves.setdefault(spec(role).restart_wave, []).append(name)
     return [waves[k] for k in sorted(waves)]
+
+
+def client_auth_notice(role: Role | str, version: str, unit: str) -> str | None:
+    """The field notice by which ``unit`` on a ``role`` node at ``version`` needs the
+    clientAuth EKU when a CA signs it (None: no notice asks for it)."""
+    s = spec(role)
+    if unit not in CLIENT_AUTH_UNITS or s.client_auth_from is None:
+        return None
+    return s.client_auth_notice if release(version)[:2] >= s.client_auth_from else None
+
+
+# Commands of the VOS CLI that change nothing on a node: ``show ...``, ``utils service
+# list`` [doc: VOS CLI reference], and ``set cli pagination on|off``, which applies to the
+# current CLI session only [doc: CLI reference for Cisco Unified Solutions].
+_READ_ONLY = re.compile(r"show\s+\S.*|utils\s+service\s+list|set\s+cli\s+pagination\s+(on|off)",
+                        re.I)
+
+
+def read_only_command(command: str) -> bool:
+    """Whether ``command`` only reads (the inventory sends nothing else)."""
+    return bool(_READ_ONLY.fullmatch(command.strip()))
+
+
+# The ECDSA COPs carry their action in the file name (``...ecdsa-disable.cop.sgn``,
+# ``...ecdsa-rollback.cop.sgn``) [assumed]; ``show version active`` may list a COP without
+# its ``.sgn``.
+_COP_ACTION = re.compile(r"ecdsa[._-]?(disable|rollback)", re.I)
+
+
+def cop_action(name: str, known: dict[str, str] | None = None) -> str | None:
+    """``disable`` or ``rollback`` for an ECDSA COP (``known``: file name -> action, as the
+    site file names them, wins), else None."""
+    def bare(n: str) -> str:
+        return n[:-4] if n.endswith(".sgn") else n
+
+    for file, action in (known or {}).items():
+        if bare(file) == bare(name):
+            return action
+    m = _COP_ACTION.search(name)
+    return m.group(1).lower() if m else None

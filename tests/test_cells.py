@@ -100,7 +100,7 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
             assert err is not None and len(err["traceback"]) == 1, err
             # a misspelled CA option: one line naming the known ones
             cells.run_code("ca_options = {'algoritm': 'rsa'}")
-            one_line(cells.run("rb.plan(proc)"), "InputError", "unknown option(s) algoritm",
+            one_line(cells.run("rb.plan(proc)"), "InputError", "unknown option algoritm",
                      "algorithm")
             cells.run_code("ca_options = {}")
             # a missing site file: absolute path, where it was resolved; later cells refuse

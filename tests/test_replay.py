@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 
 from cckit import certs, topology
-from cckit.credentials import Secret
+from cckit.credentials import MASK, Secret
 from cckit.errors import CommandError, TransportError
 from cckit.inventory import CopRepository, Node
 from cckit.vos.ssh import SSHTransport
@@ -232,5 +232,5 @@ def test_a_timeout_names_the_command_and_what_the_node_last_printed(tmp_path):
     msg = str(e.value)
     assert "timed out after 0.5s waiting for 'show version active' to finish" in msg
     assert "the node last printed: " in msg and "Still working" in msg
-    assert secret.reveal() not in msg and "********" in msg
+    assert secret.reveal() not in msg and MASK in msg
     assert secret.reveal() not in r.t.transcript.text()

@@ -39,8 +39,14 @@ def test_screen_text_drops_erased_pager_lines_and_ansi():
 def test_transcript_round_trip_redacts_secrets_and_pasted_certificates(tmp_path):
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from cckit.credentials import MASK, Secret
-    from cckit.vos.transcript import Record, TranscriptWriter, certificate_marker, parse
+    from cckit.credentials import Secret
+    from cckit.vos.transcript import (
+        SECRET_LINE,
+        Record,
+        TranscriptWriter,
+        certificate_marker,
+        parse,
+    )
 
     from .certfactory import make_root
 
@@ -63,7 +69,7 @@ def test_transcript_round_trip_redacts_secrets_and_pasted_certificates(tmp_path)
     w.close()
     text = path.read_text()
     assert text == w.text()
-    assert "s3cr3t-sftp-pass" not in text and f"> {MASK}" in text
+    assert "s3cr3t-sftp-pass" not in text and f"> {SECRET_LINE}" in text
     marker = certificate_marker(body)
     # the paste and its echo carry the marker; `show cert` output keeps the certificate
     assert text.count(marker) == 2 and text.count(body.split("\n")[0]) == 1

@@ -13,7 +13,7 @@ from cryptography import x509
 
 from ..errors import InputError, WaitingForCA
 
-__all__ = ["CertificateAuthority", "SignedCertificate", "get_adapter", "sign_all"]
+__all__ = ["CertificateAuthority", "SignedCertificate", "check_options", "get_adapter", "sign_all"]
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def _builtin() -> dict[str, type[CertificateAuthority]]:
     return {LabCA.name: LabCA, FilesCA.name: FilesCA, ADCSCA.name: ADCSCA}
 
 
-def get_adapter(name: str, **options: Any) -> CertificateAuthority:
-    """An adapter by name: built-in, or registered under the ``cckit.ca`` entry-point group."""
+def _adapter_class(name: str) -> type[CertificateAuthority]:
     adapters: dict[str, Any] = dict(_builtin())
     for ep in entry_points(group="cckit.ca"):
         adapters.setdefault(ep.name, ep)
@@ -94,22 +93,30 @@ def get_adapter(name: str, **options: Any) -> CertificateAuthority:
             f"unknown CA adapter {name!r}", hint=f"use one of {', '.join(sorted(adapters))}"
         )
     cls = adapters[name]
-    if not isinstance(cls, type):
-        cls = cls.load()
-    check_options(name, cls, options)
-    return cls(**options)
+    return cls if isinstance(cls, type) else cls.load()
 
 
-def check_options(name: str, cls: type, options: dict[str, Any]) -> None:
-    """Unknown or missing options of adapter ``cls``: one line naming the known ones (the
-    adapter's ``__init__`` keywords are its typed options)."""
-    params = {k: p for k, p in inspect.signature(cls).parameters.items()
-              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    unknown = sorted(set(options) - set(params))
-    missing = sorted(k for k, p in params.items() if p.default is p.empty and k not in options)
-    if unknown or missing:
-        what = "; ".join(p for p in (
-            f"unknown option(s) {', '.join(unknown)}" if unknown else "",
-            f"missing option(s) {', '.join(missing)}" if missing else "") if p)
-        raise InputError(f"CA adapter {name!r}: {what}",
-                         hint=f"its options are {', '.join(params) or 'none'}")
+def check_options(name: str, options: Mapping[str, Any], *, complete: bool = True
+                  ) -> type[CertificateAuthority]:
+    """The adapter class for ``name`` after checking ``options`` against its signature
+    (``complete=False``: only that every option is known). Values are never shown."""
+    cls = _adapter_class(name)
+    sig = inspect.signature(cls)
+    try:
+        (sig.bind if complete else sig.bind_partial)(**options)
+    except TypeError:
+        known = [p for p, v in sig.parameters.items()
+                 if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+        unknown = sorted(set(map(str, options)) - set(known))
+        missing = [p for p in known if p not in options
+                   and sig.parameters[p].default is inspect.Parameter.empty]
+        what = (f"unknown option {', '.join(unknown)}" if unknown
+                else f"missing option {', '.join(missing)}")
+        raise InputError(f"the {name} CA adapter: {what} (its options: "
+                         f"{', '.join(known)})", hint="fix ca_options") from None
+    return cls
+
+
+def get_adapter(name: str, **options: Any) -> CertificateAuthority:
+    """An adapter by name: built-in, or registered under the ``cckit.ca`` entry-point group."""
+    return check_options(name, options)(**options)

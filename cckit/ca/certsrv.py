@@ -21,11 +21,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .. import certs
-from .._internal.fs import atomic_write
+from .._internal.fs import atomic_write, safe_name
 from ..credentials import SecretRef, resolve
 from ..errors import AuthenticationError, ConnectError, HostKeyError, InputError, MissingDependency
 from .base import CertificateAuthority, SignedCertificate
-from .files import issuer_path, safe_node_filename
+from .files import issuer_path
 
 __all__ = ["ADCSCA"]
 
@@ -134,7 +134,7 @@ class ADCSCA(CertificateAuthority):
             raise
 
     def _paths(self, node: str) -> tuple[Path, Path]:
-        stem = safe_node_filename(node)
+        stem = safe_name(node)
         return self.state_dir / f"{stem}.pem", self.state_dir / f"{stem}.pending.json"
 
     def _pending(self, node: str) -> dict[str, str] | None:

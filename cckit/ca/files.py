@@ -6,15 +6,14 @@ certificates back. :meth:`FilesCA.submit` writes ``<outbox>/<node>.csr`` and an
 LF or CRLF, DER, PKCS#7, full-chain bundles; any file names) and picks, for each node, the
 certificate whose public key is the CSR's, with the CA certificates of its issuance path.
 
-The module also holds small helpers the other adapters share:
-:func:`issuer_path`, :func:`safe_node_filename`.
+The module also holds small helpers the other adapters share: :func:`issuer_path`,
+:func:`issued_by`. File names built from node names go through
+:func:`cckit._internal.fs.safe_name`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,42 +22,25 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from .. import certs
-from .._internal.fs import atomic_write
-from ..errors import CertificateLoadError, InputError
+from .._internal.fs import atomic_write, safe_name
+from ..errors import CertificateLoadError
 from .base import CertificateAuthority, SignedCertificate
 
 __all__ = [
     "FilesCA",
     "issued_by",
     "issuer_path",
-    "safe_node_filename",
 ]
 
 INSTRUCTIONS = "INSTRUCTIONS.txt"
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".cert")
 #: files in the inbox that are never certificates: ignored, like dotfiles
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", "instructions.txt"}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 # --------------------------------------------------------------------------- shared helpers
 
 
-def safe_node_filename(node: str) -> str:
-    """A file name stem for ``node`` that cannot leave its directory.
-
-    Ordinary host names are used as they are; anything else (``../x``, ``a/b``, spaces) is
-    replaced character by character and suffixed with a short hash of the original name, so
-    two different nodes never share a file.
-    """
-    if not isinstance(node, str) or not node.strip():
-        raise InputError("empty node name", hint="name the node as in the site file")
-    if _SAFE_NAME.match(node) and ".." not in node:
-        return node
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", node).strip("._-")[:60] or "node"
-    cleaned = cleaned.replace("..", "_")
-    digest = hashlib.sha256(node.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{cleaned}-{digest}"
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -140,7 +122,7 @@ class FilesCA(CertificateAuthority):
     # ------------------------------------------------------------------ submit
 
     def csr_path(self, node: str) -> Path:
-        return self.outbox / f"{safe_node_filename(node)}.csr"
+        return self.outbox / f"{safe_name(node)}.csr"
 
     def submit(self, node: str, csr: x509.CertificateSigningRequest) -> None:
         """Write ``<outbox>/<node>.csr`` (only if it changed) and refresh the instructions."""
@@ -245,7 +227,8 @@ class FilesCA(CertificateAuthority):
     @staticmethod
     def _explain(path: Path, error: CertificateLoadError) -> str:
         try:
-            head = path.read_bytes()[:4]
+            with path.open("rb") as f:
+                head = f.read(4)
         except OSError:
             head = b""
         if head.startswith(b"PK\x03\x04"):

@@ -30,10 +30,10 @@ from cryptography.x509.oid import NameOID
 
 from .. import certs
 from .._internal import x509build
-from .._internal.fs import atomic_write
+from .._internal.fs import atomic_write, safe_name
 from ..errors import CertificateLoadError, InputError
 from .base import CertificateAuthority, SignedCertificate
-from .files import issued_by, safe_node_filename
+from .files import issued_by
 
 try:  # POSIX: serialise creation between concurrent runs
     import fcntl
@@ -208,7 +208,7 @@ class LabCA(CertificateAuthority):
             raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
                              hint="download the CSR from the node again")
         cert = self._sign(node, csr)
-        stem = safe_node_filename(node)
+        stem = safe_name(node)
         with self._lock():
             atomic_write(self.issued_dir / f"{stem}.pem", _pem(cert))
             index = self._index()
@@ -245,7 +245,7 @@ class LabCA(CertificateAuthority):
         entry = self._index().get(node)
         if not entry or entry.get("public_key_sha256") != certs.public_key_sha256(csr):
             return None
-        path = self.issued_dir / f"{safe_node_filename(node)}.pem"
+        path = self.issued_dir / f"{safe_name(node)}.pem"
         if not path.exists():
             return None
         cert = certs.load_certificates(path)[0]

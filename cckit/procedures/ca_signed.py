@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from cryptography import x509
 
 from .. import certs
-from ..audit import operation
+from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
@@ -90,6 +90,22 @@ class CaSigned(Procedure):
         return (not info.self_signed and info.key_type == "EC" and info.signed_with == "EC"
                 and info.days_left > self.min_days)
 
+    def _leave_alone(self, node: Node) -> x509.Certificate | None:
+        """The node's stored certificate if it is done: CA-signed and, when renewing, the one
+        this run folder's operation log imported (a rerun of an interrupted renewal passes
+        ``renew`` again, and must not renew a node twice)."""
+        stored = self._stored(node)
+        if not self._is_done(stored):
+            return None
+        assert stored is not None
+        if not self.renew:
+            return stored
+        imported = [(r.get("fingerprints_after") or {}).get(UNIT)
+                    for r in read(self.session.audit.path)
+                    if r.get("node") == node.name and r.get("operation") == "upload_identity"
+                    and r.get("outcome") == "ok"]
+        return stored if certs.fingerprint_sha256(stored) in imported else None
+
     def expected(self) -> dict[str, str]:
         """Node -> sha256 of the tomcat-ECDSA certificate it should present when done."""
         out = {n: certs.fingerprint_sha256(c) for n, c in self.current.items()}
@@ -109,7 +125,7 @@ class CaSigned(Procedure):
             if csr is not None:
                 p.add(node.name, "generate_csrs", s.command(node, "show_csr", unit=UNIT),
                       "reuse the pending CSR (a certificate may be on its way)")
-            elif not self.renew and self._is_done(self._stored(node)):
+            elif self._leave_alone(node) is not None:
                 p.notes.append(f"{node.name}: tomcat-ECDSA is already CA-signed; left alone")
                 continue
             else:
@@ -144,9 +160,9 @@ class CaSigned(Procedure):
             with s.on(node) as t:
                 csr = None if regenerate else t.pending_csr(UNIT)
                 action = Action.REUSED
-                if csr is None and not (self.renew or regenerate):
-                    stored = self._stored(node)
-                    if stored is not None and self._is_done(stored):
+                if csr is None and not regenerate:
+                    stored = self._leave_alone(node)
+                    if stored is not None:
                         self.current[node.name] = stored
                         records.append(_csr_record(node.name, Action.ALREADY_CA_SIGNED, stored))
                         continue
@@ -237,10 +253,8 @@ class CaSigned(Procedure):
                     t.upload_trust(cert)
                     op.after = {"tomcat-trust": fp}
                 records.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
-        n_up = sum(r.action is Action.UPLOADED for r in records)
-        return StepResult("upload_trust", f"{n_up} trust certificate(s) uploaded, "
-                          f"{len(records) - n_up} already present", records,
-                          Outcome.OK if n_up else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_trust", records, Action.UPLOADED,
+                                "{n} trust certificate(s) uploaded, {rest} already present")
 
     @step(after=("gate", "upload_trust"))
     def upload_identities(self) -> StepResult:
@@ -273,10 +287,8 @@ class CaSigned(Procedure):
                 t.upload_identity(UNIT, sc.certificate, ca_file)
                 op.after = {UNIT: new_fp}
             records.append(IdentityRecord(node.name, Action.IMPORTED, new_fp, before))
-        n = sum(r.action is Action.IMPORTED for r in records)
-        return StepResult("upload_identities", f"{n} identity certificate(s) imported, "
-                          f"{len(records) - n} already stored", records,
-                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("upload_identities", records, Action.IMPORTED,
+                                "{n} identity certificate(s) imported, {rest} already stored")
 
     @step(after=("upload_identities",))
     def restart(self, *, timeout: float = 600) -> StepResult:

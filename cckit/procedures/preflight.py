@@ -127,7 +127,8 @@ class Preflight(Procedure):
         self.versions = {r.node: r for r in records if r.version is not None}
         failed = len(records) - len(self.versions)
         verdict = (f"all {len(records)} node(s) reachable" if not failed
-                   else f"{failed} of {len(records)} node(s) NOT reachable")
+                   else f"{failed} of {len(records)} node(s) NOT reachable: "
+                   + "; ".join(f"{r.node}: {r.error}" for r in records if r.error))
         return StepResult("reachability", verdict, records,
                           Outcome.FAILED if failed else Outcome.OK)
 

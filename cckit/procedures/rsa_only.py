@@ -90,10 +90,9 @@ class RsaOnly(Procedure):
                                              "directory": repo.directory, "user": user}):
                 t.install_cop(cop, repo, user, password)
             records.append(CopRecord(node.name, cop, Action.INSTALLED))
-        n = sum(r.action is Action.INSTALLED for r in records)
-        return StepResult("install_cops", f"{self.action} COP installed on {n} node(s), "
-                          f"{len(records) - n} already had it", records,
-                          Outcome.OK if n else Outcome.NOTHING_TO_DO)
+        return StepResult.tally("install_cops", records, Action.INSTALLED,
+                                f"{self.action} COP installed on {{n}} node(s), {{rest}} "
+                                "already had it")
 
     @step(after=("install_cops",))
     def restart(self, *, timeout: float = 600) -> StepResult:

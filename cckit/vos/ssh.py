@@ -44,6 +44,7 @@ from .transcript import TranscriptWriter
 __all__ = ["SSHTransport"]
 
 log = logging.getLogger("cckit.vos.ssh")
+logging.getLogger("paramiko").addHandler(logging.NullHandler())  # its errors become ours
 
 PROMPT = "admin:"
 PAGER = "Press <enter> for 1 line, <space> for one page, or <q> to quit"
@@ -192,6 +193,11 @@ class SSHTransport(Transport):
                     f"{self._known_hosts}", node=node.name,
                     hint="add the node's key to known_hosts after checking its fingerprint",
                 ) from None
+            if "No existing session" in text or "banner" in text:  # nothing answered SSH
+                raise ConnectError(f"timed out after {self.timeout:.0f}s connecting to "
+                                   f"{node.address}:{node.ssh_port} (no SSH answer)",
+                                   node=node.name, hint="check the address, port, firewall "
+                                   "and that the node is up") from None
             raise ConnectError(f"SSH failed: {text}", node=node.name) from None
         except OSError as e:
             raise ConnectError(

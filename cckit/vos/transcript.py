@@ -34,6 +34,9 @@ from pathlib import Path
 
 from ..credentials import MASK, redact
 
+#: how a typed secret line reads in a transcript (and in replay fixtures)
+SECRET_LINE = "********"  # noqa: S105  (a mask, not a password)
+
 __all__ = ["Record", "TranscriptWriter", "certificate_marker", "parse"]
 
 PAUSE_MIN = 1.0  # silences at least this long (seconds) are recorded
@@ -93,7 +96,7 @@ class Record:
 
     @property
     def secret(self) -> bool:
-        return self.kind == "line" and self.value == MASK
+        return self.kind == "line" and self.value in (SECRET_LINE, MASK)
 
     @property
     def certificate_body(self) -> bool:
@@ -166,8 +169,9 @@ class TranscriptWriter:
             self._pending.append(text)
 
     def line(self, text: str) -> None:
-        """A line typed (Enter included)."""
-        self._typed([f"> {_escape(self._clean(text))}"])
+        """A line typed (Enter included); a line that is a secret is written ``********``."""
+        clean = self._clean(text)
+        self._typed([f"> {SECRET_LINE if clean == MASK else _escape(clean)}"])
 
     def paste(self, pem: str) -> None:
         """A pasted PEM (typed line by line). Its body, and the node's echo of it, become a

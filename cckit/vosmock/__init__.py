@@ -11,7 +11,7 @@ __all__ = ["Faults", "MockServer", "MockSite", "NodeFaults", "running_site"]
 
 def running_site(*args, **kwargs):
     """A mock site served from a background thread: ``with running_site(dir) as site:``
-    (see ``testing.running_site``); what the runbooks' embedded mock and tests use."""
-    from .testing import running_site as _running_site
+    (see ``inprocess.running_site``); what the runbooks' embedded mock and tests use."""
+    from .inprocess import running_site as _running_site
 
     return _running_site(*args, **kwargs)

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "uccx_disable, uccx_rollback, socialminer_disable, socialminer_rollback",
     )
     serve.add_argument(
+        "--seed",
+        default=None,
+        metavar="DEFECTS",
+        help="certificate defects applied at first boot: fleet (one per site across "
+        "--sites) or names, comma-separated (see seed.py)",
+    )
+    serve.add_argument(
         "--wizard",
         action="append",
         default=None,
@@ -177,6 +184,7 @@ def _site_options(args, cop_files) -> dict:
         "include_ou_prompt": args.include_ou_prompt,
         "cop_files": cop_files,
         "product": args.product,
+        "seed": args.seed,
     }
 
 
@@ -275,6 +283,14 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.seed:
+        from .seed import defects_for
+
+        try:
+            defects_for("site-001", args.seed)
+        except ValueError as exc:
+            print(f"vosmock: {exc}", file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

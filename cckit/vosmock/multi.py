@@ -1,4 +1,4 @@
-"""Many independent sites in one process (`serve --sites N`, `testing.running_sites`).
+"""Many independent sites in one process (`serve --sites N`, `inprocess.running_sites`).
 
 Site i (1-based) of N is named `site-001` ... (at least 3 digits), lives in `<root>/site-001`,
 uses the domain `site-001.<domain>` (so host names differ across sites) and its own ports:

@@ -7,7 +7,7 @@ import binascii
 
 from aiohttp import web
 
-from . import pki
+from . import journal, pki
 from .node import CommandError, MockNode
 
 BASE = "/platformcom/api/v1/certmgr/config"
@@ -30,6 +30,7 @@ def make_rest_app(node: MockNode) -> web.Application:
                 status=401,
                 headers={"WWW-Authenticate": 'Basic realm="Cisco Platform"'},
             )
+        journal.record(node, f"{request.method} {request.path_qs}", "rest")
         try:
             return await handler(request)
         except CommandError as exc:

@@ -11,7 +11,7 @@ import posixpath
 
 import asyncssh
 
-from . import pki
+from . import journal, pki
 from .node import CommandError, MockNode
 
 log = logging.getLogger("cckit.vosmock")
@@ -382,6 +382,7 @@ class VosSession(asyncssh.SSHServerSession):
             self._quit_output = False
 
     async def execute(self, line: str) -> None:
+        journal.record(self.node, line, "exec" if self.exec_command is not None else "cli")
         words = line.split()
         low = [w.lower() for w in words]
         n = self.node

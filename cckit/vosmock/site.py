@@ -161,6 +161,7 @@ class MockSite:
         org: str = "vosmock",
         ports: dict | None = None,
         product: str = "uccx",
+        seed: str | list[str] | None = None,
         wizard: str | dict[str, str] | None = None,
         cli_startup_seconds: float = 8.0,
         download_seconds: float = 30.0,
@@ -170,7 +171,7 @@ class MockSite:
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
         `product`: `uccx` (publisher, subscriber, SocialMiner) or `cucm` (publisher,
-        subscriber).
+        subscriber). `seed`: certificate defects applied at first boot (seed.py).
 
         Real-node behaviour (README, "Options"): `wizard` the COP wizard variant of every node
         (a string) or per node ({name: variant}; default: by version and role);
@@ -250,6 +251,14 @@ class MockSite:
         self._sftp_conns: weakref.WeakSet = weakref.WeakSet()
         self._control_runner = None
         self.started = False
+        if seed and not meta:  # first boot only: seeded defects (seed.py)
+            from .seed import apply_seed
+
+            apply_seed(self, seed)
+        elif (self.state_dir / "seed.json").exists():  # what a seed pinned survives restarts
+            from .seed import keep_seed
+
+            keep_seed(self)
 
     # ------------------------------------------------------------------ ports
     def _assign_ports(self, saved, base_port, control_port, control, first_boot_ports) -> None:
