@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -63,6 +64,11 @@ class SiteSession:
         self._connect = connect
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
         self._conns: dict[str, Transport] = {}
+        # Steps work on several nodes at once (orchestration.parallel): one transport per
+        # node, opened once; this lock guards the dict (a node's operations stay on its
+        # own thread and transport).
+        self._conns_lock = threading.RLock()
+        self._node_locks: dict[str, threading.Lock] = {}
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(site_lock(
             Path(lock_dir) if lock_dir else _lock_dir(site, self.workdir), site.name))
@@ -79,24 +85,32 @@ class SiteSession:
         self.close()
 
     def _close_connections(self) -> None:
-        for name in list(self._conns):
+        with self._conns_lock:
+            names = list(self._conns)
+        for name in names:
             self.drop_name(name)
 
     # -- connections
     def transport(self, node: Node) -> Transport:
-        t = self._conns.get(node.name)
-        if t is None:
-            t = (self._connect(self.site, node) if self._connect else
-                 connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                         timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
-            self._conns[node.name] = t
+        with self._conns_lock:
+            node_lock = self._node_locks.setdefault(node.name, threading.Lock())
+        with node_lock:  # one login per node, even when two threads ask at once
+            with self._conns_lock:
+                t = self._conns.get(node.name)
+            if t is None:
+                t = (self._connect(self.site, node) if self._connect else
+                     connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
+                             timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
+                with self._conns_lock:
+                    self._conns[node.name] = t
         return t
 
     def drop(self, node: Node) -> None:
         self.drop_name(node.name)
 
     def drop_name(self, name: str) -> None:
-        t = self._conns.pop(name, None)
+        with self._conns_lock:
+            t = self._conns.pop(name, None)
         if t is not None:
             with contextlib.suppress(Exception):
                 t.close()

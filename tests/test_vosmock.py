@@ -282,7 +282,7 @@ def test_ca_signed_import_replication_and_restart(mock_site):
         )
         # only the platform Tomcat's port (8443) reloaded; Finesse (8445) and Socket.IO
         # (12015) present the new certificate after their own restarts
-        tomcat_port, finesse_port, socketio_port = pub.web_ports
+        _tomcat_port, finesse_port, socketio_port = pub.web_ports
         assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
         s.cmd("utils service restart Cisco Finesse Tomcat")
         assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "Lab EC Root CA"

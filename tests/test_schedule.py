@@ -1,0 +1,114 @@
+"""The schedule: a step works on every node at once; one node's failure lets the others
+finish, starts nothing new, and a rerun resumes; restarts go wave by wave (HA)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cckit import audit
+from cckit.ca import get_adapter
+from cckit.errors import CckitError, ProcedureError, TransportError
+from cckit.orchestration import parallel, restart_nodes, restart_waves
+from cckit.procedures.ca_signed import CaSigned
+from cckit.results import Action
+
+from .test_procedures import mock, session  # noqa: F401  (the same fixtures)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class _Node:
+    def __init__(self, name):
+        self.name = name
+
+
+def test_parallel_keeps_site_order_and_runs_together():
+    nodes = [_Node(n) for n in ("a", "b", "c")]
+    barrier = threading.Barrier(3, timeout=10)  # only passes when all three run at once
+
+    def fn(node):
+        barrier.wait()
+        return node.name
+
+    assert parallel(nodes, fn) == ["a", "b", "c"]
+
+
+def test_parallel_lets_the_others_finish_and_names_the_failed():
+    nodes = [_Node(n) for n in ("a", "b", "c")]
+    finished = []
+
+    def fn(node):
+        if node.name != "b":
+            raise CckitError(f"{node.name} broke", node=node.name)
+        finished.append(node.name)
+        return node.name
+
+    with pytest.raises(ProcedureError) as e:
+        parallel(nodes, fn)
+    assert "2 nodes failed: a, c" in str(e.value) and finished == ["b"]
+
+    def one_fails(node):
+        if node.name == "c":
+            raise TransportError("dropped", node="c")
+        finished.append(node.name)
+
+    finished.clear()
+    with pytest.raises(TransportError):  # one node: its own error type
+        parallel(nodes, one_fails)
+    assert sorted(finished) == ["a", "b"]
+
+
+def test_restart_waves_follow_the_ha_rule(session):  # noqa: F811
+    waves = [[n.name for n in w] for w in restart_waves(session.nodes)]
+    assert len(waves) == 2 and waves[1] == [session.site.publisher.name]
+    assert session.site.publisher.name not in waves[0]
+
+
+def test_restarts_never_take_both_uccx_nodes_down(session):  # noqa: F811
+    result = restart_nodes(session)
+    assert {r.action for r in result.records} == {Action.RESTARTED}
+    log = audit.read(session.audit.path)
+    pub = session.site.publisher.name
+    first_pub = min(i for i, r in enumerate(log) if r["node"] == pub)
+    # every wave-0 restart was logged (finished) before the publisher's first started
+    assert all(r["node"] != pub for r in log[:first_pub]) and first_pub >= 2
+
+
+def test_a_failed_import_lets_the_others_finish_and_the_rerun_resumes(session, mock,  # noqa: F811
+                                                                     tmp_path):
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    for step in (proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust):
+        step()
+    mock.faults.set("drop_import", True, node="uccx-sub")
+    with pytest.raises(TransportError):
+        proc.upload_identities()
+    ok = {r["node"] for r in audit.read(session.audit.path)
+          if r["operation"] == "upload_identity" and r["outcome"] == "ok"}
+    assert ok == {n.name for n in session.nodes} - {"uccx-sub"}
+    with pytest.raises(ProcedureError):  # nothing that depends on it starts
+        proc.restart()
+    mock.faults.clear()
+    rerun = CaSigned(session, ca)
+    assert {r.action for r in rerun.generate_csrs().records} <= {Action.REUSED,
+                                                                 Action.ALREADY_CA_SIGNED}
+    results = rerun.run_all()
+    identities = {r.node: r.action for r in results[4].records}
+    assert identities["uccx-sub"] is Action.IMPORTED
+    assert results[-1].ok, results[-1]
+
+
+def test_two_nodes_failing_at_once_name_both(session, mock, tmp_path):  # noqa: F811
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    for step in (proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust):
+        step()
+    mock.faults.set("drop_import", True, node="uccx-sub")
+    mock.faults.set("drop_import", True, node="uccx-pub")
+    with pytest.raises(ProcedureError) as e:
+        proc.upload_identities()
+    assert "uccx-pub" in str(e.value) and "uccx-sub" in str(e.value)
+    mock.faults.clear()
+    assert CaSigned(session, ca).run_all()[-1].ok
