@@ -112,3 +112,19 @@ def test_two_nodes_failing_at_once_name_both(session, mock, tmp_path):  # noqa: 
     assert "uccx-pub" in str(e.value) and "uccx-sub" in str(e.value)
     mock.faults.clear()
     assert CaSigned(session, ca).run_all()[-1].ok
+
+
+def test_latency_profile_and_time_scale(tmp_path):
+    from cckit.vosmock import latency
+    from cckit.vosmock.site import MockSite
+
+    site = MockSite(tmp_path / "a", control=False, latency="cisco", time_scale=0.01)
+    assert site.restart_for("Cisco Tomcat") == pytest.approx(1.8)
+    assert site.delay("csr_generate") == pytest.approx(latency.PROFILE["csr_generate"] / 100)
+    assert site.cli_startup_seconds == pytest.approx(0.08)
+    # an explicit --restart-seconds still sets every restart; no profile: instant CSRs
+    site = MockSite(tmp_path / "b", control=False, restart_seconds=2, time_scale=0.5)
+    assert site.restart_for("Cisco Tomcat") == site.restart_for("Cisco Finesse Tomcat") == 1
+    assert site.delay("csr_generate") == 0 and not site.profiled
+    with pytest.raises(ValueError):
+        latency.resolve({"nonsense": 1})
