@@ -162,7 +162,7 @@ class SiteSession:
                     f"{timeout:.0f}s", node=node.name,
                     hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",
                 )
-            time.sleep(0.5)
+            time.sleep(0.1)  # a wave waits on this: poll often (a TLS handshake is cheap)
 
 
 def _sni(node: Node) -> str | None:
