@@ -26,7 +26,7 @@ from .inventory import Node
 from .results import Action, Outcome, RestartRecord, StepResult
 from .session import SiteSession
 
-__all__ = ["parallel", "restart_nodes", "restart_order", "restart_waves"]
+__all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves"]
 
 T = TypeVar("T")
 
@@ -39,8 +39,9 @@ def parallel(nodes: Sequence[Node], fn: Callable[[Node], T], *,
     """``fn(node)`` for every node at once; the results in the order of ``nodes``.
 
     Every started call runs to its end. When some fail, one error is raised after all have
-    finished: the node's own error when one node failed, else a :class:`ProcedureError`
-    naming every failed node and each one's message."""
+    finished: the node's own error when one node failed; else one error naming every failed
+    node and each one's message, of their type when they share one (a
+    :class:`ProcedureError` otherwise)."""
     nodes = list(nodes)
     if len(nodes) <= 1 or max_workers <= 1:
         results, failed = [], []
@@ -68,12 +69,39 @@ def _raise(failed: list[tuple[Node, BaseException]]) -> None:
     for _, e in failed:  # anything but a CckitError is a bug: let it through as it is
         if not isinstance(e, CckitError):
             raise e
-    names = ", ".join(n.name for n, _ in failed)
-    raise ProcedureError(
-        f"{len(failed)} nodes failed: {names} ("
-        + "; ".join(f"{n.name}: {e}" for n, e in failed) + ")",
-        hint="the other nodes finished their operation; fix the cause and rerun the step "
-        "(finished work is skipped)") from failed[0][1]
+    first = failed[0][1]
+    assert isinstance(first, CckitError)
+    message = (f"{len(failed)} nodes failed: {', '.join(n.name for n, _ in failed)} ("
+               + "; ".join(f"{n.name}: {getattr(e, 'message', e)}" for n, e in failed) + ")")
+    hint = ((first.hint + "; " if first.hint else "") + "the other nodes finished their "
+            "operation; fix the cause and rerun the step (finished work is skipped)")
+    cls = type(first)
+    err: CckitError = ProcedureError(message, hint=hint)
+    if all(type(e) is cls for _, e in failed):  # one cause on every node: keep its type
+        try:
+            err = cls(message, hint=hint)
+        except TypeError:  # a type with its own signature (GateError): the generic one
+            pass
+    raise err from first
+
+
+def in_schedule_order(records: Sequence[Mapping], nodes: Sequence[Node]) -> list[Mapping]:
+    """Operation-log records (dicts with ``node`` and ``operation``) in a deterministic order:
+    each run of one operation (one parallel step) by node, site order (restarts: wave order),
+    each node's own records kept in the order they happened. The log itself stays in
+    completion order."""
+    site = {n.name: i for i, n in enumerate(nodes)}
+    waves = {n.name: i for i, n in enumerate(restart_order(nodes))}
+    out: list[Mapping] = []
+    group: list[Mapping] = []
+    for rec in [*records, None]:
+        if group and (rec is None or rec.get("operation") != group[0].get("operation")):
+            order = waves if group[0].get("operation") == "restart_service" else site
+            out.extend(sorted(group, key=lambda r: order.get(r.get("node"), len(order))))
+            group = []
+        if rec is not None:
+            group.append(rec)
+    return out
 
 
 def restart_waves(nodes: Sequence[Node]) -> list[list[Node]]:

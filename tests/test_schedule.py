@@ -40,8 +40,10 @@ def test_parallel_lets_the_others_finish_and_names_the_failed():
     finished = []
 
     def fn(node):
-        if node.name != "b":
-            raise CckitError(f"{node.name} broke", node=node.name)
+        if node.name == "a":
+            raise CckitError("a broke", node="a")
+        if node.name == "c":
+            raise TransportError("c dropped", node="c")
         finished.append(node.name)
         return node.name
 
@@ -107,7 +109,7 @@ def test_two_nodes_failing_at_once_name_both(session, mock, tmp_path):  # noqa: 
         step()
     mock.faults.set("drop_import", True, node="uccx-sub")
     mock.faults.set("drop_import", True, node="uccx-pub")
-    with pytest.raises(ProcedureError) as e:
+    with pytest.raises(TransportError) as e:  # the same cause on both: its type, both named
         proc.upload_identities()
     assert "uccx-pub" in str(e.value) and "uccx-sub" in str(e.value)
     mock.faults.clear()
@@ -128,3 +130,20 @@ def test_latency_profile_and_time_scale(tmp_path):
     assert site.delay("csr_generate") == 0 and not site.profiled
     with pytest.raises(ValueError):
         latency.resolve({"nonsense": 1})
+
+
+def test_operation_log_shown_in_schedule_order(session):  # noqa: F811
+    from cckit.orchestration import in_schedule_order
+
+    pub, sub = session.site.publisher.name, session.site.subscribers[0].name
+    logged = [{"node": "sm", "operation": "generate_csr"},
+              {"node": pub, "operation": "generate_csr"},
+              {"node": sub, "operation": "generate_csr"},
+              {"node": pub, "operation": "restart_service", "n": 1},
+              {"node": sub, "operation": "restart_service"},
+              {"node": pub, "operation": "restart_service", "n": 2}]
+    shown = [(r["node"], r["operation"], r.get("n")) for r in
+             in_schedule_order(logged, session.nodes)]
+    assert shown == [(pub, "generate_csr", None), (sub, "generate_csr", None),
+                     ("sm", "generate_csr", None), (sub, "restart_service", None),
+                     (pub, "restart_service", 1), (pub, "restart_service", 2)]
