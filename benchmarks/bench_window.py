@@ -91,9 +91,12 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
         n_trust = max(per_node.values(), default=0)
     cp = critical_path(scenario, nodes, n_trust) * scale
     tomcat = restart_seconds("Cisco Tomcat") * scale
+    node_restart = max(sum(restart_seconds(x) for x in n.restart_services())
+                       for n in nodes) * scale  # one UCCX node's services, one by one
     gaps = sum(len(v) for v in sampler.both_down.values())
     print(f"{scenario}: window {window:.2f} s; critical path {cp:.2f} s -> ratio "
-          f"{window / cp:.2f} (goal <= 1.1); window = {window / tomcat:.2f} Tomcat restarts; "
+          f"{window / cp:.2f} (goal <= 1.1); window = {window / tomcat:.2f} Tomcat restarts "
+          f"= {window / node_restart:.2f} node restarts ({node_restart:.2f} s); "
           f"availability: {sampler.samples} samples, {sampler.one_down} with one UCCX node "
           f"down, {gaps} with NEITHER serving")
 
