@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import socket
 import tempfile
 import threading
@@ -67,11 +68,18 @@ def main() -> None:
     ap.add_argument("--restart-seconds", type=float, default=2.0)
     ap.add_argument("--scenario", default="ca_signed")
     ap.add_argument("--sample-interval", type=float, default=0.25)
+    ap.add_argument("--latency", choices=("none", "cisco"), default="none",
+                    help="cisco: the real-node latency profile (then --restart-seconds is "
+                    "ignored), scaled by --time-scale")
+    ap.add_argument("--time-scale", type=float, default=1.0)
     args = ap.parse_args()
+    mock_options = ({"latency": "cisco", "time_scale": args.time_scale,
+                     "restart_seconds": None, "cli_startup_seconds": None}
+                    if args.latency == "cisco" else {"restart_seconds": args.restart_seconds})
 
     with tempfile.TemporaryDirectory(prefix="cckit-bench-batch-") as d:
         d = Path(d)
-        with running_site(d / "one", restart_seconds=args.restart_seconds) as one:
+        with running_site(d / "one", **mock_options) as one:
             t0 = time.perf_counter()
             o = run_runbook(args.scenario, d / "one-run", site_file=one.site_file,
                             progress=False)
@@ -80,8 +88,8 @@ def main() -> None:
         print(f"one site alone: {single:.1f} s")
 
         t0 = time.perf_counter()
-        with running_sites(d / "mock", args.sites, restart_seconds=args.restart_seconds,
-                           site_dir=d / "sites") as sites:
+        with running_sites(d / "mock", args.sites, site_dir=d / "sites",
+                           **mock_options) as sites:
             print(f"{args.sites} mock sites up in {time.perf_counter() - t0:.1f} s")
             targets = {}
             for s in sites:
@@ -91,10 +99,12 @@ def main() -> None:
                                       (sub.address, sub.web_ports[0].connect))
             sampler = Sampler(targets, args.sample_interval)
             sampler.start()
+            cpu0 = _cpu()
             t0 = time.perf_counter()
             result = run_batch(args.scenario, d / "sites", d / "out",
                                concurrency=args.concurrency, progress=True)
             wall = time.perf_counter() - t0
+            cpu = _cpu() - cpu0
             sampler.stop_event.set()
             sampler.join(30)
 
@@ -103,11 +113,21 @@ def main() -> None:
     print(f"\n{ok} of {len(result.rows)} site(s) ok")
     print(f"wall {wall:.1f} s; ideal ceil({args.sites}/{args.concurrency}) x {single:.1f} s = "
           f"{ideal:.1f} s; ratio wall/ideal = {wall / ideal:.2f}")
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(f"CPU {cpu:.1f} s for {args.sites} sites = {cpu / args.sites:.2f} s per site (this "
+          f"process with the mock, + papermill kernels); peak RSS of one process "
+          f"{peak / 1024:.0f} MiB")
     print(f"availability: {sampler.samples} samples of (publisher, subscriber) port 1 every "
           f"{args.sample_interval} s per site; samples with exactly one UCCX node down: "
           f"{sampler.one_down}; instants with NEITHER serving: "
           f"{sum(len(v) for v in sampler.both_down.values())} "
           f"(sites: {', '.join(sorted(sampler.both_down)) or 'none'})")
+
+
+def _cpu() -> float:
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
 if __name__ == "__main__":

@@ -2,57 +2,154 @@
 
 The rule (topology.restart_waves): never both nodes of an HA pair down at once. The
 subscribers (and SocialMiner, a separate application) restart first; the publishers only
-once every node of the first wave serves TLS again.
+once every node of the first wave serves TLS again. Inside a wave the nodes restart at
+once (one thread per node, each on its own transport); a wave waits until all its nodes
+serve TLS again before the next wave starts.
+
+:func:`parallel` is the schedule's building block: one operation per node, all at once
+(bounded by ``max_workers``), results in site order whatever the completion order. A node
+that fails lets the others' in-flight operations finish; nothing further is started for it
+(the caller raises before the next step), and a rerun resumes through each step's
+idempotency.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from . import topology
 from .audit import operation
+from .errors import CckitError, ProcedureError
 from .inventory import Node
 from .results import Action, Outcome, RestartRecord, StepResult
 from .session import SiteSession
 
-__all__ = ["restart_nodes", "restart_order"]
+__all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves"]
+
+T = TypeVar("T")
+
+#: At most this many nodes of one site are worked on at once (one SSH session per node).
+MAX_WORKERS = 8
+
+
+def parallel(nodes: Sequence[Node], fn: Callable[[Node], T], *,
+             max_workers: int = MAX_WORKERS) -> list[T]:
+    """``fn(node)`` for every node at once; the results in the order of ``nodes``.
+
+    Every started call runs to its end. When some fail, one error is raised after all have
+    finished: the node's own error when one node failed; else one error naming every failed
+    node and each one's message, of their type when they share one (a
+    :class:`ProcedureError` otherwise)."""
+    nodes = list(nodes)
+    if len(nodes) <= 1 or max_workers <= 1:
+        results, failed = [], []
+        for n in nodes:
+            try:
+                results.append(fn(n))
+            except CckitError as e:
+                failed.append((n, e))
+        if failed:
+            _raise(failed)
+        return results
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(nodes)),
+                            thread_name_prefix="cckit-node") as pool:
+        futures = [pool.submit(fn, n) for n in nodes]
+        outcomes = [(n, f.exception()) for n, f in zip(nodes, futures, strict=True)]
+    failed = [(n, e) for n, e in outcomes if e is not None]
+    if failed:
+        _raise(failed)
+    return [f.result() for f in futures]
+
+
+def _raise(failed: list[tuple[Node, BaseException]]) -> None:
+    if len(failed) == 1:
+        raise failed[0][1]
+    for _, e in failed:  # anything but a CckitError is a bug: let it through as it is
+        if not isinstance(e, CckitError):
+            raise e
+    first = failed[0][1]
+    assert isinstance(first, CckitError)
+    message = (f"{len(failed)} nodes failed: {', '.join(n.name for n, _ in failed)} ("
+               + "; ".join(f"{n.name}: {getattr(e, 'message', e)}" for n, e in failed) + ")")
+    hint = ((first.hint + "; " if first.hint else "") + "the other nodes finished their "
+            "operation; fix the cause and rerun the step (finished work is skipped)")
+    cls = type(first)
+    err: CckitError = ProcedureError(message, hint=hint)
+    if all(type(e) is cls for _, e in failed):  # one cause on every node: keep its type
+        try:
+            err = cls(message, hint=hint)
+        except TypeError:  # a type with its own signature (GateError): the generic one
+            pass
+    raise err from first
+
+
+def in_schedule_order(records: Sequence[Mapping], nodes: Sequence[Node]) -> list[Mapping]:
+    """Operation-log records (dicts with ``node`` and ``operation``) in a deterministic order:
+    each run of one operation (one parallel step) by node, site order (restarts: wave order),
+    each node's own records kept in the order they happened. The log itself stays in
+    completion order."""
+    site = {n.name: i for i, n in enumerate(nodes)}
+    waves = {n.name: i for i, n in enumerate(restart_order(nodes))}
+    out: list[Mapping] = []
+    group: list[Mapping] = []
+    for rec in [*records, None]:
+        if group and (rec is None or rec.get("operation") != group[0].get("operation")):
+            order = waves if group[0].get("operation") == "restart_service" else site
+            out.extend(sorted(group, key=lambda r: order.get(r.get("node"), len(order))))
+            group = []
+        if rec is not None:
+            group.append(rec)
+    return out
+
+
+def restart_waves(nodes: Sequence[Node]) -> list[list[Node]]:
+    """The nodes grouped in HA waves (site order within a wave)."""
+    by_name = {n.name: n for n in nodes}
+    return [[by_name[name] for name in wave]
+            for wave in topology.restart_waves((n.name, n.role) for n in nodes) if wave]
+
 
 
 def restart_order(nodes: Sequence[Node]) -> list[Node]:
     """The nodes wave by wave (site order within a wave)."""
-    by_name = {n.name: n for n in nodes}
-    return [by_name[name] for wave in topology.restart_waves((n.name, n.role) for n in nodes)
-            for name in wave]
+    return [n for wave in restart_waves(nodes) for n in wave]
 
 
 def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = None, *,
                   timeout: float = 600,
-                  skip: Callable[[Node], bool] | None = None) -> StepResult:
-    """Restart each node's services in HA-safe order, each node serving TLS again before the
-    next goes down: the services whose ports present the changed unit (topology, or the
-    site file's ``services:``). With ``expected[node]`` (sha256), a service whose ports all
-    present it to an ECDSA client already is left alone (a rerun resumes where a restart
-    stopped); a node is skipped when ``skip(node)`` says so."""
-    records = []
-    for node in restart_order(session.nodes):
+                  skip: Callable[[Node], bool] | None = None,
+                  max_workers: int = MAX_WORKERS) -> StepResult:
+    """Restart each node's services in HA-safe waves (the nodes of a wave at once), every
+    node of a wave serving TLS again before the next wave goes down: the services whose
+    ports present the changed unit (topology, or the site file's ``services:``). With
+    ``expected[node]`` (sha256), a service whose ports all present it to an ECDSA client
+    already is left alone (a rerun resumes where a restart stopped); a node is skipped when
+    ``skip(node)`` says so. A failed node's wave finishes; the next wave never starts."""
+
+    def one(node: Node) -> RestartRecord:
         services = node.restart_services()
         if expected is not None and node.name in expected and node.web_ports:
             stale = {v.service for v in session.presented(node, "ecdsa")
                      if v.sha256 != expected[node.name]}
             if not stale:
-                records.append(RestartRecord(node.name, Action.SKIPPED_PRESENTING))
-                continue
+                return RestartRecord(node.name, Action.SKIPPED_PRESENTING)
             if not node.services:  # the site file's list is restarted as written
                 services = tuple(s for s in services if s in stale) or services
         if skip is not None and skip(node):
-            records.append(RestartRecord(node.name, Action.SKIPPED_IN_EFFECT))
-            continue
+            return RestartRecord(node.name, Action.SKIPPED_IN_EFFECT)
         for service in services:
             with session.on(node) as t, operation(session.audit, node.name, "restart_service",
                                                   {"service": service}):
                 t.restart_service(service, timeout=timeout)
         waited = session.wait_serving(node, timeout=timeout) if node.web_ports else None
-        records.append(RestartRecord(node.name, Action.RESTARTED, ", ".join(services), waited))
+        return RestartRecord(node.name, Action.RESTARTED, ", ".join(services), waited)
+
+    done: dict[str, RestartRecord] = {}
+    for wave in restart_waves(session.nodes):  # a failed wave raises: the next never starts
+        done.update((r.node, r) for r in parallel(wave, one, max_workers=max_workers))
+    records = [done[n.name] for n in restart_order(session.nodes)]
     n = sum(r.action is Action.RESTARTED for r in records)
     return StepResult("restart", f"{n} node(s) restarted in HA-safe order, "
                       f"{len(records) - n} skipped", records,

@@ -25,6 +25,7 @@ from .ca import CertificateAuthority, get_adapter
 from .credentials import redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
+from .orchestration import in_schedule_order
 from .procedures import SCENARIOS
 from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
 from .session import SiteSession
@@ -167,7 +168,9 @@ class Runbook:
         self._check_current("the operation log")
         path = Path(self.session.audit.path)
         records = []
-        for rec in read_operations(path) if path.exists() else []:
+        logged = read_operations(path) if path.exists() else []
+        # parallel steps log in completion order; show each step's operations by node
+        for rec in in_schedule_order(logged, self.session.nodes):
             records.append({
                 "time": rec["time"], "node": rec["node"], "operation": rec["operation"],
                 "outcome": rec["outcome"],

@@ -8,6 +8,7 @@ order, whatever failed on the way.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -50,6 +51,11 @@ class SiteSession:
         self._connect = connect
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
         self._conns: dict[str, Transport] = {}
+        # Steps work on several nodes at once (orchestration.parallel): one transport per
+        # node, opened once; this lock guards the dict (a node's operations stay on its
+        # own thread and transport).
+        self._conns_lock = threading.RLock()
+        self._node_locks: dict[str, threading.Lock] = {}
         self._stack = contextlib.ExitStack()
         # one lock per site identity in the user's lock folder, whichever copy of the
         # site file names it (docs/security.md)
@@ -68,24 +74,32 @@ class SiteSession:
         self.close()
 
     def _close_connections(self) -> None:
-        for name in list(self._conns):
+        with self._conns_lock:
+            names = list(self._conns)
+        for name in names:
             self.drop_name(name)
 
     # -- connections
     def transport(self, node: Node) -> Transport:
-        t = self._conns.get(node.name)
-        if t is None:
-            t = (self._connect(self.site, node) if self._connect else
-                 connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
-                         timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
-            self._conns[node.name] = t
+        with self._conns_lock:
+            node_lock = self._node_locks.setdefault(node.name, threading.Lock())
+        with node_lock:  # one login per node, even when two threads ask at once
+            with self._conns_lock:
+                t = self._conns.get(node.name)
+            if t is None:
+                t = (self._connect(self.site, node) if self._connect else
+                     connect(self.site, node, trust_on_first_use=self.trust_on_first_use,
+                             timeout=self.timeout, transcript_dir=self.workdir / "transcripts"))
+                with self._conns_lock:
+                    self._conns[node.name] = t
         return t
 
     def drop(self, node: Node) -> None:
         self.drop_name(node.name)
 
     def drop_name(self, name: str) -> None:
-        t = self._conns.pop(name, None)
+        with self._conns_lock:
+            t = self._conns.pop(name, None)
         if t is not None:
             with contextlib.suppress(Exception):
                 t.close()
@@ -139,7 +153,7 @@ class SiteSession:
                     f"{timeout:.0f}s", node=node.name,
                     hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",
                 )
-            time.sleep(0.5)
+            time.sleep(0.1)  # a wave waits on this: poll often (a TLS handshake is cheap)
 
 
 def _sni(node: Node) -> str | None:

@@ -20,7 +20,7 @@ from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
-from ..orchestration import restart_nodes, restart_order
+from ..orchestration import parallel, restart_nodes, restart_order
 from ..results import (
     Action,
     CsrRecord,
@@ -154,18 +154,16 @@ class CaSigned(Procedure):
         certificate the CA signs for the old CSR could then never be imported.
         """
         s = self.session
-        records = []
         self.csrs, self.current = {}, {}
-        for node in s.nodes:
+
+        def one(node: Node) -> tuple[CsrRecord, object]:
             with s.on(node) as t:
                 csr = None if regenerate else t.pending_csr(UNIT)
                 action = Action.REUSED
                 if csr is None and not regenerate:
                     stored = self._leave_alone(node)
                     if stored is not None:
-                        self.current[node.name] = stored
-                        records.append(_csr_record(node.name, Action.ALREADY_CA_SIGNED, stored))
-                        continue
+                        return _csr_record(node.name, Action.ALREADY_CA_SIGNED, stored), stored
                 if csr is None:
                     with operation(s.audit, node.name, "generate_csr",
                                    {"unit": UNIT, "key_size": self.key_size,
@@ -174,11 +172,19 @@ class CaSigned(Procedure):
                                              hash_algorithm=self.hash_algorithm)
                         op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
                     action = Action.GENERATED
-            self.csrs[node.name] = csr
             bits = getattr(csr.public_key(), "key_size", None)
             note = (f"asked for {self.key_size} bits; the node made {bits} (the VOS CLI uses "
                     "the node's default)" if self.key_size and bits != self.key_size else "")
-            records.append(_csr_record(node.name, action, csr, note))
+            return _csr_record(node.name, action, csr, note), csr
+
+        # Every node at once: a CSR takes the node seconds to a minute.
+        records = []
+        for record, obj in parallel(s.nodes, one):
+            records.append(record)
+            if record.action is Action.ALREADY_CA_SIGNED:
+                self.current[record.node] = obj  # type: ignore[assignment]
+            else:
+                self.csrs[record.node] = obj  # type: ignore[assignment]
         gen = sum(r.action is Action.GENERATED for r in records)
         return StepResult(
             "generate_csrs",
@@ -240,19 +246,24 @@ class CaSigned(Procedure):
         for sc in self.signed.values():
             for c in reversed(sc.chain):  # root first
                 ca_certs.setdefault(certs.fingerprint_sha256(c), c)
-        records = []
-        for node in trust_targets(s) if ca_certs else ():
+
+        def one(node: Node) -> list[TrustRecord]:
+            out = []
             present = _trust_files(s, node, ca_certs.values())
             for fp, cert in ca_certs.items():
                 cn = certs.describe(cert).subject_cn
                 if fp in present:
-                    records.append(TrustRecord(node.name, cn, Action.ALREADY_PRESENT, fp))
+                    out.append(TrustRecord(node.name, cn, Action.ALREADY_PRESENT, fp))
                     continue
                 with s.on(node) as t, operation(s.audit, node.name, "upload_trust",
                                                 {"unit": "tomcat-trust", "subject": cn}) as op:
                     t.upload_trust(cert)
                     op.after = {"tomcat-trust": fp}
-                records.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
+                out.append(TrustRecord(node.name, cn, Action.UPLOADED, fp))
+            return out
+
+        # The publisher and SocialMiner at once; on each, root first, one after the other.
+        records = [r for rs in parallel(trust_targets(s) if ca_certs else (), one) for r in rs]
         return StepResult.tally("upload_trust", records, Action.UPLOADED,
                                 "{n} trust certificate(s) uploaded, {rest} already present")
 
@@ -260,17 +271,14 @@ class CaSigned(Procedure):
     def upload_identities(self) -> StepResult:
         """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
         s = self.session
-        records = []
-        for node in s.nodes:
-            sc = self.signed.get(node.name)
-            if sc is None:
-                continue
+
+        def one(node: Node) -> IdentityRecord:
+            sc = self.signed[node.name]
             new_fp = certs.fingerprint_sha256(sc.certificate)
             stored = self._stored(node)
             before = certs.fingerprint_sha256(stored) if stored is not None else None
             if before == new_fp:
-                records.append(IdentityRecord(node.name, Action.ALREADY_STORED, new_fp, before))
-                continue
+                return IdentityRecord(node.name, Action.ALREADY_STORED, new_fp, before)
             issuer = sc.chain[0] if sc.chain else None
             # The subscriber's store holds what was replicated from the publisher.
             files = _trust_files(s, node, sc.chain)
@@ -286,7 +294,10 @@ class CaSigned(Procedure):
                                             before={UNIT: before}) as op:
                 t.upload_identity(UNIT, sc.certificate, ca_file)
                 op.after = {UNIT: new_fp}
-            records.append(IdentityRecord(node.name, Action.IMPORTED, new_fp, before))
+            return IdentityRecord(node.name, Action.IMPORTED, new_fp, before)
+
+        # Every node at once; a node whose import fails keeps its old certificate.
+        records = parallel([n for n in s.nodes if n.name in self.signed], one)
         return StepResult.tally("upload_identities", records, Action.IMPORTED,
                                 "{n} identity certificate(s) imported, {rest} already stored")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..audit import operation
 from ..errors import InputError
 from ..inventory import Node
-from ..orchestration import restart_nodes, restart_order
+from ..orchestration import parallel, restart_nodes, restart_order
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
 from ..session import SiteSession
 from .base import Procedure, step
@@ -77,19 +77,21 @@ class RsaOnly(Procedure):
         """Install the COP on every node, skipping where ``show version active`` lists it."""
         s = self.session
         repo = s.site.cop_repository
-        records = []
-        for node in s.nodes:
+
+        def one(node: Node) -> CopRecord:
             cop = self._cop(node)
             assert repo is not None
             if self._installed(node, cop):
-                records.append(CopRecord(node.name, cop, Action.ALREADY_INSTALLED))
-                continue
+                return CopRecord(node.name, cop, Action.ALREADY_INSTALLED)
             user, password = s.site.credentials[repo.credential].resolve(node=node.name)
             with s.on(node) as t, operation(s.audit, node.name, "install_cop",
                                             {"file": cop, "server": f"{repo.host}:{repo.port}",
                                              "directory": repo.directory, "user": user}):
                 t.install_cop(cop, repo, user, password)
-            records.append(CopRecord(node.name, cop, Action.INSTALLED))
+            return CopRecord(node.name, cop, Action.INSTALLED)
+
+        # Every node at once: a download and install takes a node a minute or more.
+        records = parallel(s.nodes, one)
         return StepResult.tally("install_cops", records, Action.INSTALLED,
                                 f"{self.action} COP installed on {{n}} node(s), {{rest}} "
                                 "already had it")

@@ -45,8 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--restart-seconds",
         type=float,
-        default=5.0,
-        help="how long a Tomcat or system restart takes (0 allowed)",
+        default=None,
+        help="how long a service restart (stop plus start) or a reboot takes, 0 allowed "
+        "(default 5, or the --latency profile's); scaled by --time-scale",
+    )
+    serve.add_argument(
+        "--latency",
+        choices=("none", "cisco"),
+        default="none",
+        help="none: CSRs, imports and installs are instant (default); cisco: a real node's "
+        "durations for every operation (cckit/vosmock/latency.py, with their sources)",
+    )
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every duration by this (0.01: a 3-minute restart takes 1.8 s)",
     )
     serve.add_argument("--version", default=None, help="VOS version (default 11.5.1.10000-61)")
     serve.add_argument("--control-port", type=int, default=None, help="control endpoint port")
@@ -95,14 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cli-startup-seconds",
         type=float,
-        default=8.0,
-        help="time from login to the first admin: prompt (real nodes: 8-60 s)",
+        default=None,
+        help="time from login to the first admin: prompt (default 8; real nodes: 8-60 s)",
     )
     serve.add_argument(
         "--download-seconds",
         type=float,
-        default=30.0,
-        help="how long the slow-download wizard downloads",
+        default=None,
+        help="how long the slow-download wizard (or any, with --latency cisco) downloads "
+        "(default 30)",
     )
     serve.add_argument(
         "--keyboard-interactive",
@@ -179,6 +194,8 @@ def _site_options(args, cop_files) -> dict:
         "domain": args.domain,
         "version": args.version,
         "restart_seconds": args.restart_seconds,
+        "latency": args.latency,
+        "time_scale": args.time_scale,
         "lockout_failures": args.lockout_failures,
         "lockout_seconds": args.lockout_seconds,
         "include_ou_prompt": args.include_ou_prompt,

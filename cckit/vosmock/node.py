@@ -719,7 +719,7 @@ class MockNode:
             await srv.wait_closed()
 
     async def restart_tomcat(self, emit: Emit) -> None:
-        rs = self.site.restart_seconds
+        rs = self.site.restart_for(TOMCAT)
         async with self._lock:
             self.tomcat_state = "STOPPING"
             await emit("Cisco Tomcat[STOPPING]")
@@ -737,7 +737,7 @@ class MockNode:
 
     async def restart_other(self, service: str, emit: Emit) -> None:
         """Another service: a web service reloads its own listeners (and certificates)."""
-        rs = self.site.restart_seconds
+        rs = self.site.restart_for(service)
         web = service in self.web_services
         self.services[service] = "STOPPING"
         await emit(f"{service}[STOPPING]")
@@ -769,7 +769,7 @@ class MockNode:
                 self.services[s] = "STOPPED"
             await self._stop_web()
             await self._stop_ssh()
-            await asyncio.sleep(self.site.restart_seconds)
+            await asyncio.sleep(self.site.delay("reboot", self.site.latency.get("restart", 5.0)))
             self._activate()
             self.upgrade_open = False  # [assumed] a reboot ends an open upgrade session
             for s in self.services:

@@ -497,6 +497,7 @@ class VosSession(asyncssh.SSHServerSession):
         include_ou = False
         if self.node.include_ou_prompt:
             include_ou = await self.ask_yes_no("Include OU in CSR (yes|no)? ")
+        await asyncio.sleep(self.node.site.delay("csr_generate"))
         await self.node.gen_csr(unit, include_ou)
         await self.out(f"Successfully Generated CSR for {unit}.")
 
@@ -513,6 +514,7 @@ class VosSession(asyncssh.SSHServerSession):
         pem = await self.read_paste()
         self._maybe_drop()
         cert = self.node.parse_cert(pem)
+        await asyncio.sleep(self.node.site.delay("trust_import"))
         self.node.import_trust(cert)
         await self.out(
             "Successfully imported certificate for tomcat.",
@@ -524,6 +526,7 @@ class VosSession(asyncssh.SSHServerSession):
         pem = await self.read_paste()
         self._maybe_drop()
         cert = self.node.parse_cert(pem)
+        await asyncio.sleep(self.node.site.delay("cert_import"))
         self.node.import_own(unit, cert)
         await self.out(
             f"Successfully imported certificate for {unit}.",
@@ -726,7 +729,7 @@ class VosSession(asyncssh.SSHServerSession):
                         fname = cops[int(sel) - 1]
                         break
                 await self.out("", "Accessing the file. Please wait...")
-                if variant == "slow-download":  # [assumed] a long silence while it downloads
+                if variant == "slow-download" or n.site.profiled:  # a silence while it downloads
                     await asyncio.sleep(n.site.download_seconds)
                 try:
                     async with sftp.open(posixpath.join(directory or ".", fname), "rb") as fh:
@@ -752,6 +755,7 @@ class VosSession(asyncssh.SSHServerSession):
         await self.out(
             f"The upgrade log is install_log_{stamp}.log", "Upgrading the system.  Please wait..."
         )
+        await asyncio.sleep(n.site.delay("cop_install"))
         n.install_cop(fname, data)
         await self.out(
             f"Successfully installed {fname}",

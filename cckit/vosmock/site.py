@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncssh
 import yaml
 
+from . import latency as _latency
 from .faults import NODE_FAULTS, Faults
 from .node import MockNode, NodeSpec, listen_or_move
 from .store import atomic_write, contained, read_json, secret_file, write_json
@@ -151,7 +152,7 @@ class MockSite:
         base_port: int | None = None,
         control_port: int | None = None,
         control: bool = True,
-        restart_seconds: float = 5.0,
+        restart_seconds: float | None = None,
         lockout_failures: int = 5,
         lockout_seconds: float = 300.0,
         username: str = "admin",
@@ -163,10 +164,12 @@ class MockSite:
         product: str = "uccx",
         seed: str | list[str] | None = None,
         wizard: str | dict[str, str] | None = None,
-        cli_startup_seconds: float = 8.0,
-        download_seconds: float = 30.0,
+        cli_startup_seconds: float | None = None,
+        download_seconds: float | None = None,
         keyboard_interactive: bool | list[str] = False,
         sftp_max_bytes: int = SFTP_MAX_BYTES,
+        latency: str | dict[str, float] | None = None,
+        time_scale: float = 1.0,
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
@@ -178,7 +181,13 @@ class MockSite:
         `cli_startup_seconds` from login to the first `admin:`; `download_seconds` of the
         `slow-download` wizard; `keyboard_interactive` (True or node names): SSH offers
         keyboard-interactive authentication only; `sftp_max_bytes` the largest file the SFTP
-        repository accepts."""
+        repository accepts.
+
+        `latency`: the latency profile (latency.py: None = instant CSRs and imports, "cisco"
+        = a real node's durations, or a dict overriding entries of it); `time_scale`
+        multiplies every duration (restarts and CLI start-up included). An explicit
+        `restart_seconds` (a whole restart, stop plus start), `cli_startup_seconds` or
+        `download_seconds` wins over the profile."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
@@ -193,9 +202,20 @@ class MockSite:
         self.username = meta.get("username", username)
         self.sftp_username = meta.get("sftp_username", sftp_username)
         self.cop_files = dict(meta.get("cop_files") or cop_files or DEFAULT_COP_FILES)
-        self.restart_seconds = float(restart_seconds)
-        self.cli_startup_seconds = float(cli_startup_seconds)
-        self.download_seconds = float(download_seconds)
+        self.latency = _latency.resolve(latency)
+        self.profiled = bool(self.latency)  # a real node's durations (not instant)
+        self.time_scale = float(time_scale)
+        if restart_seconds is not None or not self.latency:
+            rs = 5.0 if restart_seconds is None else float(restart_seconds)
+            self.latency.update({k: rs for k in self.latency if k.startswith("restart")})
+            self.latency["restart"] = rs
+        self.restart_seconds = self.delay("restart")  # other services; Tomcat: restart_for()
+        self.cli_startup_seconds = (float(cli_startup_seconds) * self.time_scale
+                                    if cli_startup_seconds is not None else
+                                    self.delay("cli_startup", 8.0))
+        self.download_seconds = (float(download_seconds) * self.time_scale
+                                 if download_seconds is not None else
+                                 self.delay("cop_download", 30.0))
         self.sftp_max_bytes = int(sftp_max_bytes)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)
@@ -261,6 +281,14 @@ class MockSite:
             keep_seed(self)
 
     # ------------------------------------------------------------------ ports
+    def delay(self, operation: str, default: float = 0.0) -> float:
+        """Seconds ``operation`` takes on this site's nodes (the profile, time-scaled)."""
+        return self.latency.get(operation, default) * self.time_scale
+
+    def restart_for(self, service: str) -> float:
+        """Seconds a restart of ``service`` takes, stop plus start."""
+        return self.delay(f"restart:{service}", self.latency.get("restart", 5.0))
+
     def _assign_ports(self, saved, base_port, control_port, control, first_boot_ports) -> None:
         if base_port is not None:
             ports = base_port_map(base_port, self.specs)

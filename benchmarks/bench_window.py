@@ -1,0 +1,132 @@
+"""The maintenance window at its physical limit. Run on demand:
+
+    .venv/bin/python benchmarks/bench_window.py [--time-scale 0.02] [--sample-interval 0.05]
+
+Per scenario (ca_signed with the lab CA, rsa_only disable), against a fresh mock with the
+real-node latency profile (``--latency cisco``, every duration x ``--time-scale``):
+* the window: wall time of the procedure's steps, logins included;
+* its critical path: the longest dependency chain of the latency profile (login -> CSR ->
+  trust imports on one node, root first -> identity import -> restart wave 0 -> wave 1; or
+  login -> COP download + install -> wave 0 -> wave 1), and the ratio (goal <= 1.1);
+* ca_signed's window in Tomcat restart times (goal <= 2.2, SocialMiner present);
+* availability: a sampler connects to the publisher's and the subscriber's first web port
+  every interval; an instant with neither accepting is a gap (goal: none);
+* CPU time (this process + children) and peak RSS of one headless run (papermill + kernel)
+  of ca_signed on the same profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_batch import Sampler
+
+from cckit.ca import get_adapter
+from cckit.headless import run_runbook
+from cckit.inventory import load_site
+from cckit.orchestration import restart_waves
+from cckit.procedures import SiteSession
+from cckit.procedures.ca_signed import CaSigned
+from cckit.procedures.rsa_only import RsaOnly
+from cckit.vosmock.latency import PROFILE
+from cckit.vosmock.testing import running_site
+
+
+def restart_seconds(service: str) -> float:
+    return PROFILE.get(f"restart:{service}", PROFILE["restart"])
+
+
+def waves_seconds(nodes) -> float:
+    """Each wave as long as its slowest node (a node's services restart one by one)."""
+    return sum(max(sum(restart_seconds(s) for s in n.restart_services()) for n in wave)
+               for wave in restart_waves(nodes))
+
+
+def critical_path(scenario: str, nodes, n_trust: int) -> float:
+    if scenario == "ca_signed":
+        head = (PROFILE["cli_startup"] + PROFILE["csr_generate"]
+                + n_trust * PROFILE["trust_import"] + PROFILE["cert_import"])
+    else:
+        head = PROFILE["cli_startup"] + PROFILE["cop_download"] + PROFILE["cop_install"]
+    return head + waves_seconds(nodes)
+
+
+def usage() -> tuple[float, int]:
+    """CPU seconds (self + waited-for children) and the larger peak RSS (KiB) of the two."""
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, max(me.ru_maxrss, ch.ru_maxrss))
+
+
+def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
+    with running_site(d / scenario, restart_seconds=None, cli_startup_seconds=None,
+                      latency="cisco", time_scale=scale) as mock:
+        site = load_site(mock.site_file)
+        pub, sub = site.publisher, site.subscribers[0]
+        sampler = Sampler({site.name: ((pub.address, pub.web_ports[0].connect),
+                                       (sub.address, sub.web_ports[0].connect))}, interval)
+        sampler.start()
+        with SiteSession(site, workdir=d / f"{scenario}-run", tls_timeout=3) as s:
+            t0 = time.perf_counter()
+            if scenario == "ca_signed":
+                proc = CaSigned(s, get_adapter("lab", directory=d / "labca"))
+            else:
+                proc = RsaOnly(s, "disable")
+            results = proc.run_all()
+            window = time.perf_counter() - t0
+            nodes = s.nodes
+        sampler.stop_event.set()
+        sampler.join(30)
+    assert results[-1].ok, results[-1]
+    n_trust = 0
+    if scenario == "ca_signed":
+        per_node: dict[str, int] = {}
+        for r in results[3].records:
+            per_node[r.node] = per_node.get(r.node, 0) + 1
+        n_trust = max(per_node.values(), default=0)
+    cp = critical_path(scenario, nodes, n_trust) * scale
+    tomcat = restart_seconds("Cisco Tomcat") * scale
+    node_restart = max(sum(restart_seconds(x) for x in n.restart_services())
+                       for n in nodes) * scale  # one UCCX node's services, one by one
+    gaps = sum(len(v) for v in sampler.both_down.values())
+    print(f"{scenario}: window {window:.2f} s; critical path {cp:.2f} s -> ratio "
+          f"{window / cp:.2f} (goal <= 1.1); window = {window / tomcat:.2f} Tomcat restarts "
+          f"= {window / node_restart:.2f} node restarts ({node_restart:.2f} s); "
+          f"availability: {sampler.samples} samples, {sampler.one_down} with one UCCX node "
+          f"down, {gaps} with NEITHER serving")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--time-scale", type=float, default=0.02)
+    ap.add_argument("--sample-interval", type=float, default=0.05)
+    ap.add_argument("--no-headless", action="store_true")
+    args = ap.parse_args()
+    print(f"latency profile x {args.time_scale}: {PROFILE}")
+    with tempfile.TemporaryDirectory(prefix="cckit-bench-window-") as d:
+        d = Path(d)
+        for scenario in ("ca_signed", "rsa_only"):
+            one_scenario(scenario, d, args.time_scale, args.sample_interval)
+        if args.no_headless:
+            return
+        cpu0, _ = usage()
+        with running_site(d / "headless", restart_seconds=None, cli_startup_seconds=None,
+                          latency="cisco", time_scale=args.time_scale) as mock:
+            t0 = time.perf_counter()
+            o = run_runbook("ca_signed", d / "headless-run", site_file=mock.site_file,
+                            progress=False)
+            wall = time.perf_counter() - t0
+        cpu1, rss = usage()
+        assert o.ok, o.message
+        print(f"headless ca_signed (papermill + kernel): wall {wall:.1f} s, CPU {cpu1 - cpu0:.1f}"
+              f" s (this process, mock included, + the kernel), peak RSS {rss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

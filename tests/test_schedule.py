@@ -1,0 +1,149 @@
+"""The schedule: a step works on every node at once; one node's failure lets the others
+finish, starts nothing new, and a rerun resumes; restarts go wave by wave (HA)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cckit import audit
+from cckit.ca import get_adapter
+from cckit.errors import CckitError, ProcedureError, TransportError
+from cckit.orchestration import parallel, restart_nodes, restart_waves
+from cckit.procedures.ca_signed import CaSigned
+from cckit.results import Action
+
+from .test_procedures import mock, session  # noqa: F401  (the same fixtures)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+class _Node:
+    def __init__(self, name):
+        self.name = name
+
+
+def test_parallel_keeps_site_order_and_runs_together():
+    nodes = [_Node(n) for n in ("a", "b", "c")]
+    barrier = threading.Barrier(3, timeout=10)  # only passes when all three run at once
+
+    def fn(node):
+        barrier.wait()
+        return node.name
+
+    assert parallel(nodes, fn) == ["a", "b", "c"]
+
+
+def test_parallel_lets_the_others_finish_and_names_the_failed():
+    nodes = [_Node(n) for n in ("a", "b", "c")]
+    finished = []
+
+    def fn(node):
+        if node.name == "a":
+            raise CckitError("a broke", node="a")
+        if node.name == "c":
+            raise TransportError("c dropped", node="c")
+        finished.append(node.name)
+        return node.name
+
+    with pytest.raises(ProcedureError) as e:
+        parallel(nodes, fn)
+    assert "2 nodes failed: a, c" in str(e.value) and finished == ["b"]
+
+    def one_fails(node):
+        if node.name == "c":
+            raise TransportError("dropped", node="c")
+        finished.append(node.name)
+
+    finished.clear()
+    with pytest.raises(TransportError):  # one node: its own error type
+        parallel(nodes, one_fails)
+    assert sorted(finished) == ["a", "b"]
+
+
+def test_restart_waves_follow_the_ha_rule(session):  # noqa: F811
+    waves = [[n.name for n in w] for w in restart_waves(session.nodes)]
+    assert len(waves) == 2 and waves[1] == [session.site.publisher.name]
+    assert session.site.publisher.name not in waves[0]
+
+
+def test_restarts_never_take_both_uccx_nodes_down(session):  # noqa: F811
+    result = restart_nodes(session)
+    assert {r.action for r in result.records} == {Action.RESTARTED}
+    log = audit.read(session.audit.path)
+    pub = session.site.publisher.name
+    first_pub = min(i for i, r in enumerate(log) if r["node"] == pub)
+    # every wave-0 restart was logged (finished) before the publisher's first started
+    assert all(r["node"] != pub for r in log[:first_pub]) and first_pub >= 2
+
+
+def test_a_failed_import_lets_the_others_finish_and_the_rerun_resumes(session, mock,  # noqa: F811
+                                                                     tmp_path):
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    for step in (proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust):
+        step()
+    mock.faults.set("drop_import", True, node="uccx-sub")
+    with pytest.raises(TransportError):
+        proc.upload_identities()
+    ok = {r["node"] for r in audit.read(session.audit.path)
+          if r["operation"] == "upload_identity" and r["outcome"] == "ok"}
+    assert ok == {n.name for n in session.nodes} - {"uccx-sub"}
+    with pytest.raises(ProcedureError):  # nothing that depends on it starts
+        proc.restart()
+    mock.faults.clear()
+    rerun = CaSigned(session, ca)
+    assert {r.action for r in rerun.generate_csrs().records} <= {Action.REUSED,
+                                                                 Action.ALREADY_CA_SIGNED}
+    results = rerun.run_all()
+    identities = {r.node: r.action for r in results[4].records}
+    assert identities["uccx-sub"] is Action.IMPORTED
+    assert results[-1].ok, results[-1]
+
+
+def test_two_nodes_failing_at_once_name_both(session, mock, tmp_path):  # noqa: F811
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = CaSigned(session, ca)
+    for step in (proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust):
+        step()
+    mock.faults.set("drop_import", True, node="uccx-sub")
+    mock.faults.set("drop_import", True, node="uccx-pub")
+    with pytest.raises(TransportError) as e:  # the same cause on both: its type, both named
+        proc.upload_identities()
+    assert "uccx-pub" in str(e.value) and "uccx-sub" in str(e.value)
+    mock.faults.clear()
+    assert CaSigned(session, ca).run_all()[-1].ok
+
+
+def test_latency_profile_and_time_scale(tmp_path):
+    from cckit.vosmock import latency
+    from cckit.vosmock.site import MockSite
+
+    site = MockSite(tmp_path / "a", control=False, latency="cisco", time_scale=0.01)
+    assert site.restart_for("Cisco Tomcat") == pytest.approx(1.8)
+    assert site.delay("csr_generate") == pytest.approx(latency.PROFILE["csr_generate"] / 100)
+    assert site.cli_startup_seconds == pytest.approx(0.08)
+    # an explicit --restart-seconds still sets every restart; no profile: instant CSRs
+    site = MockSite(tmp_path / "b", control=False, restart_seconds=2, time_scale=0.5)
+    assert site.restart_for("Cisco Tomcat") == site.restart_for("Cisco Finesse Tomcat") == 1
+    assert site.delay("csr_generate") == 0 and not site.profiled
+    with pytest.raises(ValueError):
+        latency.resolve({"nonsense": 1})
+
+
+def test_operation_log_shown_in_schedule_order(session):  # noqa: F811
+    from cckit.orchestration import in_schedule_order
+
+    pub, sub = session.site.publisher.name, session.site.subscribers[0].name
+    logged = [{"node": "sm", "operation": "generate_csr"},
+              {"node": pub, "operation": "generate_csr"},
+              {"node": sub, "operation": "generate_csr"},
+              {"node": pub, "operation": "restart_service", "n": 1},
+              {"node": sub, "operation": "restart_service"},
+              {"node": pub, "operation": "restart_service", "n": 2}]
+    shown = [(r["node"], r["operation"], r.get("n")) for r in
+             in_schedule_order(logged, session.nodes)]
+    assert shown == [(pub, "generate_csr", None), (sub, "generate_csr", None),
+                     ("sm", "generate_csr", None), (sub, "restart_service", None),
+                     (pub, "restart_service", 1), (pub, "restart_service", 2)]
