@@ -39,19 +39,22 @@ def _badge_html(outcome: Outcome) -> str:
     return f'<span class="cckit-badge cckit-{kind}">{badge_text(outcome)}</span>'
 
 
+def _line(cn: str, key_type: str, self_signed: bool, issuer: str) -> str:
+    """A presented certificate in one line (tables and ``status.json`` readers alike)."""
+    return f"{cn} ({key_type}, {'self-signed' if self_signed else 'issuer ' + str(issuer)})"
+
+
 def _cert(c: CertInfo | None, status: str) -> str:
     if c is None:
         return _NOTHING.get(status, status)
-    return (f"{c.subject_cn} ({c.key_type}, "
-            f"{'self-signed' if c.self_signed else 'issuer ' + c.issuer_cn})")
+    return _line(c.subject_cn, c.key_type, c.self_signed, c.issuer_cn)
 
 
 def presented_text(entry: dict[str, Any]) -> str:
     """A ``status.json`` ``presented`` entry as one line (schema 1)."""
     if not entry.get("cn"):
         return _NOTHING.get(entry.get("status", ""), entry.get("status", ""))
-    return (f"{entry['cn']} ({entry['key_type']}, "
-            f"{'self-signed' if entry['self_signed'] else 'issuer ' + str(entry['issuer'])})")
+    return _line(entry["cn"], entry["key_type"], entry["self_signed"], entry["issuer"])
 
 
 def cell(value: Any) -> Any:

@@ -23,7 +23,7 @@ from . import topology
 from .audit import operation
 from .errors import CckitError, ProcedureError
 from .inventory import Node
-from .results import Action, Outcome, RestartRecord, StepResult
+from .results import Action, RestartRecord, StepResult
 from .session import SiteSession
 
 __all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves"]
@@ -150,7 +150,5 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
     for wave in restart_waves(session.nodes):  # a failed wave raises: the next never starts
         done.update((r.node, r) for r in parallel(wave, one, max_workers=max_workers))
     records = [done[n.name] for n in restart_order(session.nodes)]
-    n = sum(r.action is Action.RESTARTED for r in records)
-    return StepResult("restart", f"{n} node(s) restarted in HA-safe order, "
-                      f"{len(records) - n} skipped", records,
-                      Outcome.OK if n else Outcome.NOTHING_TO_DO)
+    return StepResult.tally("restart", records, Action.RESTARTED,
+                            "{n} node(s) restarted in HA-safe order, {rest} skipped")
