@@ -68,14 +68,40 @@ def test_restart_waves_follow_the_ha_rule(session):  # noqa: F811
     assert session.site.publisher.name not in waves[0]
 
 
-def test_restarts_never_take_both_uccx_nodes_down(session):  # noqa: F811
-    result = restart_nodes(session)
+def test_restarts_never_take_both_uccx_nodes_down(session, tmp_path):  # noqa: F811
+    from cckit import progress
+
+    events = []
+    session.events.subscribe(events.append)
+    with progress.follow(session.events, step="restart", log_file=tmp_path / "p.log",
+                         nodes=[n.name for n in session.nodes],
+                         live=False) as board:
+        result = restart_nodes(session)
     assert {r.action for r in result.records} == {Action.RESTARTED}
     log = audit.read(session.audit.path)
     pub = session.site.publisher.name
     first_pub = min(i for i, r in enumerate(log) if r["node"] == pub)
     # every wave-0 restart was logged (finished) before the publisher's first started
     assert all(r["node"] != pub for r in log[:first_pub]) and first_pub >= 2
+    assert all(r["started"] <= r["time"] for r in log)  # one line: its start and its end
+    # the events, as they happened: the publisher goes down only once the others serve TLS
+    at = {(e.node, e.operation, e.phase): e for e in events}
+    for node in session.nodes:
+        assert at[(node.name, "restart", "ended")].elapsed == pytest.approx(
+            next(r.serving_after for r in result.records if r.node == node.name), abs=0.05)
+        if node.name != pub:
+            assert at[(node.name, "wait_serving", "ended")].time \
+                <= at[(pub, "restart", "started")].time
+    # the time out of service is measured per node from its first service going down (each
+    # service restart takes the mock's 0.2 s), not from the last one's return
+    for r in result.records:
+        services = len(r.service.split(", "))
+        assert r.serving_after >= 0.2 * services, r
+    lines = (tmp_path / "p.log").read_text().splitlines()
+    assert len(lines) == len(events) and any(
+        f"restart: {pub}: restart ended after" in line for line in lines)
+    assert all(line.startswith(f"{n.name}: restart ended after ") for n, line in
+               zip(session.nodes, board.lines(), strict=True))
 
 
 def test_a_failed_import_lets_the_others_finish_and_the_rerun_resumes(session, mock,  # noqa: F811
