@@ -173,3 +173,35 @@ def test_operation_log_shown_in_schedule_order(session):  # noqa: F811
     assert shown == [(pub, "generate_csr", None), (sub, "generate_csr", None),
                      ("sm", "generate_csr", None), (sub, "restart_service", None),
                      (pub, "restart_service", 1), (pub, "restart_service", 2)]
+
+
+def test_the_plan_shows_the_schedule(session, tmp_path):  # noqa: F811
+    proc = CaSigned(session, get_adapter("lab", directory=tmp_path / "labca"))
+    plan = proc.plan()
+    pub, sub = session.site.publisher.name, session.site.subscribers[0].name
+    stage = {(c.step, c.node): c.stage for c in plan.commands}
+    assert {stage[("generate_csrs", n.name)] for n in session.nodes} == {1}
+    assert stage[("upload_trust", pub)] == 2 and stage[("upload_identities", sub)] == 3
+    assert stage[("restart", sub)] == stage[("restart", "sm")] == 4
+    assert stage[("restart", pub)] == 5
+    lines = plan.schedule()
+    assert lines[0].startswith("stage 1: generate_csrs on ") and lines[0].endswith("at once")
+    assert lines[-1] == f"stage 5: restart on {pub}"
+    assert "Schedule stage 4: restart on" in str(plan) and "stage" in plan.table().columns
+
+
+def test_preflight_reads_every_node_at_once(session):  # noqa: F811
+    from cckit.procedures.preflight import Preflight
+
+    barrier = threading.Barrier(len(session.nodes), timeout=20)
+    connect = session.transport
+
+    def transport(node):  # passes only when every node's read has started
+        barrier.wait()
+        return connect(node)
+
+    session.transport = transport
+    proc = Preflight(session)
+    assert proc.reachability().ok
+    barrier.reset()
+    assert len(proc.certificates().records) == 2 * len(session.nodes)
