@@ -82,7 +82,7 @@ def main() -> None:
         with running_site(d / "one", **mock_options) as one:
             t0 = time.perf_counter()
             o = run_runbook(args.scenario, d / "one-run", site_file=one.site_file,
-                            progress=False)
+                            parameters={"confirm": "vosmock"}, progress=False)
             single = time.perf_counter() - t0
         assert o.ok, o.message
         print(f"one site alone: {single:.1f} s")
