@@ -38,7 +38,8 @@ UNIT = "tomcat-ECDSA"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     d = tmp_path_factory.mktemp("vosmock-rest")
-    with running_site(d / "mock", version="14.0.1.10000-1", restart_seconds=0) as running:
+    with running_site(d / "mock", version="14.0.1.10000-1", legacy_ecdsa=True,
+                      restart_seconds=0) as running:
         loaded = load_site(running.site_file)
         pub = next(n for n in loaded.nodes if n.role == "uccx-publisher")
         sm = next(n for n in loaded.nodes if n.role == "socialminer")
@@ -321,7 +322,8 @@ def test_ca_signed_end_to_end_over_rest(tmp_path):
     from cckit.procedures.ca_signed import CaSigned
     from cckit.session import SiteSession
 
-    with running_site(tmp_path / "mock", version="14.0.1.10000-1", restart_seconds=0.2) as m:
+    with running_site(tmp_path / "mock", version="14.0.1.10000-1", legacy_ecdsa=True,
+                      restart_seconds=0.2) as m:
         loaded = load_site(m.site_file)
         active = m.state_dir / "nodes"
         cafile = tmp_path / "node-cas.pem"

@@ -240,7 +240,7 @@ def test_tls_cert_type_only_on_newer_versions(mock_site, tmp_path):
     out = ssh(mock_site, "uccx-pub", "show tls server cert_type").stdout
     assert "Invalid command: show tls server cert_type" in out
     mock_site.stop()
-    with running_site(tmp_path / "v12", version="12.5.1.10000-22") as site:
+    with running_site(tmp_path / "v12", version="12.5.1.10000-22", legacy_ecdsa=True) as site:
         with cli(site) as s:
             assert "ecdsa" in s.cmd("show tls server cert_type")
             assert "Successfully" in s.cmd("set tls server cert_type rsa")
@@ -746,7 +746,7 @@ def test_certmgr_rest_on_version_14(tmp_path):
 
     urllib3.disable_warnings()
     ca = CA()
-    with running_site(tmp_path, version="14.0.1.10000-1") as site:
+    with running_site(tmp_path, version="14.0.1.10000-1", legacy_ecdsa=True) as site:
         node = site.nodes["uccx-pub"]
         assert node.rest_port
         doc = yaml.safe_load(site.site_file.read_text())
@@ -1115,3 +1115,19 @@ def test_serve_options_for_real_node_behaviour(tmp_path, capsys):
     assert main(["serve", "--state-dir", str(tmp_path), "--site-file", str(tmp_path / "s.yaml"),
                  "--wizard", "sm=13.0"]) == 2
     assert "bad --wizard" in capsys.readouterr().err
+
+
+def test_uccx_12_5_has_no_tomcat_ecdsa(tmp_path):
+    """Cisco 118855: no tomcat-ECDSA on UCCX/SocialMiner from 11.6 on (topology agrees)."""
+    from cckit import topology
+
+    with running_site(tmp_path, version="12.5.1.10000-22") as site:
+        for name, info in site.nodes.items():
+            assert not topology.ecdsa_in_use(info.role, "12.5.1.10000-22")
+            out = ssh(site, name, "show cert list own").stdout
+            assert "tomcat/tomcat.pem" in out and "tomcat-ECDSA" not in out, name
+            out = ssh(site, name, "set csr gen tomcat-ECDSA").stdout
+            assert "invalid unit tomcat-ECDSA: use tomcat." in out
+            assert "Executed command unsuccessfully." in out
+            assert tls_probe(info.web_ports[0], SIGALGS_RSA).key_type == "RSA"
+            assert not tls_probe(info.web_ports[0], SIGALGS_ECDSA).ok

@@ -27,6 +27,10 @@ log = logging.getLogger("cckit.vosmock")
 COP_HEADER = b"VOSMOCK-COP/1"
 TLS_CERT_TYPE_MIN_VERSION = (11, 6)  # [assumed] first version with `set tls server cert_type`
 REST_MIN_VERSION = (14,)
+# [doc] Cisco 118855: ECDSA is no longer used by UCCX/SocialMiner from 11.6 on, so such a node
+# has no tomcat-ECDSA unit (mirrors cckit.topology.ecdsa_in_use; the mock imports no cckit).
+# CUCM keeps tomcat-ECDSA [doc: CUCM 11.5+ security guide].
+NO_ECDSA_FROM = {"uccx": (11, 6), "socialminer": (11, 6)}
 
 Emit = Callable[[str], Awaitable[None]]
 
@@ -247,7 +251,7 @@ class MockNode:
             self.ecdsa_disabled = {"stored": False, "active": False}
             self.tls_cert_type = {"stored": "ecdsa", "active": "ecdsa"}
             self.include_ou_prompt = False
-            for unit in pki.UNITS:
+            for unit in self.units:
                 self._regen(unit)
             self._activate()
             self.save()
@@ -298,7 +302,21 @@ class MockNode:
         return p.read_bytes(), self.path("csr", unit, f"{unit}.key").read_bytes()
 
     def csr_units(self) -> list[str]:
-        return [u for u in pki.UNITS if self.path("csr", u, f"{u}.csr").exists()]
+        return [u for u in self.units if self.path("csr", u, f"{u}.csr").exists()]
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """The own-certificate units this node has (no tomcat-ECDSA on UCCX/SM 11.6+)."""
+        since = NO_ECDSA_FROM.get(self.product)
+        if (since is not None and not self.site.legacy_ecdsa
+                and version_tuple(self.version)[:2] >= since):
+            return ("tomcat",)
+        return pki.UNITS
+
+    def unit(self, text: str) -> str | None:
+        """``text`` as one of this node's units (case-insensitive), or None."""
+        unit = pki.canonical_unit(text)
+        return unit if unit in self.units else None
 
     def trust(self) -> dict[str, bytes]:
         d = self.path("trust", "tomcat-trust")
@@ -373,11 +391,11 @@ class MockNode:
     def _activate(self, services: list[str] | None = None) -> None:
         """What a restart does: the stored state becomes the active one of the restarted
         services (a system restart: all of them)."""
-        offered = (not self.ecdsa_disabled["stored"]
+        offered = ("tomcat-ECDSA" in self.units and not self.ecdsa_disabled["stored"]
                    and self.tls_cert_type["stored"] != "rsa")
         for service in services or [TOMCAT, *self.web_services]:
             where = self._active_dir(service)
-            for unit in pki.UNITS:
+            for unit in self.units:
                 cert = self.own_cert(unit)
                 atomic_write(self.path(*where, unit, f"{unit}.key"), self.own_key_pem(unit),
                              0o600)
@@ -391,7 +409,8 @@ class MockNode:
 
     @property
     def ecdsa_offered(self) -> bool:
-        return not self.ecdsa_disabled["active"] and self.tls_cert_type["active"] != "rsa"
+        return ("tomcat-ECDSA" in self.units and not self.ecdsa_disabled["active"]
+                and self.tls_cert_type["active"] != "rsa")
 
     @property
     def has_tls_cert_type(self) -> bool:
@@ -605,7 +624,7 @@ class MockNode:
                             self.path(*where, "tomcat", "tomcat.key"))
         offered = self.ecdsa_offered if service == TOMCAT else self.service_ecdsa.get(
             service, self.ecdsa_offered)
-        if offered:
+        if offered and "tomcat-ECDSA" in self.units:
             # a second chain of another key type: OpenSSL picks by the client's signature algs
             ctx.load_cert_chain(
                 self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.pem"),

@@ -46,9 +46,9 @@ def make_rest_app(node: MockNode) -> web.Application:
         return data
 
     def unit_of(value) -> str:
-        unit = pki.canonical_unit(str(value))
-        if unit is None:
-            raise CommandError(f"Error: invalid service {value}: use tomcat or tomcat-ECDSA.")
+        unit = node.unit(str(value))
+        if unit is None:  # [assumed] wording
+            raise CommandError(f"Error: invalid service {value}: use {' or '.join(node.units)}.")
         return unit
 
     async def csr(request: web.Request):

@@ -458,9 +458,9 @@ class VosSession(asyncssh.SSHServerSession):
 
     # ---------------------------------------------------------------- helpers
     def _unit(self, text: str) -> str:
-        unit = pki.canonical_unit(text)
-        if unit is None:
-            raise CommandError(f"Error: invalid unit {text}: use tomcat or tomcat-ECDSA.")
+        unit = self.node.unit(text)
+        if unit is None:  # [assumed] wording; a UCCX/SM 11.6+ node has no tomcat-ECDSA
+            raise CommandError(f"Error: invalid unit {text}: use {' or '.join(self.node.units)}.")
         return unit
 
     def _trust_name(self, text: str) -> str:
@@ -472,7 +472,7 @@ class VosSession(asyncssh.SSHServerSession):
     def _lookup_cert(self, store: str, text: str):
         if store == "trust":
             return pki.load_cert(self.node.trust()[self._trust_name(text)])
-        unit = pki.canonical_unit(text.split("/")[0])
+        unit = self.node.unit(text.split("/")[0])
         if unit is None or text not in (unit, f"{unit}/{unit}.pem"):
             raise CommandError(f"Error: certificate file {text} not found.")
         return self.node.own_cert(unit)
@@ -488,7 +488,7 @@ class VosSession(asyncssh.SSHServerSession):
             return f"Certificate Signed by {pki.cn_of(cert.issuer)}"
 
         if store == "own":
-            return [f"{u}/{u}.pem: {desc(self.node.own_cert(u))}" for u in pki.UNITS]
+            return [f"{u}/{u}.pem: {desc(self.node.own_cert(u))}" for u in self.node.units]
         return [
             f"tomcat-trust/{f}: {desc(pki.load_cert(pem))}" for f, pem in self.node.trust().items()
         ]
