@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import verification
-from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from .errors import CertificateLoadError, GateError
 from .topology import ECDSA_UNIT, RSA_UNIT
@@ -410,6 +410,8 @@ class GateCode(enum.StrEnum):
     NOT_CA = "trust certificate is not a CA"
     NO_ROOT = "chain incomplete"
     CHAIN = "chain does not verify"
+    EKU = "EKU missing"
+    NOT_NEWER = "not newer than installed"
 
 
 class GateReason(str):
@@ -500,6 +502,10 @@ def describe_csr(csr: x509.CertificateSigningRequest) -> dict[str, str]:
             "key": f"{ktype} {kdetail}".strip(), "public_key_sha256": public_key_sha256(csr)}
 
 
+_EKU_OIDS = {"serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
+             "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
 def check_signed_certificate(
     cert: x509.Certificate,
     csr: x509.CertificateSigningRequest,
@@ -507,14 +513,22 @@ def check_signed_certificate(
     *,
     unit: str = ECDSA_UNIT,
     now: dt.datetime | None = None,
+    require_eku: Sequence[str] = (),
+    installed: x509.Certificate | None = None,
 ) -> GateResult:
     """Every reason the signed ``cert`` must not be uploaded to ``unit`` (none: it may).
 
     ``chain`` holds the root and any intermediates; ``None`` skips the chain check
-    (an empty list is an incomplete chain).
+    (an empty list is an incomplete chain). ``require_eku``: the extended key usages the
+    product needs (``serverAuth``, ``clientAuth``: FN74382); a certificate without the EKU
+    extension may be used for any purpose. ``installed``: the certificate the node has now;
+    the new one must not have been issued before it (notBefore).
     """
     if unit not in (ECDSA_UNIT, RSA_UNIT):
         raise ValueError(f"unit must be {ECDSA_UNIT!r} or {RSA_UNIT!r}, not {unit!r}")
+    unknown = [e for e in require_eku if e not in _EKU_OIDS]
+    if unknown:
+        raise ValueError(f"require_eku takes {' and '.join(_EKU_OIDS)}, not {unknown}")
     now = _now(now)
     info = describe(cert, now=now)
     reasons: list[GateReason] = []
@@ -575,6 +589,28 @@ def check_signed_certificate(
                f"not yet valid: valid from {info.not_before:%Y-%m-%d %H:%M} UTC")
     if now > info.not_after:
         refuse(GateCode.EXPIRED, f"expired on {info.not_after:%Y-%m-%d %H:%M} UTC")
+
+    # 5b. The EKUs the product needs (FN74382: clientAuth for node-to-node mutual TLS).
+    if require_eku:
+        try:
+            have = {o.dotted_string for o in
+                    cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value}
+        except x509.ExtensionNotFound:
+            have = None  # no EKU extension: any purpose
+        if have is not None:
+            missing = [e for e in require_eku if _EKU_OIDS[e].dotted_string not in have]
+            if missing:
+                refuse(GateCode.EKU,
+                       f"its extended key usage lacks {', '.join(missing)} (the node needs "
+                       f"{', '.join(require_eku)}; FN74382): ask the CA for a template with "
+                       "server and client authentication")
+
+    # 5c. Newer than what the node has: issued no earlier than the installed certificate.
+    if installed is not None and cert.not_valid_before_utc < installed.not_valid_before_utc:
+        refuse(GateCode.NOT_NEWER,
+               f"older than the installed certificate: issued {info.not_before:%Y-%m-%d}, "
+               f"the installed one {installed.not_valid_before_utc:%Y-%m-%d} (an old "
+               "certificate sent again?)")
 
     # 6./7. Chain: every trust certificate a CA, and the leaf verifying up to a given root.
     chain_infos: tuple[CertInfo, ...] = ()

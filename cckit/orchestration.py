@@ -121,18 +121,21 @@ def restart_order(nodes: Sequence[Node]) -> list[Node]:
 def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = None, *,
                   timeout: float = 600,
                   skip: Callable[[Node], bool] | None = None,
-                  max_workers: int = MAX_WORKERS) -> StepResult:
+                  max_workers: int = MAX_WORKERS, unit: str = topology.ECDSA_UNIT,
+                  client: str = "ecdsa") -> StepResult:
     """Restart each node's services in HA-safe waves (the nodes of a wave at once), every
     node of a wave serving TLS again before the next wave goes down: the services whose
     ports present the changed unit (topology, or the site file's ``services:``). With
     ``expected[node]`` (sha256), a service whose ports all present it to an ECDSA client
     already is left alone (a rerun resumes where a restart stopped); a node is skipped when
-    ``skip(node)`` says so. A failed node's wave finishes; the next wave never starts."""
+    ``skip(node)`` says so. A failed node's wave finishes; the next wave never starts.
+    ``unit``/``client``: the changed unit and the TLS client that sees it (``rsa`` for
+    ``tomcat``)."""
 
     def one(node: Node) -> RestartRecord:
-        services = node.restart_services()
+        services = node.restart_services(unit)
         if expected is not None and node.name in expected and node.web_ports:
-            stale = {v.service for v in session.presented(node, "ecdsa")
+            stale = {v.service for v in session.presented(node, client)
                      if v.sha256 != expected[node.name]}
             if not stale:
                 return RestartRecord(node.name, Action.SKIPPED_PRESENTING)

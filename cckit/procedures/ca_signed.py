@@ -60,11 +60,18 @@ class CaSigned(Procedure):
     ``min_days`` left) and has no pending CSR is left alone unless ``renew``.
     """
 
+    #: the unit renewed and the TLS client that sees it (renew_tomcat: tomcat, rsa)
+    unit: str = UNIT
+    client: str = "ecdsa"
+    scenario: str = "ca_signed"
+    key_sizes: tuple[int, ...] = tuple(certs.VOS_EC_CURVES.values())
+
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,
                  min_days: int = 30, key_size: int | None = None,
                  hash_algorithm: str | None = None) -> None:
-        if key_size is not None and key_size not in certs.VOS_EC_CURVES.values():
-            raise InputError(f"tomcat-ECDSA key size must be 256, 384 or 521, not {key_size}")
+        if key_size is not None and key_size not in self.key_sizes:
+            raise InputError(f"{self.unit} key size must be "
+                             f"{', '.join(map(str, self.key_sizes))}, not {key_size}")
         super().__init__(session)
         self.ca = ca
         self.renew = renew
@@ -79,7 +86,7 @@ class CaSigned(Procedure):
     def _stored(self, node: Node) -> x509.Certificate | None:
         with self.session.on(node) as t:
             try:
-                return t.get_certificate("own", f"{UNIT}/{UNIT}.pem")
+                return t.get_certificate("own", f"{self.unit}/{self.unit}.pem")
             except CckitError:
                 return None
 
@@ -100,7 +107,7 @@ class CaSigned(Procedure):
         assert stored is not None
         if not self.renew:
             return stored
-        imported = [(r.get("fingerprints_after") or {}).get(UNIT)
+        imported = [(r.get("fingerprints_after") or {}).get(self.unit)
                     for r in read(self.session.audit.path)
                     if r.get("node") == node.name and r.get("operation") == "upload_identity"
                     and r.get("outcome") == "ok"]
@@ -116,20 +123,21 @@ class CaSigned(Procedure):
     def plan(self) -> Plan:
         """The commands this procedure would send now; read-only."""
         s = self.session
-        p = Plan("ca_signed")
+        p = Plan(self.scenario)
         p.notes.append(f"CA: {self.ca.describe()}")
         todo = []
         for node in s.nodes:
             with s.on(node) as t:
-                csr = t.pending_csr(UNIT)
+                csr = t.pending_csr(self.unit)
             if csr is not None:
-                p.add(node.name, "generate_csrs", s.command(node, "show_csr", unit=UNIT),
+                p.add(node.name, "generate_csrs", s.command(node, "show_csr", unit=self.unit),
                       "reuse the pending CSR (a certificate may be on its way)")
             elif self._leave_alone(node) is not None:
-                p.notes.append(f"{node.name}: tomcat-ECDSA is already CA-signed; left alone")
+                p.notes.append(f"{node.name}: {self.unit} is already CA-signed; left alone")
                 continue
             else:
-                p.add(node.name, "generate_csrs", s.command(node, "generate_csr", unit=UNIT),
+                p.add(node.name, "generate_csrs",
+                      s.command(node, "generate_csr", unit=self.unit),
                       "no pending CSR on the node")
             todo.append(node)
         for node in trust_targets(s) if todo else []:
@@ -137,7 +145,8 @@ class CaSigned(Procedure):
                   "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)",
                   stage=2)
         for node in todo:
-            p.add(node.name, "upload_identities", s.command(node, "upload_identity", unit=UNIT),
+            p.add(node.name, "upload_identities",
+                  s.command(node, "upload_identity", unit=self.unit),
                   "after the gate; skipped when already stored", stage=3)
         for wave, nodes in enumerate(restart_waves(s.nodes)):
             for node in nodes:
@@ -161,7 +170,7 @@ class CaSigned(Procedure):
 
         def one(node: Node) -> tuple[CsrRecord, object]:
             with s.on(node) as t:
-                csr = None if regenerate else t.pending_csr(UNIT)
+                csr = None if regenerate else t.pending_csr(self.unit)
                 action = Action.REUSED
                 if csr is None and not regenerate:
                     stored = self._leave_alone(node)
@@ -169,9 +178,9 @@ class CaSigned(Procedure):
                         return _csr_record(node.name, Action.ALREADY_CA_SIGNED, stored), stored
                 if csr is None:
                     with operation(s.audit, node.name, "generate_csr",
-                                   {"unit": UNIT, "key_size": self.key_size,
+                                   {"unit": self.unit, "key_size": self.key_size,
                                     "hash": self.hash_algorithm}) as op:
-                        csr = t.generate_csr(UNIT, key_size=self.key_size,
+                        csr = t.generate_csr(self.unit, key_size=self.key_size,
                                              hash_algorithm=self.hash_algorithm)
                         op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
                     action = Action.GENERATED
@@ -214,6 +223,12 @@ class CaSigned(Procedure):
                           f"{self.ca.describe()}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    def _check(self, name: str, sc: SignedCertificate,
+               now: dt.datetime | None) -> certs.GateResult:
+        """The gate's verdict on one node's signed certificate (read-only)."""
+        return certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
+                                              unit=self.unit, now=now)
+
     @step(after=("sign",))
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
@@ -222,22 +237,21 @@ class CaSigned(Procedure):
         """
         records, failures, codes = [], [], set()
         for name, sc in self.signed.items():
-            r = certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
-                                               unit=UNIT, now=now)
+            r = self._check(name, sc, now)
             records.append(GateRecord(name, r.ok, r.reasons, r.leaf.sha256))
             failures.extend(f"{name}: {reason}" for reason in r.reasons)
             codes |= r.codes
         if failures:
             rsa = GateCode.RSA_SIGNED in codes
             raise GateError(
-                failures, unit=UNIT,
+                failures, unit=self.unit,
                 hint=("nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun. The CA signs with RSA: use a CA that "
                       "signs with an EC key, or run the rsa_only runbook" if rsa else
                       "nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))
-        return StepResult("gate", f"all {len(records)} certificate(s) pass the tomcat-ECDSA "
+        return StepResult("gate", f"all {len(records)} certificate(s) pass the {self.unit} "
                           "gate", records, Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
     @step(after=("gate",))
@@ -289,14 +303,14 @@ class CaSigned(Procedure):
             if ca_file is None:
                 raise ProcedureError(
                     f"the issuer {certs.describe(issuer).subject_cn if issuer else '?'!r} is "
-                    "not in the node's tomcat-trust", node=node.name, unit=UNIT,
+                    "not in the node's tomcat-trust", node=node.name, unit=self.unit,
                     hint="run upload_trust first (trust on the publisher replicates to the "
                     "subscriber; wait a moment and rerun if it has not arrived yet)")
             with s.on(node) as t, operation(s.audit, node.name, "upload_identity",
-                                            {"unit": UNIT, "ca_file": ca_file},
-                                            before={UNIT: before}) as op:
-                t.upload_identity(UNIT, sc.certificate, ca_file)
-                op.after = {UNIT: new_fp}
+                                            {"unit": self.unit, "ca_file": ca_file},
+                                            before={self.unit: before}) as op:
+                t.upload_identity(self.unit, sc.certificate, ca_file)
+                op.after = {self.unit: new_fp}
             return IdentityRecord(node.name, Action.IMPORTED, new_fp, before)
 
         # Every node at once; a node whose import fails keeps its old certificate.
@@ -312,7 +326,8 @@ class CaSigned(Procedure):
         agents always have one UCCX node. A node already presenting its expected certificate
         to an ECDSA client is skipped.
         """
-        return restart_nodes(self.session, self.expected(), timeout=timeout)
+        return restart_nodes(self.session, self.expected(), timeout=timeout, unit=self.unit,
+                             client=self.client)
 
     @step(after=("restart",))
     def verify(self) -> StepResult:
@@ -322,11 +337,11 @@ class CaSigned(Procedure):
         records = []
         for node in s.nodes:
             want = expected.get(node.name)
-            for v in s.presented(node, "ecdsa"):
-                records.append(VerifyRecord(v, "the CA-signed tomcat-ECDSA",
+            for v in s.presented(node, self.client):
+                records.append(VerifyRecord(v, f"the CA-signed {self.unit}",
                                             want is not None and v.sha256 == want))
         bad = sum(not r.ok for r in records)
-        verdict = ("every port presents the CA-signed tomcat-ECDSA certificate" if not bad
+        verdict = (f"every port presents the CA-signed {self.unit} certificate" if not bad
                    else f"{bad} port(s) do not present the expected certificate")
         return StepResult("verify", verdict, records, Outcome.FAILED if bad else Outcome.OK)
 
