@@ -216,7 +216,7 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
         raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
                          "bad parameters:\n  - " + "\n  - ".join(problems),
                          hint=f"see the parameters cell of {runbook_path(scenario)}")
-    if scenario == "ca_signed":
+    if scenario in ("ca_signed", "renew_tomcat"):
         check_options(str(parameters.get("ca", "lab")), parameters.get("ca_options", {}),
                       complete=False)
 

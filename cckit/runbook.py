@@ -46,11 +46,12 @@ class _EmbeddedMocks:
         self._running: list[Any] = []
         atexit.register(self.stop_all)
 
-    def start(self, directory: Path, *, restart_seconds: float = 0.5) -> Path:
+    def start(self, directory: Path, *, restart_seconds: float = 0.5,
+              version: str | None = None) -> Path:
         """Start a fresh simulated UCCX site in this process; returns its site file."""
         from .vosmock import running_site
 
-        cm = running_site(directory, restart_seconds=restart_seconds)
+        cm = running_site(directory, restart_seconds=restart_seconds, version=version)
         running = cm.__enter__()
         self._running.append(cm)
         return Path(running.site_file)
@@ -63,6 +64,8 @@ class _EmbeddedMocks:
 
 
 _mocks = _EmbeddedMocks()
+#: the release the embedded mock simulates per scenario (default: the mock's, UCCX 11.5)
+EMBEDDED_VERSION = {"renew_tomcat": "12.5.1.10000-22"}
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
 #: every call of start() in this process increments it; only the run it created may act
@@ -417,7 +420,8 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
     site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
     embedded = site_file is None
     if embedded:
-        site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds)
+        site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds,
+                                 version=EMBEDDED_VERSION.get(scenario))
     else:
         site_file = _resolve_site_file(site_file)
     site = load_site(Path(site_file))  # type: ignore[arg-type]

@@ -150,3 +150,20 @@ def test_gate_eku_rules_by_version(tmp_path):
     with pytest.raises(InputError):
         RenewTomcat.__init__(object.__new__(RenewTomcat), None, None,  # type: ignore[arg-type]
                              key_size=384)
+
+
+def test_cckit_run_renew_tomcat(mock, tmp_path):
+    """`cckit run renew_tomcat` against the 12.5 site: the record says complete, schema 1,
+    and every RSA handshake presents the renewed (CA-signed) tomcat."""
+    from tests.test_runbooks import CONFIRM, assert_no_secret, cckit, secrets_of
+
+    out = tmp_path / "run"
+    r = cckit("run", "renew_tomcat", "--site", str(mock.site_file), *CONFIRM,
+              "--out", str(out), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "renew_tomcat: OK" in r.stdout
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "complete" and status["schema"] == 1
+    rsa = [p for p in status["presented"] if p["client"] == "rsa"]
+    assert rsa and all(p["cn"].endswith(".cc.example.com") for p in rsa)
+    assert assert_no_secret(out, secrets_of(mock)) > 3

@@ -52,8 +52,9 @@ def advise(
     """
     reasons: list[str] = []
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
-        return Advice("none", ("From UCCX 11.6 on, ECDSA is no longer used by the UCCX "
-                               "solution: this procedure applies to 11.5 only.",))
+        return Advice("renew_tomcat", ("From UCCX 11.6 on, ECDSA is no longer used by the "
+                                       "UCCX solution (no tomcat-ECDSA; Cisco 118855): "
+                                       "renew the RSA tomcat certificate (renew_tomcat).",))
     newer = [n for n, v in versions.items() if not v.ecdsa_in_use]
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
