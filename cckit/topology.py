@@ -29,6 +29,7 @@ __all__ = [
     "cop_action",
     "cop_installed",
     "ecdsa_in_use",
+    "multi_san_available",
     "read_only_command",
     "release",
     "restart_waves",
@@ -214,6 +215,20 @@ def client_auth_notice(role: Role | str, version: str, unit: str) -> str | None:
     if unit not in CLIENT_AUTH_UNITS or s.client_auth_from is None:
         return None
     return s.client_auth_notice if release(version)[:2] >= s.client_auth_from else None
+
+
+#: one multi-server SAN tomcat CSR for the UCCX publisher and subscriber from 11.6(2) on
+#: (issue 14); CUCM has had it since 10.5 [doc: Cisco 118731]
+MULTI_SAN_FROM = {"uccx": (11, 6, 2), "cucm": (10, 5, 0)}
+
+
+def multi_san_available(role: Role | str, version: str) -> bool:
+    """Whether a ``role`` node at ``version`` can generate a multi-server SAN tomcat CSR."""
+    s = spec(role)
+    since = MULTI_SAN_FROM.get(s.product)
+    return (since is not None and s.product in ("uccx", "cucm")
+            and (s.publisher or str(s.role).endswith("subscriber"))
+            and release(version)[:3] >= since)
 
 
 # Commands of the VOS CLI that change nothing on a node: ``show ...``, ``utils service

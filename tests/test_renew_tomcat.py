@@ -167,3 +167,37 @@ def test_cckit_run_renew_tomcat(mock, tmp_path):
     rsa = [p for p in status["presented"] if p["client"] == "rsa"]
     assert rsa and all(p["cn"].endswith(".cc.example.com") for p in rsa)
     assert assert_no_secret(out, secrets_of(mock)) > 3
+
+
+def test_multi_san_one_csr_for_both_uccx_nodes(session, mock, tmp_path):
+    """multi_san on 12.5: one CSR on the publisher naming both UCCX nodes, signed once,
+    uploaded on the publisher only (the node distributes it), presented by both."""
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = RenewTomcat(session, ca, multi_san=True)
+    results = proc.run_all()
+    assert results[-1].ok, results[-1]
+    pub, sub = proc.signed["uccx-pub"], proc.signed["uccx-sub"]
+    assert pub.certificate == sub.certificate
+    assert {"DNS:uccx1.cc.example.com", "DNS:uccx2.cc.example.com"} <= set(
+        certs.describe(pub.certificate).sans)
+    assert proc.signed["sm"].certificate != pub.certificate  # SocialMiner: its own CSR
+    sent = [(j["node"], j["command"]) for j in journal.read(mock.state_dir)]
+    assert ("uccx-pub", "set csr gen multi-server tomcat") in sent
+    assert not any(n == "uccx-sub" and c.startswith(("set csr gen", "set cert import own"))
+                   for n, c in sent)
+    ops = [json.loads(x) for x in (tmp_path / "run" / "operations.jsonl").read_text()
+           .splitlines()]
+    uploads = sorted(o["node"] for o in ops if o["operation"] == "upload_identity")
+    assert uploads == ["sm", "uccx-pub"]  # the subscriber already stores it: not uploaded
+    for (node, _port), r in presented(session, "rsa").items():
+        assert r.cert.sha256 == certs.fingerprint_sha256(proc.signed[node].certificate), node
+
+
+def test_multi_san_refused_where_the_version_lacks_it(tmp_path):
+    with running_site(tmp_path / "mock", version="11.5.1.10000-61", restart_seconds=0.1) as m, \
+            SiteSession(load_site(m.site_file), workdir=tmp_path / "run", tls_timeout=3) as s:
+        state = mock_state(m)
+        proc = RenewTomcat(s, get_adapter("lab", directory=tmp_path / "labca"), multi_san=True)
+        with pytest.raises(InputError, match=r"multi_san needs UCCX 11.6\(2\) or later"):
+            proc.generate_csrs()
+        assert mock_state(m) == state

@@ -158,6 +158,29 @@ class CaSigned(Procedure):
         return p
 
     # ------------------------------------------------------------------ steps
+    def _csr_one(self, node: Node, regenerate: bool) -> tuple[CsrRecord, object]:
+        """One node's CSR: the pending one reused, or a new one (or the node left alone)."""
+        s = self.session
+        with s.on(node) as t:
+            csr = None if regenerate else t.pending_csr(self.unit)
+            action = Action.REUSED
+            if csr is None and not regenerate:
+                stored = self._leave_alone(node)
+                if stored is not None:
+                    return _csr_record(node.name, Action.ALREADY_CA_SIGNED, stored), stored
+            if csr is None:
+                with operation(s.audit, node.name, "generate_csr",
+                               {"unit": self.unit, "key_size": self.key_size,
+                                "hash": self.hash_algorithm}) as op:
+                    csr = t.generate_csr(self.unit, key_size=self.key_size,
+                                         hash_algorithm=self.hash_algorithm)
+                    op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
+                action = Action.GENERATED
+        bits = getattr(csr.public_key(), "key_size", None)
+        note = (f"asked for {self.key_size} bits; the node made {bits} (the VOS CLI uses "
+                "the node's default)" if self.key_size and bits != self.key_size else "")
+        return _csr_record(node.name, action, csr, note), csr
+
     @step()
     def generate_csrs(self, *, regenerate: bool = False) -> StepResult:
         """Steps 2-5 of the procedure: Generate CSR for tomcat-ECDSA, then Download CSR.
@@ -169,25 +192,7 @@ class CaSigned(Procedure):
         self.csrs, self.current = {}, {}
 
         def one(node: Node) -> tuple[CsrRecord, object]:
-            with s.on(node) as t:
-                csr = None if regenerate else t.pending_csr(self.unit)
-                action = Action.REUSED
-                if csr is None and not regenerate:
-                    stored = self._leave_alone(node)
-                    if stored is not None:
-                        return _csr_record(node.name, Action.ALREADY_CA_SIGNED, stored), stored
-                if csr is None:
-                    with operation(s.audit, node.name, "generate_csr",
-                                   {"unit": self.unit, "key_size": self.key_size,
-                                    "hash": self.hash_algorithm}) as op:
-                        csr = t.generate_csr(self.unit, key_size=self.key_size,
-                                             hash_algorithm=self.hash_algorithm)
-                        op.after = {"csr_public_key_sha256": certs.public_key_sha256(csr)}
-                    action = Action.GENERATED
-            bits = getattr(csr.public_key(), "key_size", None)
-            note = (f"asked for {self.key_size} bits; the node made {bits} (the VOS CLI uses "
-                    "the node's default)" if self.key_size and bits != self.key_size else "")
-            return _csr_record(node.name, action, csr, note), csr
+            return self._csr_one(node, regenerate)
 
         # Every node at once: a CSR takes the node seconds to a minute.
         records = []
@@ -204,6 +209,10 @@ class CaSigned(Procedure):
             + (f", {len(self.current)} node(s) already CA-signed" if self.current else ""),
             records)
 
+    def _sign_all(self) -> dict[str, SignedCertificate]:
+        """Every CSR through the CA (WaitingForCA while any is outstanding)."""
+        return sign_all(self.ca, self.csrs) if self.csrs else {}
+
     @step(after=("generate_csrs",))
     def sign(self) -> StepResult:
         """Step 6: send the CSRs to the CA and collect the signed certificates.
@@ -211,7 +220,7 @@ class CaSigned(Procedure):
         Raises :class:`~cckit.errors.WaitingForCA` while any is outstanding: rerun later,
         the same CSRs are picked up again.
         """
-        self.signed = sign_all(self.ca, self.csrs) if self.csrs else {}
+        self.signed = self._sign_all()
         self.done -= {"gate", "upload_trust", "upload_identities", "restart"}
         records = []
         for n, sc in self.signed.items():
@@ -284,6 +293,10 @@ class CaSigned(Procedure):
         return StepResult.tally("upload_trust", records, Action.UPLOADED,
                                 "{n} trust certificate(s) uploaded, {rest} already present")
 
+    def _upload_groups(self) -> list[list[Node]]:
+        """The nodes whose identity uploads run at once, group after group."""
+        return [list(self.session.nodes)]
+
     @step(after=("gate", "upload_trust"))
     def upload_identities(self) -> StepResult:
         """Upload each node's signed certificate as tomcat-ECDSA (skipped when stored)."""
@@ -313,8 +326,9 @@ class CaSigned(Procedure):
                 op.after = {self.unit: new_fp}
             return IdentityRecord(node.name, Action.IMPORTED, new_fp, before)
 
-        # Every node at once; a node whose import fails keeps its old certificate.
-        records = parallel([n for n in s.nodes if n.name in self.signed], one)
+        # Every node at once (per group); a node whose import fails keeps its old one.
+        records = [r for group in self._upload_groups()
+                   for r in parallel([n for n in group if n.name in self.signed], one)]
         return StepResult.tally("upload_identities", records, Action.IMPORTED,
                                 "{n} identity certificate(s) imported, {rest} already stored")
 

@@ -27,7 +27,7 @@ from cryptography import x509
 
 from .. import certs
 from ..errors import CommandError
-from ..topology import ECDSA_UNIT, TOMCAT, cop_installed
+from ..topology import ECDSA_UNIT, RSA_UNIT, TOMCAT, cop_installed
 
 if TYPE_CHECKING:
     from ..credentials import Secret
@@ -149,6 +149,13 @@ class CertStore(abc.ABC):
     def generate_csr(self, unit: str = ECDSA_UNIT, *, key_size: int | None = None,
                      hash_algorithm: str | None = None) -> x509.CertificateSigningRequest:
         """Generate a new CSR (this replaces the pending CSR and its private key)."""
+
+    def generate_multi_server_csr(self, unit: str = RSA_UNIT) -> x509.CertificateSigningRequest:
+        """One CSR for every node of this node's cluster (multi-server SAN, UCCX 11.6.2+);
+        its key goes to every cluster node. Only over the CLI."""
+        raise CommandError(f"a multi-server CSR is not available over {type(self).__name__}",
+                           node=self.node.name, unit=unit,
+                           hint="use the SSH (CLI) transport, or multi_san = False")
 
     def download_csr(self, unit: str = ECDSA_UNIT) -> x509.CertificateSigningRequest:
         csr = self.pending_csr(unit)

@@ -38,7 +38,7 @@ from ..errors import (
     TransportError,
 )
 from ..inventory import CopRepository, Node
-from .base import ECDSA_UNIT, CertEntry, Transport, VersionInfo
+from .base import ECDSA_UNIT, RSA_UNIT, CertEntry, Transport, VersionInfo
 from .transcript import TranscriptWriter
 
 __all__ = ["SSHTransport"]
@@ -109,6 +109,7 @@ class SSHTransport(Transport):
 
     commands: ClassVar[Mapping[str, str]] = {
         "generate_csr": "set csr gen {unit}",
+        "generate_multi_server_csr": "set csr gen multi-server {unit}",
         "list_csr": "show csr list own",
         "show_csr": "show csr own {unit}/{unit}.csr",
         "upload_trust": "set cert import trust tomcat",
@@ -466,8 +467,14 @@ class SSHTransport(Transport):
                      hash_algorithm: str | None = None) -> x509.CertificateSigningRequest:
         # The CLI takes no key size or hash: the node's defaults apply. Callers who asked
         # for specific values compare them with the CSR that comes back.
+        return self._csr_gen(f"set csr gen {unit}", unit)
+
+    def generate_multi_server_csr(self, unit: str = RSA_UNIT) -> x509.CertificateSigningRequest:
+        return self._csr_gen(f"set csr gen multi-server {unit}", unit)
+
+    def _csr_gen(self, command: str, unit: str) -> x509.CertificateSigningRequest:
         out = self.run(
-            f"set csr gen {unit}",
+            command,
             answers=[Answer(r"Include OU in CSR \(yes\|no\)\?",
                             "yes" if self.include_ou else "no")],
             timeout=max(self.timeout, 120),

@@ -31,6 +31,10 @@ REST_MIN_VERSION = (14,)
 # has no tomcat-ECDSA unit (mirrors cckit.topology.ecdsa_in_use; the mock imports no cckit).
 # CUCM keeps tomcat-ECDSA [doc: CUCM 11.5+ security guide].
 NO_ECDSA_FROM = {"uccx": (11, 6), "socialminer": (11, 6)}
+# [doc] a multi-server SAN tomcat CSR on UCCX from 11.6(2) (issue 14; CUCM from 10.5, Cisco
+# 118731); [assumed] the CLI form `set csr gen multi-server tomcat` (OS Admin: Distribution
+# "Multi-server (SAN)").
+MULTI_SAN_MIN_VERSION = (11, 6, 2)
 
 Emit = Callable[[str], Awaitable[None]]
 
@@ -446,7 +450,37 @@ class MockNode:
         return time.monotonic() < self._locked_until
 
     # ------------------------------------------------------------------ operations
+    @property
+    def has_multi_san(self) -> bool:
+        return (self.product in ("uccx", "cucm")
+                and version_tuple(self.version)[:3] >= MULTI_SAN_MIN_VERSION)
+
+    def cluster(self) -> list[MockNode]:
+        """This node's cluster: the publisher and subscriber(s) of its product."""
+        return [n for n in self.site.nodes.values()
+                if n.role.split("-")[0] == self.role.split("-")[0]
+                and n.role.endswith(("-publisher", "-subscriber"))]
+
+    async def gen_multi_csr(self, include_ou: bool) -> None:
+        """One tomcat CSR for every node of the cluster: CN this node, SANs every node's
+        FQDN; the CSR and its key go to every cluster node, so the signed certificate can be
+        uploaded on any of them [doc: Cisco 118731; Unity Connection 10.5 SAN training: "CSR
+        can be generated on any server and corresponding Certificate uploaded from any other
+        server in the cluster"]."""
+        unit = "tomcat"
+        size = pki.key_size(pki.load_key(self.own_key_pem(unit)))
+        key = await asyncio.to_thread(pki.new_key, unit, size)
+        sans = [self.host] + [n.host for n in self.cluster() if n is not self]
+        name = pki.subject_name(self.host, self.product.upper() if include_ou else None,
+                                self.site.org)
+        csr = pki.make_csr(key, name, sans)
+        for node in self.cluster():
+            atomic_write(node.path("csr", unit, f"{unit}.key"), pki.key_pem(key), mode=0o600)
+            atomic_write(node.path("csr", unit, f"{unit}.csr"), pki.csr_pem(csr))
+            atomic_write(node.path("csr", unit, "multi-server"), self.name.encode())
+
     async def gen_csr(self, unit: str, include_ou: bool) -> None:
+        self.path("csr", unit, "multi-server").unlink(missing_ok=True)
         cur = self.own_cert(unit)
         size = pki.key_size(pki.load_key(self.own_key_pem(unit)))
         key = await asyncio.to_thread(pki.new_key, unit, size)
@@ -512,9 +546,15 @@ class MockNode:
 
     def import_own(self, unit: str, cert) -> None:
         key_pem = self.check_own(unit, cert)
-        self._store_own(unit, pki.cert_pem(cert), key_pem)
-        for ext in ("csr", "key"):
-            self.path("csr", unit, f"{unit}.{ext}").unlink(missing_ok=True)
+        multi = self.path("csr", unit, "multi-server").exists()
+        # [doc] a multi-server certificate uploaded on one node is distributed to every node
+        # of the cluster (Cisco 118731); each still restarts its services to present it
+        for node in self.cluster() if multi else [self]:
+            if node is not self and node.csr(unit) is None:
+                continue
+            node._store_own(unit, pki.cert_pem(cert), key_pem)
+            for name in (f"{unit}.csr", f"{unit}.key", "multi-server"):
+                node.path("csr", unit, name).unlink(missing_ok=True)
 
     def install_cop(self, fname: str, data: bytes) -> str:
         header = data.split(b"\n", 1)[0]

@@ -409,6 +409,10 @@ class VosSession(asyncssh.SSHServerSession):
             await self.out(*pki.describe(cert), *pki.cert_pem(cert).decode().splitlines())
         elif is_("set", "csr", "gen") and len(low) == 4:
             await self._csr_gen(self._unit(words[3]))
+        elif is_("set", "csr", "gen", "multi-server") and len(low) == 5 and n.has_multi_san:
+            if self._unit(words[4]) != "tomcat":  # [assumed] tomcat only (Cisco 118731)
+                raise CommandError("Error: a multi-server CSR is for tomcat only.")
+            await self._csr_gen("tomcat", multi=True)
         elif is_("show", "csr", "list", "own") and len(low) == 4:
             await self.out(*(f"{u}/{u}.csr" for u in n.csr_units()))
         elif is_("show", "csr", "own") and len(low) == 4:
@@ -493,12 +497,15 @@ class VosSession(asyncssh.SSHServerSession):
             f"tomcat-trust/{f}: {desc(pki.load_cert(pem))}" for f, pem in self.node.trust().items()
         ]
 
-    async def _csr_gen(self, unit: str) -> None:
+    async def _csr_gen(self, unit: str, multi: bool = False) -> None:
         include_ou = False
         if self.node.include_ou_prompt:
             include_ou = await self.ask_yes_no("Include OU in CSR (yes|no)? ")
         await asyncio.sleep(self.node.site.delay("csr_generate"))
-        await self.node.gen_csr(unit, include_ou)
+        if multi:
+            await self.node.gen_multi_csr(include_ou)
+        else:
+            await self.node.gen_csr(unit, include_ou)
         await self.out(f"Successfully Generated CSR for {unit}.")
 
     def _maybe_drop(self) -> None:
