@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 from cryptography import x509
@@ -201,3 +204,66 @@ def test_multi_san_refused_where_the_version_lacks_it(tmp_path):
         with pytest.raises(InputError, match=r"multi_san needs UCCX 11.6\(2\) or later"):
             proc.generate_csrs()
         assert mock_state(m) == state
+
+
+# ------------------------------------------------------------------ a real browser afterwards
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _chromium_loads(home, urls: list[str], hosts: list[str]) -> dict[str, str]:
+    """Load each URL in a fresh headless Chromium whose only user trust is the NSS DB under
+    ``home`` (certificate errors are not ignored); url -> "ok" or the network error."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    rules = ", ".join(f"MAP {h} 127.0.0.1" for h in hosts)
+    out = {}
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  f"--host-resolver-rules={rules}"])
+        try:
+            page = browser.new_context(ignore_https_errors=False).new_page()
+            for url in urls:
+                try:
+                    r = page.goto(url, timeout=15000)
+                    out[url] = "ok" if r is not None and r.ok else f"HTTP {r and r.status}"
+                except sync_api.Error as e:
+                    out[url] = str(e).splitlines()[0]
+        finally:
+            browser.close()
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (os.path.exists(CHROMIUM) and shutil.which("certutil")),
+                    reason="chromium or certutil (libnss3-tools) missing")
+@pytest.mark.parametrize("multi_san", [False, True])
+def test_chromium_trusting_only_the_lab_root_loads_every_port(session, tmp_path, multi_san):
+    ca = get_adapter("lab", directory=tmp_path / "labca")
+    proc = RenewTomcat(session, ca, multi_san=multi_san)
+    assert proc.run_all()[-1].ok
+    urls = [f"https://{n.fqdn}:{wp.connect}/" for n in session.nodes for wp in n.web_ports]
+    hosts = sorted({n.fqdn for n in session.nodes})
+    assert len(urls) == 7  # 3 + 3 UCCX web ports, 1 SocialMiner
+    # a browser profile trusting nothing of ours: every port is a certificate error
+    empty = tmp_path / "home-empty"
+    nssdb = empty / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    refused = _chromium_loads(empty, urls, hosts)
+    assert all("ERR_CERT_AUTHORITY_INVALID" in v for v in refused.values()), refused
+    # the same with the lab CA's root (only the root: the nodes send the intermediate)
+    home = tmp_path / "home-root"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    root = tmp_path / "root.pem"
+    root.write_bytes(certfactory.pem(ca.root_certificate))
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "cckit lab root",
+                    "-t", "C,,", "-i", str(root)], check=True)
+    listed = subprocess.run(["certutil", "-L", "-d", f"sql:{nssdb}"], check=True,
+                            capture_output=True, text=True).stdout
+    assert listed.count("C,,") == 1  # exactly one trusted certificate: the root
+    assert _chromium_loads(home, urls, hosts) == {u: "ok" for u in urls}
