@@ -1117,17 +1117,18 @@ def test_serve_options_for_real_node_behaviour(tmp_path, capsys):
     assert "bad --wizard" in capsys.readouterr().err
 
 
-def test_uccx_12_5_has_no_tomcat_ecdsa(tmp_path):
+@pytest.mark.parametrize("version", ["11.6.2.10000-1", "12.5.1.10000-22", "15.0.1.10000-1"])
+def test_uccx_11_6_and_later_have_no_tomcat_ecdsa(tmp_path, version):
     """Cisco 118855: no tomcat-ECDSA on UCCX/SocialMiner from 11.6 on (topology agrees)."""
     from cckit import topology
 
-    with running_site(tmp_path, version="12.5.1.10000-22") as site:
+    with running_site(tmp_path, version=version) as site:
         for name, info in site.nodes.items():
-            assert not topology.ecdsa_in_use(info.role, "12.5.1.10000-22")
+            assert not topology.ecdsa_in_use(info.role, version)
             out = ssh(site, name, "show cert list own").stdout
             assert "tomcat/tomcat.pem" in out and "tomcat-ECDSA" not in out, name
             out = ssh(site, name, "set csr gen tomcat-ECDSA").stdout
             assert "invalid unit tomcat-ECDSA: use tomcat." in out
-            assert "Executed command unsuccessfully." in out
+            assert "Executed command unsuccessfully" in out
             assert tls_probe(info.web_ports[0], SIGALGS_RSA).key_type == "RSA"
             assert not tls_probe(info.web_ports[0], SIGALGS_ECDSA).ok
