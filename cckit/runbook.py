@@ -502,7 +502,7 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
         rb.continuity = (f"RESUMED the unfinished run in {out} (it was {resume.state}"
                          f"{' at ' + resume.last_step if resume.last_step else ''}); "
                          "to start a fresh run instead set fresh = True")
-    elif abandoned:
+    elif abandoned and not embedded:  # (a rehearsal's narration stays the same every time)
         rb.continuity = (f"{len(abandoned)} unfinished earlier run(s) marked abandoned: "
                          + ", ".join(str(r.folder) for r in abandoned))
     _open[site.name] = rb
