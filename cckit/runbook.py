@@ -98,6 +98,8 @@ class Runbook:
     node_versions: dict[str, str] = field(default_factory=dict)
     #: when this run was continued by a later start (kernel restart, stop button, rerun)
     resumed: list[str] = field(default_factory=list)
+    #: when this start cell ran (``started`` is the run's first start when it was resumed)
+    opened: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: one line for the overview: which run this continues, or which runs it abandoned
     continuity: str = ""
 
@@ -251,12 +253,12 @@ class Runbook:
         if _open.get(self.site.name) is self:
             del _open[self.site.name]
         self._record("finish", Outcome.OK, "run complete")
-        self._save_interactive()
+        saved, _ = self._save_interactive()
         ok = sum(s.outcome is Outcome.OK for s in self.steps)
         how = ("read only, nothing changed" if self.scenario in READ_ONLY
                else "applied" if self.apply else "plan only")
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
-                          f"{how}, {ok} step(s) ok",
+                          f"{how}, {ok} step(s) ok" + (f"; {saved}" if saved else ""),
                           [StepRecord("", s.step, s.outcome, s.message) for s in self.steps])
 
     def _versions(self) -> dict[str, str]:
@@ -282,24 +284,43 @@ class Runbook:
                 "cckit_version": __version__, "node_versions": dict(self.node_versions),
                 "resumed": list(self.resumed)}
 
-    def _save_interactive(self) -> None:
+    def save_record(self) -> StepResult:
+        """Copy the notebook as last saved and its HTML into the run folder again: save the
+        notebook (Ctrl+S) after the finish cell, then run this, and the record holds every
+        output of the run. The kernel can only copy what JupyterLab has written to disk."""
+        message, fresh = self._save_interactive()
+        if not message:
+            return StepResult("record", "nothing to do: not a JupyterLab session (a headless "
+                              "run writes its record itself)", outcome=Outcome.NOTHING_TO_DO)
+        return StepResult("record", message, outcome=Outcome.OK if fresh else Outcome.WAITING)
+
+    def _save_interactive(self) -> tuple[str, bool]:
         """In JupyterLab, copy the notebook the kernel runs (as last saved) and its HTML into
         the run folder, so an interactive run leaves the same record as a headless one.
-        Headless (papermill) runs write theirs themselves."""
+        Headless (papermill) runs write theirs themselves. Returns what it did (``""``: not in
+        JupyterLab) and whether the copy was saved after this start cell ran."""
         source = os.environ.get("JPY_SESSION_NAME")
         if not source or os.environ.get("CCKIT_HEADLESS"):
-            return
+            return "", False
         path = Path(source)
         if not path.is_file() or path.suffix != ".ipynb":
-            return
+            return "", False
         import shutil
 
         from .headless import export_html
 
+        saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         target = self.artifacts / f"{self.scenario}.ipynb"
         if path.resolve() != target.resolve():
             shutil.copyfile(path, target)
         export_html(target)
+        if saved < self.opened:
+            return (f"record: {target} is the notebook as last saved ({saved:%H:%M:%S} UTC, "
+                    "before this run started), without this run's outputs: save the "
+                    "notebook (Ctrl+S), then run rb.save_record()"), False
+        return (f"record: the notebook as saved at {saved:%H:%M:%S} UTC and its HTML copied "
+                f"to {self.artifacts} (outputs after that save: Ctrl+S, then "
+                "rb.save_record())"), True
 
     def _record(self, step: str, outcome: Outcome, message: str) -> None:
         self.steps.append(StepRecord(dt.datetime.now(dt.UTC).isoformat(), step, outcome,
