@@ -31,12 +31,20 @@ from .procedures import SCENARIOS
 from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
 from .session import SiteSession
 
-__all__ = ["STATUS_SCHEMA", "Runbook", "start"]
+__all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "start"]
 
 #: the version of ``status.json``'s layout (docs/status.md)
 STATUS_SCHEMA = 1
 #: the runbooks that only read: they never change a node, so "apply" means nothing to them
 READ_ONLY = frozenset({"preflight", "self_signed"})
+
+
+class StepInterrupted(KeyboardInterrupt):
+    """A step stopped by JupyterLab's stop button (or SIGINT): still a KeyboardInterrupt,
+    shown as one line (where the run is, how to resume) instead of a wall of traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"StepInterrupted: {self}"]
 
 
 class _EmbeddedMocks:
@@ -231,9 +239,10 @@ class Runbook:
             self._record(name, Outcome.FAILED, str(e))
             raise
         except KeyboardInterrupt:  # JupyterLab's stop button: the rerun resumes this run
-            self._record(name, Outcome.INTERRUPTED, f"{name} interrupted (stop button or "
-                         "signal); rerun from the top to resume this run")
-            raise
+            message = (f"{name} interrupted (stop button or signal); rerun from the top to "
+                       "resume this run")
+            self._record(name, Outcome.INTERRUPTED, message)
+            raise StepInterrupted(f"{message} ({self.artifacts})") from None
         self._record(name, result.outcome, result.verdict)
         if not result.ok:
             raise ProcedureError(f"{name}: {result.verdict}",

@@ -196,3 +196,71 @@ def test_report_html_fits_an_a4_page(browser, tmp_path):
         pdf_page = browser.new_page()
         pdf_page.goto(outcome.html.as_uri())
         pdf_page.pdf(path=str(tmp_path / "report.pdf"), format="A4", landscape=True)
+
+
+def test_the_stop_button_during_the_restart_then_run_all_resumes(browser, lab, tmp_path):
+    """ca_signed on a (mock) real site with slow Tomcat restarts: the stop button during the
+    restart cell leaves the run `interrupted`, not `running`; Run All from the top resumes
+    that run in its folder and completes it."""
+    import nbformat
+
+    from cckit.vosmock.testing import running_site
+
+    url, token, root = lab
+    with running_site(tmp_path / "vosmock", restart_seconds=4) as mock:
+        nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+        params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        params.source += f"\nsite_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'\n"
+        nbformat.write(nb, str(root / "ca_signed.ipynb"))
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/lab/tree/ca_signed.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        try:
+            page.locator(".jp-Dialog button.jp-mod-accept").click(timeout=10_000)
+        except playwright_api.TimeoutError:
+            pass
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=60_000)
+        menu(page, "Run", "Run All Cells")
+        runs = root.parent / "runs" / "ca_signed"
+        deadline = time.monotonic() + 120
+        while True:  # the restart cell is running: its step is not recorded yet
+            files = list(runs.glob("*/status.json"))
+            steps = [s["step"] for s in json.loads(files[0].read_text())["steps"]] \
+                if files else []
+            if "upload_identities" in steps:
+                break
+            assert time.monotonic() < deadline, steps
+            time.sleep(0.2)
+        time.sleep(1)
+        page.click("button[data-command='notebook:interrupt-kernel'], "
+                   "jp-button[data-command='notebook:interrupt-kernel']", timeout=10_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=120_000)
+        [run] = list(runs.iterdir())
+        status = json.loads((run / "status.json").read_text())
+        assert status["status"] == "interrupted" and status["failed_step"] == "restart", status
+        # one line, not a wall of traceback
+        out = page.locator(".jp-CodeCell:has-text('proc.restart') .jp-OutputArea-output")
+        out.first.scroll_into_view_if_needed()
+        assert "StepInterrupted: restart interrupted" in out.first.text_content()
+        assert "Traceback" not in out.first.text_content()
+        if (folder := shots()) is not None:
+            page.locator(".jp-CodeCell:has-text('proc.restart')").scroll_into_view_if_needed()
+            page.screenshot(path=str(folder / "jupyterlab-stop-button.png"))
+        # the engineer runs everything from the top again
+        menu(page, "Run", "Run All Cells")
+        deadline = time.monotonic() + 180
+        while json.loads((run / "status.json").read_text())["status"] != "complete":
+            assert time.monotonic() < deadline, (run / "status.json").read_text()
+            time.sleep(0.5)
+        run_all_done(page, 14)
+        no_error_cell(page)
+        assert list(runs.iterdir()) == [run]
+        status = json.loads((run / "status.json").read_text())
+        assert len(status["record"]["resumed"]) == 1
+        assert any("RESUMED" in s["message"] and "interrupted at restart" in s["message"]
+                   for s in status["steps"] if s["step"] == "start")
+        if folder is not None:
+            page.locator(".jp-CodeCell").nth(-1).scroll_into_view_if_needed()
+            page.screenshot(path=str(folder / "jupyterlab-resumed.png"))
