@@ -494,7 +494,7 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
     site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
     embedded = site_file is None
     if embedded:
-        out = Path(artifacts) if artifacts else runs / scenario / stamp
+        out = Path(artifacts) if artifacts else _new_folder(runs / scenario, stamp)
         out.mkdir(parents=True, exist_ok=True)
         site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds)
     else:

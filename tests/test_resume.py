@@ -140,3 +140,32 @@ def test_every_notebook_parameter_in_the_record_and_no_secret(site_file):
     for path in rb.artifacts.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_run_not_continued_is_marked_abandoned_by_the_later_one(site_file):
+    """A plan-only run never continues an applying one: the earlier run is superseded."""
+    first = start(site_file)
+    die(first)
+    plan_only = start(site_file, apply=False)
+    assert plan_only.artifacts != first.artifacts
+    old = status(first.artifacts)
+    assert old["status"] == "abandoned" and "a later run of the same site" in old["message"]
+    assert old["abandoned_by"] == str(plan_only.artifacts.resolve())
+
+
+def test_an_embedded_rehearsal_left_running_is_abandoned_not_resumed(tmp_path, monkeypatch):
+    """The embedded mock dies with its kernel: its unfinished run is never resumed, and once
+    nobody holds its lock the next rehearsal marks it abandoned."""
+    monkeypatch.setenv("CCKIT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("CCKIT_SITE_FILE", raising=False)
+    first = runbook.start("preflight")
+    first.session.close()
+    runbook._open.clear()
+    second = runbook.start("preflight")
+    try:
+        assert second.artifacts != first.artifacts
+        assert status(first.artifacts)["status"] == "abandoned"
+        assert "RESUMED" not in second.overview().verdict
+    finally:
+        second.session.close()
+        runbook._open.clear()
