@@ -527,6 +527,11 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
                  generation=_generation)
     if resume is not None:
         rb.steps = resume.steps
+        if resume.status.get("status") == "running":  # nobody held its lock: it died
+            rb.steps.append(StepRecord(
+                dt.datetime.now(dt.UTC).isoformat(), resume.last_step or "run",
+                Outcome.INTERRUPTED, "the kernel running this run stopped (restart, crash "
+                "or closed session) after this step; resumed by the next start"))
         rb.started = resume.started or rb.started
         rb.resumed = [*resume.resumed, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
         rb.continuity = (f"RESUMED the unfinished run in {out} (it was {resume.state}"
