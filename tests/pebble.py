@@ -95,7 +95,9 @@ def running_pebble(directory: Path) -> Iterator[Pebble]:
         "certificate": str(directory / "tls.pem"), "privateKey": str(directory / "tls.key"),
         "httpPort": http01, "tlsPort": tls01, "ocspResponderURL": "",
         "externalAccountBindingRequired": False}}))
-    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_AUTHZREUSE": "0"}
+    # deterministic: no validation delay, no reused authorizations, no rejected nonces
+    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_AUTHZREUSE": "0",
+           "PEBBLE_WFE_NONCEREJECT": "0"}
     procs: list[subprocess.Popen] = []
     try:
         clog = directory / "challtestsrv.log"

@@ -85,6 +85,7 @@ def _acme() -> Any:
 def _dns() -> Any:
     try:
         import dns.message
+        import dns.name
         import dns.query
         import dns.rcode
         import dns.resolver
@@ -210,8 +211,6 @@ class Rfc2136Updater(DnsUpdater):
 
     def _send(self, record: TxtRecord, node: str | None, add: bool) -> None:
         dns = _dns()
-        import dns.name
-
         zone = dns.name.from_text(self.zone)
         name = dns.name.from_text(record.name)
         if not name.is_subdomain(zone):
@@ -404,6 +403,12 @@ class AcmeCA(CertificateAuthority):
 
         m = _acme()
         try:
+            for _ in range(2):  # a rejected nonce is retried (acme retries once itself)
+                try:
+                    return fn(*args, **kw)
+                except m.messages.Error as e:
+                    if e.code != "badNonce":
+                        raise
             return fn(*args, **kw)
         except requests.exceptions.SSLError:
             raise HostKeyError(
@@ -547,7 +552,7 @@ class AcmeCA(CertificateAuthority):
             except m.errors.ValidationError as e:
                 self._order_path(key_id).unlink(missing_ok=True)
                 raise ProcedureError(
-                    f"the ACME server could not validate {self._failures(e.failed)} "
+                    f"the ACME server could not validate {self._failures(e.failed_authzrs)} "
                     f"(the CSR of {', '.join(nodes)})", node=node,
                     hint=f"check the TXT record(s) with {self.updater.describe()}; a rerun "
                     "starts a new order") from None

@@ -32,7 +32,7 @@ from .. import certs
 from .._internal import x509build
 from .._internal.fs import atomic_write, safe_name
 from ..errors import CertificateLoadError, InputError
-from .base import CertificateAuthority, SignedCertificate
+from .base import CertificateAuthority, SignedCertificate, SigningKey
 from .files import issued_by
 
 try:  # POSIX: serialise creation between concurrent runs
@@ -264,6 +264,13 @@ class LabCA(CertificateAuthority):
 
     def waiting_hint(self) -> str:
         return f"the lab CA signs at once; check that {self.home} is writable and rerun"
+
+    def signing_key(self) -> SigningKey:
+        """Its own issuing key (the intermediate's, or the root's without one)."""
+        self._ensure()
+        assert self._issuing is not None
+        return SigningKey.of(self._issuing[1], f"the lab CA's own issuing certificate in "
+                             f"{self.home}")
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import topology
+from .. import certs, topology
+from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
 from ..session import SiteSession
@@ -41,13 +42,17 @@ def advise(
     ca_capability: CaCapability,
     agents_may_accept_certificates: bool = False,
     disable_cops: set[str] | frozenset[str] = frozenset(),
+    ca_key: SigningKey | None = None,
 ) -> Advice:
     """Which scenario the procedure recommends for this site.
 
     ``app_certs_ca_signed``: the RSA ``tomcat`` certificates are CA-signed today.
     ``ca_capability``: ``ec`` (the CA signs with an EC key), ``rsa-only`` (it can only sign
     with RSA), ``none`` (no CA). ``disable_cops``: names of ECDSA-disabling COP files.
+    ``ca_key``: the configured CA's probed signing key (it then decides ``ca_capability``).
     """
+    if ca_key is not None:
+        ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
     reasons: list[str] = []
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
         return Advice("none", ("From UCCX 11.6 on, ECDSA is no longer used by the UCCX "
@@ -63,6 +68,8 @@ def advise(
                        f"{', '.join(sorted(installed))}: the site is RSA-only there; roll it "
                        "back before a CA-signed ECDSA")
     if ca_capability == "rsa-only":
+        if ca_key is not None:
+            reasons.append(f"tomcat-ECDSA: {certs.rsa_signed_hint(ca_key)}")
         reasons.append("the CA can sign ECDSA certificates with RSA only: such a certificate "
                        "is not presented to clients and breaks SocialMiner chat and email "
                        "(CSCvb58580) -> install the COP on UCCX and SocialMiner")
@@ -162,9 +169,12 @@ class Preflight(Procedure):
 
     def advise(self, *, ca_capability: CaCapability = "ec",
                app_certs_ca_signed: bool | None = None,
-               agents_may_accept_certificates: bool = False) -> Advice:
+               agents_may_accept_certificates: bool = False,
+               ca: CertificateAuthority | None = None) -> Advice:
         """The scenario to run. ``app_certs_ca_signed`` None: read it from the inventory
-        (the RSA ``tomcat`` certificates are CA-signed on every node)."""
+        (the RSA ``tomcat`` certificates are CA-signed on every node). ``ca``: the configured
+        CA, whose signing key is probed (``ca_capability`` then only when it cannot tell)."""
+        ca_key = ca.signing_key() if ca is not None else None
         if not self.versions:
             self.reachability()
         if app_certs_ca_signed is None:
@@ -177,4 +187,4 @@ class Preflight(Procedure):
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,
                       ca_capability=ca_capability,
                       agents_may_accept_certificates=agents_may_accept_certificates,
-                      disable_cops=disable)
+                      disable_cops=disable, ca_key=ca_key)
