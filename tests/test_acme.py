@@ -273,3 +273,68 @@ def test_advisor_with_a_probed_ec_key_recommends_ca_signed():
     advice = preflight.advise(v, app_certs_ca_signed=True, ca_capability="ec", ca_key=rsa)
     assert advice.scenario == "rsa_only"
     assert any("this CA cannot do it" in r for r in advice.reasons)
+
+
+@pytest.fixture
+def update_server():
+    """A tiny DNS server over TCP that checks TSIG and records RFC 2136 updates (dnspython)."""
+    import socket
+    import struct
+    import threading
+
+    import dns.message
+    import dns.rcode
+    import dns.tsigkeyring
+
+    keyring = dns.tsigkeyring.from_text({"cckit-key.": "c2VjcmV0LWtleS1mb3ItdGVzdHM="})
+    got: dict = {"updates": [], "rcode": dns.rcode.NOERROR}
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                size = struct.unpack("!H", conn.recv(2))[0]
+                wire = b""
+                while len(wire) < size:
+                    wire += conn.recv(size - len(wire))
+                msg = dns.message.from_wire(wire, keyring=keyring)  # raises on a bad TSIG
+                got["updates"].append(msg)
+                reply = dns.message.make_response(msg)
+                reply.set_rcode(got["rcode"])
+                out = reply.to_wire()
+                conn.sendall(struct.pack("!H", len(out)) + out)
+
+    threading.Thread(target=serve, daemon=True).start()
+    got["port"] = srv.getsockname()[1]
+    yield got
+    srv.close()
+
+
+def test_rfc2136_updater_sends_a_tsig_signed_update(update_server, monkeypatch):
+    import dns.rcode
+
+    from cckit.ca.acme import Rfc2136Updater
+    from cckit.credentials import SecretRef
+
+    monkeypatch.setenv("CCKIT_TEST_TSIG", "c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    up = Rfc2136Updater(f"127.0.0.1:{update_server['port']}", "cc.example.com",
+                        tsig_name="cckit-key.", tsig_secret=SecretRef("env", "CCKIT_TEST_TSIG"))
+    record = TxtRecord("_acme-challenge.uccx1.cc.example.com", "tok-en", "uccx1.cc.example.com")
+    assert up.publish("uccx-pub", record, asked_before=False)
+    up.clear(record)
+    add, delete = update_server["updates"]
+    assert add.had_tsig and str(add.zone[0].name) == "cc.example.com."
+    [rrset] = add.update
+    assert (str(rrset.name), rrset.ttl, str(rrset[0])) == (
+        "_acme-challenge.uccx1.cc.example.com.", 60, '"tok-en"')
+    assert str(delete.update[0][0]) == '"tok-en"'
+    update_server["rcode"] = dns.rcode.REFUSED
+    with pytest.raises(ProcedureError, match=r"refused the update .*\(REFUSED\)"):
+        up.publish("uccx-pub", record, asked_before=False)
+    with pytest.raises(InputError, match="not in the zone"):
+        up.publish("uccx-pub", TxtRecord("_acme-challenge.other.example", "v", "other.example"),
+                   asked_before=False)
