@@ -183,6 +183,22 @@ def test_probe_and_the_tomcat_ecdsa_advisor_refuse_pebble(pebble, session, tmp_p
 
 
 @needs_pebble
+def test_ca_signed_with_pebble_stops_at_the_gate_naming_the_probed_key(pebble, session,
+                                                                       tmp_path):
+    from cckit.procedures.ca_signed import CaSigned
+
+    proc = CaSigned(session, _acme(pebble, tmp_path))  # no issuer_url: learnt from the chain
+    proc.generate_csrs(regenerate=True)
+    proc.sign()
+    with pytest.raises(GateError) as e:
+        proc.gate()
+    assert sum("the CA signed it with RSA" in r for r in e.value.reasons) == 3
+    assert "this CA cannot do it (it signs with the RSA 2048 issuing key of " \
+        "CN=Pebble Intermediate CA" in e.value.hint
+    assert "chain of the last certificate the ACME server issued" in e.value.hint
+
+
+@needs_pebble
 def test_tls_to_the_directory_is_verified(pebble, tmp_path):
     from cckit.errors import HostKeyError
 

@@ -49,7 +49,7 @@ from ..errors import (
     MissingDependency,
     ProcedureError,
 )
-from .base import CertificateAuthority, SignedCertificate, SigningKey
+from .base import CertificateAuthority, SignedCertificate, SigningKey, check_csr_signature
 from .files import issuer_path
 
 __all__ = [
@@ -481,9 +481,7 @@ class AcmeCA(CertificateAuthority):
         """Order a certificate for this CSR (or go on with the order already open for it)."""
         if self.collect(node, csr) is not None:
             return
-        if not csr.is_signature_valid:
-            raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
-                             hint="download the CSR from the node again")
+        check_csr_signature(node, csr)
         names = csr_names(csr)
         if not names:
             raise InputError("the CSR names no host (no DNS SAN, no host-name CN): nothing "

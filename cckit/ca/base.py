@@ -91,6 +91,13 @@ class CertificateAuthority(abc.ABC):
         return None
 
 
+def check_csr_signature(node: str, csr: x509.CertificateSigningRequest) -> None:
+    """Refuse a CSR whose signature does not verify before any CA sees it."""
+    if not csr.is_signature_valid:
+        raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
+                         hint="download the CSR from the node again")
+
+
 def sign_all(
     ca: CertificateAuthority, csrs: Mapping[str, x509.CertificateSigningRequest]
 ) -> dict[str, SignedCertificate]:
