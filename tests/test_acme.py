@@ -351,6 +351,14 @@ def test_rfc2136_updater_sends_a_tsig_signed_update(update_server, monkeypatch):
     update_server["rcode"] = dns.rcode.REFUSED
     with pytest.raises(ProcedureError, match=r"refused the update .*\(REFUSED\)"):
         up.publish("uccx-pub", record, asked_before=False)
+    # as a site file gives it: a reference, never the secret inline
+    as_param = Rfc2136Updater(f"127.0.0.1:{update_server['port']}", "cc.example.com",
+                              tsig_name="cckit-key.", tsig_secret={"env": "CCKIT_TEST_TSIG"})
+    assert as_param.tsig_secret == SecretRef("env", "CCKIT_TEST_TSIG",
+                                             where="dns_options.tsig_secret")
+    with pytest.raises(InputError, match="secret written inline") as inline:
+        Rfc2136Updater("ns1", "cc.example.com", tsig_name="k.", tsig_secret="hunter2-secret")
+    assert "hunter2" not in str(inline.value)
     with pytest.raises(InputError, match="not in the zone"):
         up.publish("uccx-pub", TxtRecord("_acme-challenge.other.example", "v", "other.example"),
                    asked_before=False)

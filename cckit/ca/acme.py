@@ -30,6 +30,7 @@ import json
 import os
 import ssl
 import time
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,7 +42,7 @@ from cryptography.x509.oid import NameOID
 
 from .. import certs
 from .._internal.fs import atomic_write
-from ..credentials import SecretRef, resolve
+from ..credentials import SecretRef, parse_secret_ref, resolve
 from ..errors import (
     ConnectError,
     HostKeyError,
@@ -72,14 +73,8 @@ def _acme() -> Any:
         from acme import challenges, client, errors, messages
     except ImportError:
         raise MissingDependency(FEATURE, "acme", "'cckit[acme]'") from None
-
-    class _Mods:
-        pass
-
-    m = _Mods()
-    m.jose, m.challenges, m.client, m.errors, m.messages = (josepy, challenges, client, errors,
-                                                            messages)
-    return m
+    return types.SimpleNamespace(jose=josepy, challenges=challenges, client=client,
+                                 errors=errors, messages=messages)
 
 
 def _dns() -> Any:
@@ -192,7 +187,8 @@ class Rfc2136Updater(DnsUpdater):
     name = "rfc2136"
 
     def __init__(self, server: str, zone: str, *, port: int = 53,
-                 tsig_name: str | None = None, tsig_secret: SecretRef | None = None,
+                 tsig_name: str | None = None,
+                 tsig_secret: SecretRef | Mapping[str, Any] | None = None,
                  tsig_algorithm: str = "hmac-sha256", ttl: int = 60,
                  propagation_seconds: float = 0, timeout: float = 10) -> None:
         if not server or not zone:
@@ -200,6 +196,11 @@ class Rfc2136Updater(DnsUpdater):
                              hint="set dns_options: {server: ..., zone: ...}")
         if (tsig_name is None) != (tsig_secret is None):
             raise InputError("rfc2136: give both tsig_name and tsig_secret, or neither")
+        if tsig_secret is not None and not isinstance(tsig_secret, SecretRef):
+            # from a site file or papermill parameters: {env: VAR}, {file: PATH}, {keyring: ...}
+            tsig_secret, problems = parse_secret_ref(tsig_secret, "dns_options.tsig_secret")
+            if problems:
+                raise InputError("; ".join(problems), hint="fix ca_options.dns_options")
         self.server, self.port = _host_port(server, port)
         self.zone = zone.rstrip(".") + "."
         self.tsig_name = tsig_name
