@@ -20,7 +20,7 @@ from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
-from ..orchestration import parallel, restart_nodes, restart_order
+from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import (
     Action,
     CsrRecord,
@@ -134,15 +134,18 @@ class CaSigned(Procedure):
             todo.append(node)
         for node in trust_targets(s) if todo else []:
             p.add(node.name, "upload_trust", s.command(node, "upload_trust"),
-                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
+                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)",
+                  stage=2)
         for node in todo:
             p.add(node.name, "upload_identities", s.command(node, "upload_identity", unit=UNIT),
-                  "after the gate; skipped when already stored")
-        for node in restart_order(s.nodes):
-            for service in node.restart_services():
-                p.add(node.name, "restart", s.command(node, "restart", service=service),
-                      "unless it already presents the new certificate; subscriber first, "
-                      "then the publisher once the subscriber serves TLS again")
+                  "after the gate; skipped when already stored", stage=3)
+        for wave, nodes in enumerate(restart_waves(s.nodes)):
+            for node in nodes:
+                for service in node.restart_services():
+                    p.add(node.name, "restart", s.command(node, "restart", service=service),
+                          "unless it already presents the new certificate; subscriber first, "
+                          "then the publisher once the subscriber serves TLS again",
+                          stage=4 + wave)
         return p
 
     # ------------------------------------------------------------------ steps
