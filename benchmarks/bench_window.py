@@ -18,6 +18,7 @@ real-node latency profile (``--latency cisco``, every duration x ``--time-scale`
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import resource
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_batch import Sampler
 
+from cckit import audit
 from cckit.ca import get_adapter
 from cckit.headless import run_runbook
 from cckit.inventory import load_site
@@ -77,9 +79,18 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
                 proc = CaSigned(s, get_adapter("lab", directory=d / "labca"))
             else:
                 proc = RsaOnly(s, "disable")
-            results = proc.run_all()
+            steps = ([proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust,
+                      proc.upload_identities, proc.restart, proc.verify]
+                     if scenario == "ca_signed" else [proc.install_cops, proc.restart,
+                                                      proc.verify])
+            results, spent = [], []
+            for fn in steps:  # where the time goes: each step's wall time
+                t = time.perf_counter()
+                results.append(fn())
+                spent.append((fn.__name__, time.perf_counter() - t))
             window = time.perf_counter() - t0
             nodes = s.nodes
+            ops = audit.read(s.audit.path)
         sampler.stop_event.set()
         sampler.join(30)
     assert results[-1].ok, results[-1]
@@ -99,6 +110,17 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
           f"= {window / node_restart:.2f} node restarts ({node_restart:.2f} s); "
           f"availability: {sampler.samples} samples, {sampler.one_down} with one UCCX node "
           f"down, {gaps} with NEITHER serving")
+    # the time inside node operations (the operation log's start and end of each) vs the
+    # steps' wall time: the rest is ours (probes, TLS waits, CA signing, hand-offs)
+    busy: dict[str, float] = {}
+    for r in ops:
+        t_end = dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00"))
+        t_start = dt.datetime.fromisoformat(r["started"].replace("Z", "+00:00"))
+        key = r["operation"]
+        busy[key] = max(busy.get(key, 0.0), (t_end - t_start).total_seconds())
+    print("  steps: " + ", ".join(f"{n} {t:.2f} s" for n, t in spent))
+    print("  longest single node operation per kind: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in busy.items()))
 
 
 def main() -> None:
@@ -120,7 +142,7 @@ def main() -> None:
                           latency="cisco", time_scale=args.time_scale) as mock:
             t0 = time.perf_counter()
             o = run_runbook("ca_signed", d / "headless-run", site_file=mock.site_file,
-                            progress=False)
+                            parameters={"confirm": "vosmock"}, progress=False)
             wall = time.perf_counter() - t0
         cpu1, rss = usage()
         assert o.ok, o.message

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ._internal.fs import safe_name
 from .credentials import MASK, Secret, looks_secret, redact
 from .errors import InputError, SiteLockedError
+from .events import EventStream
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +49,7 @@ __all__ = [
     "to_dataframe",
 ]
 
-FIELDS = ("time", "site", "node", "operation", "arguments", "outcome",
+FIELDS = ("time", "started", "site", "node", "operation", "arguments", "outcome",
           "fingerprints_before", "fingerprints_after", "error")
 _PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
@@ -121,6 +122,8 @@ class AuditLog:
         self.site = site
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: every :func:`operation` on this log reports its start and end here (progress)
+        self.events = EventStream()
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, site={self.site!r})"
@@ -135,10 +138,13 @@ class AuditLog:
         before: Mapping[str, Any] | None = None,
         after: Mapping[str, Any] | None = None,
         error: str | None = None,
+        started: str | None = None,
     ) -> dict[str, Any]:
-        """Append one record and return it (as written)."""
+        """Append one record and return it (as written): ``time`` is when the operation
+        ended (now), ``started`` when it began (:func:`operation` passes it)."""
         entry = {
             "time": _utc_now(),
+            "started": started,
             "site": _clean_text(self.site),
             "node": _clean_text(node) if node is not None else None,
             "operation": _clean_text(operation),
@@ -219,18 +225,27 @@ def operation(
     *,
     before: Mapping[str, Any] | None = None,
 ) -> Iterator[Operation]:
-    """Record ``name`` on ``node`` as ``ok`` or ``failed`` (with the redacted error) and
-    re-raise any exception. Set ``op.after`` inside the block to log the new state."""
+    """Record ``name`` on ``node`` as ``ok`` or ``failed`` (with the redacted error), with
+    its start and end, and re-raise any exception; the log's event stream hears it start
+    and end as it happens. Set ``op.after`` inside the block to log the new state."""
     op = Operation(node, name, dict(arguments), before)
+    started = _utc_now()
+    detail = next((str(op.arguments[k]) for k in _DETAIL if op.arguments.get(k)), "")
     try:
-        yield op
+        with log.events.span(node, name, detail):
+            yield op
     except BaseException as e:
         message = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         op.record = log.record(node, name, arguments=op.arguments, outcome="failed",
-                               before=op.before, after=op.after, error=message)
+                               before=op.before, after=op.after, error=message,
+                               started=started)
         raise
     op.record = log.record(node, name, arguments=op.arguments, outcome="ok",
-                           before=op.before, after=op.after)
+                           before=op.before, after=op.after, started=started)
+
+
+#: the argument a progress line names the operation's object by
+_DETAIL = ("service", "subject", "cop", "unit")
 
 
 # --------------------------------------------------------------------------- the site lock

@@ -148,7 +148,8 @@ def html(obj: StepResult | Plan) -> str:
         out = (f"<p><b>Plan for {_html.escape(obj.procedure)}</b>: "
                f"{len(obj.commands)} command(s), nothing sent yet</p>")
         if obj.commands:
-            out += _html_table(obj.table())
+            out += ("<p>Schedule: " + "<br>".join(_html.escape(s) for s in obj.schedule())
+                    + "</p>" + _html_table(obj.table()))
         return out + "".join(f"<p>Note: {_html.escape(n)}</p>" for n in obj.notes)
     out = (f"<p>{_badge_html(obj.outcome)} <b>{_html.escape(obj.step)}</b>: "
            f"{_html.escape(obj.verdict)}</p>")
@@ -167,6 +168,7 @@ def text(obj: StepResult | Plan) -> str:
     if isinstance(obj, Plan):
         out = f"Plan for {obj.procedure}: {len(obj.commands)} command(s)"
         if obj.commands:
+            out += "".join(f"\nSchedule {s}" for s in obj.schedule())
             out += "\n" + obj.table().to_string(index=False)
         return out + "".join(f"\nNote: {n}" for n in obj.notes)
     out = f"[{badge_text(obj.outcome)}] {obj.step}: {obj.verdict}"

@@ -15,6 +15,7 @@ idempotency.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -139,11 +140,19 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
                 services = tuple(s for s in services if s in stale) or services
         if skip is not None and skip(node):
             return RestartRecord(node.name, Action.SKIPPED_IN_EFFECT)
-        for service in services:
-            with session.on(node) as t, operation(session.audit, node.name, "restart_service",
-                                                  {"service": service}):
-                t.restart_service(service, timeout=timeout)
-        waited = session.wait_serving(node, timeout=timeout) if node.web_ports else None
+        # The node's time out of service: from its first service going down until every
+        # web port completes a TLS handshake again (measured here, while the wave runs).
+        start = time.monotonic()
+        with session.events.span(node.name, "restart", ", ".join(services)):
+            for service in services:
+                with session.on(node) as t, operation(session.audit, node.name,
+                                                      "restart_service", {"service": service}):
+                    t.restart_service(service, timeout=timeout)
+            if node.web_ports:
+                with session.events.span(node.name, "wait_serving", "TLS on "
+                                         + ", ".join(str(wp.port) for wp in node.web_ports)):
+                    session.wait_serving(node, timeout=timeout)
+        waited = time.monotonic() - start if node.web_ports else None
         return RestartRecord(node.name, Action.RESTARTED, ", ".join(services), waited)
 
     done: dict[str, RestartRecord] = {}

@@ -298,6 +298,9 @@ class StepResult(_Shown):
 
 @dataclass(frozen=True)
 class PlannedCommand:
+    #: the schedule: commands of one stage run at once on their nodes (one after the other
+    #: on one node); a stage starts when the one before has ended
+    stage: int = col("stage")
     node: str = col("node")
     step: str = col("step")
     command: str = col("command")
@@ -312,8 +315,20 @@ class Plan(_Shown):
     commands: list[PlannedCommand] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, node: str, step: str, command: str, why: str) -> None:
-        self.commands.append(PlannedCommand(node, step, command, why))
+    def add(self, node: str, step: str, command: str, why: str, *, stage: int = 1) -> None:
+        self.commands.append(PlannedCommand(stage, node, step, command, why))
+
+    def schedule(self) -> list[str]:
+        """Which operations run together: one line per stage, its nodes in site order."""
+        stages: dict[int, dict[str, list[str]]] = {}
+        for c in self.commands:
+            nodes = stages.setdefault(c.stage, {}).setdefault(c.step, [])
+            if c.node not in nodes:
+                nodes.append(c.node)
+        return [f"stage {n}: " + "; ".join(
+                    f"{step} on {', '.join(nodes)}" + (" at once" if len(nodes) > 1 else "")
+                    for step, nodes in steps.items())
+                for n, steps in sorted(stages.items())]
 
     def table(self) -> Any:
         from .display import table

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import progress
 from ._internal.fs import atomic_write, utc_stamp
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
@@ -231,7 +232,10 @@ class Runbook:
                 hint=f"set confirm = {self.site.name!r} (or the change number) in the "
                      f"parameters cell, or pass -p confirm {self.site.name}")
         try:
-            result = fn()
+            with progress.follow(self.session.events, step=name,
+                                 nodes=[n.name for n in self.session.nodes],
+                                 log_file=self.artifacts / "progress.log"):
+                result = fn()
         except WaitingForCA as e:  # not a failure: the run resumes here once the CA answers
             self._record(name, Outcome.WAITING, str(e))
             raise

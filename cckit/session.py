@@ -50,6 +50,8 @@ class SiteSession:
         self.trust_on_first_use = trust_on_first_use
         self._connect = connect
         self.audit = AuditLog(self.workdir / "operations.jsonl", site=site.name)
+        #: what each node is doing as it happens (progress lines listen here)
+        self.events = self.audit.events
         self._conns: dict[str, Transport] = {}
         # Steps work on several nodes at once (orchestration.parallel): one transport per
         # node, opened once; this lock guards the dict (a node's operations stay on its

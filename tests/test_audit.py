@@ -37,8 +37,8 @@ def test_record_fields_and_jsonl(tmp_path):
     lines = (tmp_path / "logs" / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 2
     recs = [json.loads(x) for x in lines]
-    assert list(recs[0]) == ["time", "site", "node", "operation", "arguments", "outcome",
-                             "fingerprints_before", "fingerprints_after", "error"]
+    assert list(recs[0]) == ["time", "started", "site", "node", "operation", "arguments",
+                             "outcome", "fingerprints_before", "fingerprints_after", "error"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", recs[0]["time"])
     assert recs[0]["site"] == "lab" and recs[0]["arguments"]["path"] == str(tmp_path)
     assert recs[0]["fingerprints_after"] == {"tomcat-ECDSA": "CC:DD"}

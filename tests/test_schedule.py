@@ -68,14 +68,40 @@ def test_restart_waves_follow_the_ha_rule(session):  # noqa: F811
     assert session.site.publisher.name not in waves[0]
 
 
-def test_restarts_never_take_both_uccx_nodes_down(session):  # noqa: F811
-    result = restart_nodes(session)
+def test_restarts_never_take_both_uccx_nodes_down(session, tmp_path):  # noqa: F811
+    from cckit import progress
+
+    events = []
+    session.events.subscribe(events.append)
+    with progress.follow(session.events, step="restart", log_file=tmp_path / "p.log",
+                         nodes=[n.name for n in session.nodes],
+                         live=False) as board:
+        result = restart_nodes(session)
     assert {r.action for r in result.records} == {Action.RESTARTED}
     log = audit.read(session.audit.path)
     pub = session.site.publisher.name
     first_pub = min(i for i, r in enumerate(log) if r["node"] == pub)
     # every wave-0 restart was logged (finished) before the publisher's first started
     assert all(r["node"] != pub for r in log[:first_pub]) and first_pub >= 2
+    assert all(r["started"] <= r["time"] for r in log)  # one line: its start and its end
+    # the events, as they happened: the publisher goes down only once the others serve TLS
+    at = {(e.node, e.operation, e.phase): e for e in events}
+    for node in session.nodes:
+        assert at[(node.name, "restart", "ended")].elapsed == pytest.approx(
+            next(r.serving_after for r in result.records if r.node == node.name), abs=0.05)
+        if node.name != pub:
+            assert at[(node.name, "wait_serving", "ended")].time \
+                <= at[(pub, "restart", "started")].time
+    # the time out of service is measured per node from its first service going down (each
+    # service restart takes the mock's 0.2 s), not from the last one's return
+    for r in result.records:
+        services = len(r.service.split(", "))
+        assert r.serving_after >= 0.2 * services, r
+    lines = (tmp_path / "p.log").read_text().splitlines()
+    assert len(lines) == len(events) and any(
+        f"restart: {pub}: restart ended after" in line for line in lines)
+    assert all(line.startswith(f"{n.name}: restart ended after ") for n, line in
+               zip(session.nodes, board.lines(), strict=True))
 
 
 def test_a_failed_import_lets_the_others_finish_and_the_rerun_resumes(session, mock,  # noqa: F811
@@ -147,3 +173,35 @@ def test_operation_log_shown_in_schedule_order(session):  # noqa: F811
     assert shown == [(pub, "generate_csr", None), (sub, "generate_csr", None),
                      ("sm", "generate_csr", None), (sub, "restart_service", None),
                      (pub, "restart_service", 1), (pub, "restart_service", 2)]
+
+
+def test_the_plan_shows_the_schedule(session, tmp_path):  # noqa: F811
+    proc = CaSigned(session, get_adapter("lab", directory=tmp_path / "labca"))
+    plan = proc.plan()
+    pub, sub = session.site.publisher.name, session.site.subscribers[0].name
+    stage = {(c.step, c.node): c.stage for c in plan.commands}
+    assert {stage[("generate_csrs", n.name)] for n in session.nodes} == {1}
+    assert stage[("upload_trust", pub)] == 2 and stage[("upload_identities", sub)] == 3
+    assert stage[("restart", sub)] == stage[("restart", "sm")] == 4
+    assert stage[("restart", pub)] == 5
+    lines = plan.schedule()
+    assert lines[0].startswith("stage 1: generate_csrs on ") and lines[0].endswith("at once")
+    assert lines[-1] == f"stage 5: restart on {pub}"
+    assert "Schedule stage 4: restart on" in str(plan) and "stage" in plan.table().columns
+
+
+def test_preflight_reads_every_node_at_once(session):  # noqa: F811
+    from cckit.procedures.preflight import Preflight
+
+    barrier = threading.Barrier(len(session.nodes), timeout=20)
+    connect = session.transport
+
+    def transport(node):  # passes only when every node's read has started
+        barrier.wait()
+        return connect(node)
+
+    session.transport = transport
+    proc = Preflight(session)
+    assert proc.reachability().ok
+    barrier.reset()
+    assert len(proc.certificates().records) == 2 * len(session.nodes)

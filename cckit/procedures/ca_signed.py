@@ -20,7 +20,7 @@ from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
 from ..inventory import Node
-from ..orchestration import parallel, restart_nodes, restart_order
+from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import (
     Action,
     CsrRecord,
@@ -134,15 +134,18 @@ class CaSigned(Procedure):
             todo.append(node)
         for node in trust_targets(s) if todo else []:
             p.add(node.name, "upload_trust", s.command(node, "upload_trust"),
-                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)")
+                  "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)",
+                  stage=2)
         for node in todo:
             p.add(node.name, "upload_identities", s.command(node, "upload_identity", unit=UNIT),
-                  "after the gate; skipped when already stored")
-        for node in restart_order(s.nodes):
-            for service in node.restart_services():
-                p.add(node.name, "restart", s.command(node, "restart", service=service),
-                      "unless it already presents the new certificate; subscriber first, "
-                      "then the publisher once the subscriber serves TLS again")
+                  "after the gate; skipped when already stored", stage=3)
+        for wave, nodes in enumerate(restart_waves(s.nodes)):
+            for node in nodes:
+                for service in node.restart_services():
+                    p.add(node.name, "restart", s.command(node, "restart", service=service),
+                          "unless it already presents the new certificate; subscriber first, "
+                          "then the publisher once the subscriber serves TLS again",
+                          stage=4 + wave)
         return p
 
     # ------------------------------------------------------------------ steps
@@ -211,6 +214,13 @@ class CaSigned(Procedure):
                           f"{self.ca.describe()}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
+    def _probed_key(self) -> object | None:
+        """The CA's signing key for the gate's hint; None when the probe cannot tell."""
+        try:
+            return self.ca.signing_key()
+        except CckitError:
+            return None
+
     @step(after=("sign",))
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
@@ -229,8 +239,8 @@ class CaSigned(Procedure):
             raise GateError(
                 failures, unit=UNIT,
                 hint=("nothing was uploaded: every node keeps its certificates, and the "
-                      "pending CSRs stay for the rerun. The CA signs with RSA: use a CA that "
-                      "signs with an EC key, or run the rsa_only runbook" if rsa else
+                      "pending CSRs stay for the rerun; " + certs.rsa_signed_hint(
+                          self._probed_key()) if rsa else
                       "nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))

@@ -14,7 +14,10 @@ from typing import Literal
 from cryptography.x509.verification import VerificationError
 
 from .. import certs, topology
+from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
+from ..inventory import Node
+from ..orchestration import parallel
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
 from ..session import SiteSession
 from ..vos import NotSupported
@@ -85,13 +88,17 @@ def advise(
     ca_capability: CaCapability,
     agents_may_accept_certificates: bool = False,
     disable_cops: set[str] | frozenset[str] = frozenset(),
+    ca_key: SigningKey | None = None,
 ) -> Advice:
     """Which scenario the procedure recommends for this site.
 
     ``app_certs_ca_signed``: the RSA ``tomcat`` certificates are CA-signed today.
     ``ca_capability``: ``ec`` (the CA signs with an EC key), ``rsa-only`` (it can only sign
     with RSA), ``none`` (no CA). ``disable_cops``: names of ECDSA-disabling COP files.
+    ``ca_key``: the configured CA's probed signing key (it then decides ``ca_capability``).
     """
+    if ca_key is not None:
+        ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
     reasons: list[str] = []
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
         return Advice("none", ("From UCCX 11.6 on, ECDSA is no longer used by the UCCX "
@@ -107,6 +114,8 @@ def advise(
                        f"{', '.join(sorted(installed))}: the site is RSA-only there; roll it "
                        "back before a CA-signed ECDSA")
     if ca_capability == "rsa-only":
+        if ca_key is not None:
+            reasons.append(f"tomcat-ECDSA: {certs.rsa_signed_hint(ca_key)}")
         reasons.append("the CA can sign ECDSA certificates with RSA only: such a certificate "
                        "is not presented to clients and breaks SocialMiner chat and email "
                        "(CSCvb58580) -> install the COP on UCCX and SocialMiner")
@@ -147,27 +156,30 @@ class Preflight(Procedure):
         for node in s.nodes:
             p.add(node.name, "reachability", s.command(node, "version"),
                   "version and installed COPs")
+        for node in s.nodes:
             p.add(node.name, "certificates",
                   f"{s.command(node, 'list_own')}; {s.command(node, 'list_csr')}",
-                  "stored certificates and pending CSRs")
+                  "stored certificates and pending CSRs", stage=2)
             p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
-                  "web port(s)", "what ECDSA-only and RSA-only clients are shown")
+                  "web port(s)", "what ECDSA-only and RSA-only clients are shown", stage=2)
         p.notes.append("Read-only: nothing on any node changes.")
         return p
 
     def reachability(self) -> StepResult:
         """Log in to every node and read ``show version active``: versions, installed COPs."""
-        records = []
-        for node in self.session.nodes:
+        def one(node: Node) -> VersionRecord:
             try:
                 with self.session.on(node) as t:
                     v = t.version()
-                records.append(VersionRecord(node.name, node.role, node.host, node.transport,
-                                             v.version, v.cops,
-                                             topology.ecdsa_in_use(node.role, v.version)))
+                return VersionRecord(node.name, node.role, node.host, node.transport,
+                                     v.version, v.cops,
+                                     topology.ecdsa_in_use(node.role, v.version))
             except CckitError as e:
-                records.append(VersionRecord(node.name, node.role, node.host, node.transport,
-                                             None, (), None, e.message))
+                return VersionRecord(node.name, node.role, node.host, node.transport,
+                                     None, (), None, e.message)
+
+        # every node at once: a login alone takes 8-60 s on a real node
+        records = parallel(self.session.nodes, one)
         self.versions = {r.node: r for r in records if r.version is not None}
         failed = len(records) - len(self.versions)
         verdict = (f"all {len(records)} node(s) reachable" if not failed
@@ -179,8 +191,9 @@ class Preflight(Procedure):
     def certificates(self) -> StepResult:
         """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, what the web ports present."""
         s = self.session
-        records = []
-        for node in s.nodes:
+
+        def one(node: Node) -> list[CertRecord]:
+            records = []
             with s.on(node) as t:
                 try:
                     own = {e.unit: e for e in t.list_certificates("own")}
@@ -200,15 +213,22 @@ class Preflight(Procedure):
                     e.self_signed if e else None, e.signed_by if e else None,
                     (pending is not None) if unit == topology.ECDSA_UNIT and readable else None,
                     f"to {client.upper()} clients: {', '.join(shown) or '-'}"))
+            return records
+
+        # every node at once (site order kept): CLI reads and TLS handshakes per node
+        records = [r for rs in parallel(s.nodes, one) for r in rs]
         self.inventory = records
         return StepResult("certificates", f"certificate inventory of {len(s.nodes)} node(s)",
                           records)
 
     def advise(self, *, ca_capability: CaCapability = "ec",
                app_certs_ca_signed: bool | None = None,
-               agents_may_accept_certificates: bool = False) -> Advice:
+               agents_may_accept_certificates: bool = False,
+               ca: CertificateAuthority | None = None) -> Advice:
         """The scenario to run. ``app_certs_ca_signed`` None: read it from the inventory
-        (the RSA ``tomcat`` certificates are CA-signed on every node)."""
+        (the RSA ``tomcat`` certificates are CA-signed on every node). ``ca``: the configured
+        CA, whose signing key is probed (``ca_capability`` then only when it cannot tell)."""
+        ca_key = ca.signing_key() if ca is not None else None
         if not self.versions:
             self.reachability()
         done = self._ca_signed_everywhere()
@@ -225,7 +245,8 @@ class Preflight(Procedure):
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,
                       ca_capability=ca_capability,
                       agents_may_accept_certificates=agents_may_accept_certificates,
-                      disable_cops=disable).with_next(str(site.path or "SITE.yaml"), site.name)
+                      disable_cops=disable, ca_key=ca_key,
+                      ).with_next(str(site.path or "SITE.yaml"), site.name)
 
     def _ca_signed_everywhere(self) -> Advice | None:
         """A completed CA-signed site: every web port of every 11.5 node presents to an ECDSA

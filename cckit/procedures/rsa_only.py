@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..audit import operation
 from ..errors import InputError
 from ..inventory import Node
-from ..orchestration import parallel, restart_nodes, restart_order
+from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
 from ..session import SiteSession
 from .base import Procedure, step
@@ -66,10 +66,12 @@ class RsaOnly(Procedure):
             assert repo is not None
             p.add(node.name, "install_cops", s.command(node, "install_cop"),
                   f"SFTP {repo.host}:{repo.port}{repo.directory} -> {cop}")
-        for node in restart_order(s.nodes):
-            for service in node.restart_services():
-                p.add(node.name, "restart", s.command(node, "restart", service=service),
-                      "the COP takes effect after the restart (subscriber first)")
+        for wave, nodes in enumerate(restart_waves(s.nodes)):
+            for node in nodes:
+                for service in node.restart_services():
+                    p.add(node.name, "restart", s.command(node, "restart", service=service),
+                          "the COP takes effect after the restart (subscriber first)",
+                          stage=2 + wave)
         return p
 
     @step()
