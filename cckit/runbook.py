@@ -411,13 +411,16 @@ def start(
     global _generation, _start_failure
     _generation += 1
     _start_failure = None
+    namespace = sys._getframe(1).f_globals
     try:
+        names = _parameter_names(scenario, namespace)
+        _refuse_misspelled(names, namespace)
         rb = _start(scenario, site_file=site_file, nodes=nodes, artifacts=artifacts, apply=apply,
                     trust_on_first_use=trust_on_first_use, timeout=timeout,
                     mock_restart_seconds=mock_restart_seconds, confirm=confirm, change=change,
                     fresh=fresh)
         rb.operator = operator or os.environ.get("CCKIT_OPERATOR") or _os_user()
-        rb.parameters.update(_notebook_parameters(scenario, sys._getframe(1).f_globals))
+        rb.parameters.update({n: _masked(n, namespace[n]) for n in names if n in namespace})
         rb.parameters.update({"scenario": scenario,
                               "site_file": str(site_file or "(embedded mock)"),
                               "nodes": ", ".join(nodes or []) or "all", "apply": apply,
@@ -432,20 +435,41 @@ def start(
     return rb
 
 
-def _notebook_parameters(scenario: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Every parameter of the runbook's parameters cell, as the calling notebook holds it
-    now (``namespace``: the kernel's user namespace), with secret-looking keys masked."""
+def _parameter_names(scenario: str, namespace: dict[str, Any]) -> list[str]:
+    """The names of the runbook's parameters cell when called from a notebook
+    (``namespace``: the kernel's user namespace), else none."""
     if namespace.get("__name__") != "__main__":  # called from a module, not a notebook
-        return {}
+        return []
     try:
         import papermill
 
         from .headless import runbook_path
 
-        names = papermill.inspect_notebook(str(runbook_path(scenario)))
+        return list(papermill.inspect_notebook(str(runbook_path(scenario))))
     except Exception:  # no runbook of that name shipped: the library's parameters only
-        return {}
-    return {n: _masked(n, namespace[n]) for n in names if n in namespace}
+        return []
+
+
+#: what a parameter's value can be; other objects in the namespace are never parameters
+_PARAMETER_TYPES = (bool, int, float, str, list, dict, tuple, type(None))
+
+
+def _refuse_misspelled(names: Sequence[str], namespace: dict[str, Any]) -> None:
+    """A variable of the notebook one typo away from a parameter (``aply = False`` typed in
+    a warm kernel) would be ignored silently while the run uses the real one: refuse it."""
+    import difflib
+
+    for var, value in namespace.items():
+        if (var.startswith("_") or var in names or var in ("In", "Out")
+                or not isinstance(value, _PARAMETER_TYPES)):
+            continue
+        close = difflib.get_close_matches(var, names, n=1, cutoff=0.8)
+        if close:
+            raise InputError(
+                f"{var} = {value!r} is not a parameter of this runbook: did you mean "
+                f"{close[0]}? (its parameters: {', '.join(names)})" if not looks_secret(var)
+                else f"{var} is not a parameter of this runbook: did you mean {close[0]}?",
+                hint=f"rename it to {close[0]} (or del {var}) and run this cell again")
 
 
 def _masked(name: object, value: Any) -> Any:

@@ -111,8 +111,15 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
                      "the latest start cell failed")
             one_line(cells.run("proc.generate_csrs"), "ProcedureError",
                      "the latest start cell failed")
+            # a misspelled parameter typed into the warm kernel: refused, not ignored
+            cells.run_code(f"site_file = {str(mock.site_file)!r}\naply = False")
+            one_line(cells.run("runbook.start("), "InputError",
+                     "aply = False is not a parameter of this runbook: did you mean apply?")
+            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+                     "the latest start cell failed")
+            cells.run_code("del aply")
             # re-running the start cell replaces the run: the earlier run's objects refuse
-            cells.run_code(f"site_file = {str(mock.site_file)!r}\nold = rb")
+            cells.run_code("old = rb")
             assert cells.run("runbook.start(") is None
             one_line(cells.run_code("old.presented()"), "ProcedureError",
                      "replaced by a later start cell")
