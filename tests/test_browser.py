@@ -241,10 +241,11 @@ def test_the_stop_button_during_the_restart_then_run_all_resumes(browser, lab, t
         status = json.loads((run / "status.json").read_text())
         assert status["status"] == "interrupted" and status["failed_step"] == "restart", status
         # one line, not a wall of traceback
-        out = page.locator(".jp-CodeCell:has-text('proc.restart') .jp-OutputArea-output")
-        out.first.scroll_into_view_if_needed()
-        assert "StepInterrupted: restart interrupted" in out.first.text_content()
-        assert "Traceback" not in out.first.text_content()
+        # (the cell's outputs: the live progress display, then the error)
+        out = page.locator(".jp-CodeCell:has-text('proc.restart') .jp-Cell-outputArea").first
+        out.scroll_into_view_if_needed()
+        assert "StepInterrupted: restart interrupted" in out.text_content()
+        assert "Traceback" not in out.text_content()
         if (folder := shots()) is not None:
             page.locator(".jp-CodeCell:has-text('proc.restart')").scroll_into_view_if_needed()
             page.screenshot(path=str(folder / "jupyterlab-stop-button.png"))
