@@ -47,6 +47,7 @@ __all__ = [
     "load_certificates",
     "load_csr",
     "public_key_sha256",
+    "rsa_signed_hint",
     "split_leaf_and_chain",
     "to_dataframe",
     "verify_chain",
@@ -662,6 +663,13 @@ def verify_chain(
     return list(verifier.verify(leaf, list(intermediates)).chain)
 
 
+def rsa_signed_hint(ca_key: object | None = None) -> str:
+    """What to do about an RSA-signed ECDSA certificate; ``ca_key`` is the CA's probed
+    signing key (``cckit.ca.SigningKey``), named when known."""
+    probed = f" (it signs with the {ca_key})" if ca_key is not None else " (it signs with RSA)"
+    return f"this CA cannot do it{probed}: use rsa_only, or a CA with an EC issuing key"
+
+
 def gate_signed_certificate(
     cert: x509.Certificate,
     csr: x509.CertificateSigningRequest,
@@ -671,16 +679,17 @@ def gate_signed_certificate(
     node: str | None = None,
     file: str | None = None,
     now: dt.datetime | None = None,
+    ca_key: object | None = None,
 ) -> GateResult:
-    """Like :func:`check_signed_certificate`, but raise :class:`GateError` on any reason."""
+    """Like :func:`check_signed_certificate`, but raise :class:`GateError` on any reason
+    (``ca_key``: the CA's probed signing key, named in the hint of an RSA-signed one)."""
     result = check_signed_certificate(cert, csr, chain, unit=unit, now=now)
     if not result.ok:
         rsa_signed = GateCode.RSA_SIGNED in result.codes
         raise GateError(
             list(result.reasons), node=node, file=file, unit=unit,
             hint=(
-                "nothing was uploaded. Use a CA that signs with an EC key, or run the "
-                "rsa_only runbook" if rsa_signed else
+                f"nothing was uploaded. {rsa_signed_hint(ca_key)}" if rsa_signed else
                 "nothing was uploaded; get a corrected certificate from the CA and run again"
             ),
         )

@@ -266,8 +266,10 @@ def run_runbook(
             with interrupt_on_signals(kernel):
                 kernel.execute(runbook_path(scenario), notebook, params, progress=progress)
         except PapermillExecutionError as e:
-            status = "interrupted" if e.ename == "KeyboardInterrupt" else "failed"
-            message = _clean_evalue(e.ename, e.evalue)
+            # a step's KeyboardInterrupt is re-raised as runbook.StepInterrupted (one line)
+            interrupted = e.ename in ("KeyboardInterrupt", "StepInterrupted")
+            status = "interrupted" if interrupted else "failed"
+            message = None if interrupted else _clean_evalue(e.ename, e.evalue)
         except (_Stopped, KeyboardInterrupt):
             status = "interrupted"
         except DeadKernelError:

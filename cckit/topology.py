@@ -39,6 +39,8 @@ __all__ = [
 #: the certificate units this procedure is about
 ECDSA_UNIT = "tomcat-ECDSA"
 RSA_UNIT = "tomcat"
+#: the trust store unit tomcat (RSA and ECDSA) chains are checked against
+TRUST_UNIT = "tomcat-trust"
 TOMCAT = "Cisco Tomcat"
 
 

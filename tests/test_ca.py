@@ -388,6 +388,10 @@ def fake_certsrv(monkeypatch, pki):
                 raise mod.CouldNotRetrieveCertificateException("Taken Under Submission", "")
             return cf.pem(_signed(pki, state["pending"][req_id]))
 
+        def get_ca_cert(self, encoding="b64"):
+            state["calls"].append(("get_ca_cert", encoding))
+            return cf.pem(inter.cert)
+
         def get_chain(self, encoding="bin"):
             state["calls"].append(("get_chain", encoding))
             return pkcs7.serialize_certificates([root.cert, inter.cert],
@@ -427,6 +431,16 @@ def test_adcs_issues_and_builds_chain(tmp_path, fake_certsrv, pki):
     assert again.collect("uccx1", csr).certificate == signed.certificate
     assert len(fake_certsrv["calls"]) == n
     assert "s3cret-pw" not in repr(ca.__dict__)
+
+
+def test_adcs_signing_key_from_the_published_ca_certificate(tmp_path, fake_certsrv, pki):
+    ca = _adcs(tmp_path)
+    key = ca.signing_key()
+    assert key.issuer_subject == pki[1].cert.subject.rfc4514_string()
+    assert key.signs_ec and "certnew.cer" in key.learnt_from
+    assert ca.signing_key() == key  # cached in state_dir: asked once
+    assert [c for c in fake_certsrv["calls"] if c[0] == "get_ca_cert"] == [
+        ("get_ca_cert", "b64")]
 
 
 def test_adcs_pending_then_issued(tmp_path, fake_certsrv):

@@ -111,8 +111,15 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
                      "the latest start cell failed")
             one_line(cells.run("proc.generate_csrs"), "ProcedureError",
                      "the latest start cell failed")
+            # a misspelled parameter typed into the warm kernel: refused, not ignored
+            cells.run_code(f"site_file = {str(mock.site_file)!r}\naply = False")
+            one_line(cells.run("runbook.start("), "InputError",
+                     "aply = False is not a parameter of this runbook: did you mean apply?")
+            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+                     "the latest start cell failed")
+            cells.run_code("del aply")
             # re-running the start cell replaces the run: the earlier run's objects refuse
-            cells.run_code(f"site_file = {str(mock.site_file)!r}\nold = rb")
+            cells.run_code("old = rb")
             assert cells.run("runbook.start(") is None
             one_line(cells.run_code("old.presented()"), "ProcedureError",
                      "replaced by a later start cell")
@@ -127,3 +134,71 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
                      "before the plan has been shown")
             assert cells.run("rb.finish()") is None
         assert node_state(mock) == before
+
+
+def sign_outbox(run: Path, ca_dir: Path) -> int:
+    """The enterprise CA answers: every CSR of the outbox signed, full chains, into the inbox."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from cckit.ca import get_adapter
+    from cckit.certs import load_csr
+
+    lab = get_adapter("lab", directory=ca_dir)
+    n = 0
+    for f in sorted((run / "csr-outbox").glob("*.csr")):
+        csr = load_csr(f)
+        lab.submit(f.stem, csr)
+        s = lab.collect(f.stem, csr)
+        (run / "cert-inbox" / f"signed-{f.stem}.cer").write_bytes(
+            b"".join(c.public_bytes(Encoding.PEM) for c in (s.certificate, *s.chain)))
+        n += 1
+    return n
+
+
+def test_kernel_restart_then_rerun_from_the_top_resumes_the_files_ca_run(tmp_path,
+                                                                          monkeypatch):
+    """The case of issue #11: the `files` CA's run waits; the CA drops the certificates in
+    that run's inbox; the kernel restarts; Run All from the top continues that run (its
+    folder, its inbox) and completes; no second run folder, nothing left `running`."""
+    import json
+
+    from nbclient import NotebookClient
+    from nbclient.util import run_sync
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("CCKIT_RUNS_DIR", str(runs))
+    nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+    steps = ["rb.presented(", "rb.plan(proc)", "proc.generate_csrs", "proc.sign)", "proc.gate",
+             "proc.upload_trust", "proc.upload_identities", "proc.restart", "proc.verify",
+             "rb.compare(", "rb.operations()", "rb.finish()"]
+    with running_site(tmp_path / "vosmock", restart_seconds=0) as mock:
+        client = NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
+                                resources={"metadata": {"path": str(tmp_path)}})
+        cells = Cells(client, nb)
+        top = f"site_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'\nca = 'files'"
+        with client.setup_kernel():
+            assert cells.run("site_file = ") is None
+            assert cells.run_code(top) is None
+            assert cells.run("runbook.start(") is None
+            for needle in steps[:3]:
+                assert cells.run(needle) is None, needle
+            assert cells.run("proc.sign)")["ename"] == "WaitingForCA"
+            [run] = list((runs / "ca_signed").iterdir())
+            assert json.loads((run / "status.json").read_text())["status"] == "waiting"
+            assert sign_outbox(run, tmp_path / "enterprise-ca") == 3
+            run_sync(client.km.restart_kernel)()
+            run_sync(client.kc.wait_for_ready)(timeout=60)
+            # Run All from the top, as after any kernel restart
+            assert cells.run("site_file = ") is None
+            assert cells.run_code(top) is None
+            assert cells.run("runbook.start(") is None
+            overview = cells.text("runbook.start(")
+            assert f"RESUMED the unfinished run in {run}" in overview, overview
+            assert "it was waiting at sign" in overview and "fresh = True" in overview
+            for needle in steps:
+                assert cells.run(needle) is None, (needle, cells.text(needle))
+        assert [p.name for p in (runs / "ca_signed").iterdir()] == [run.name]
+        status = json.loads((run / "status.json").read_text())
+        assert status["status"] == "complete" and len(status["record"]["resumed"]) == 1
+        ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
+        assert ecdsa and all(p["issuer"].startswith("cckit lab EC issuing CA") for p in ecdsa)

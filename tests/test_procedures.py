@@ -3,6 +3,7 @@ TLS probe; and the failure paths (gate, dropped session, missing COP, no [STARTE
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -116,6 +117,13 @@ def test_ca_signed_end_to_end(session, tmp_path):
     assert result2.ok and signed2 == {}
     log2 = (tmp_path / "run" / "operations.jsonl").read_text().splitlines()
     assert log2 == log
+    # the advisor knows a completed CA-signed site: nothing to do until the renewal
+    adv = preflight.Preflight(session).advise(ca_capability="ec")
+    assert adv.scenario == "done" and not adv.next_step, adv
+    first = min(r.cert.not_after for r in after.values())
+    due = (first - dt.timedelta(days=preflight.RENEW_BEFORE_DAYS)).date().isoformat()
+    assert f"next renewal due {due}" in str(adv) and "renew=True" in str(adv)
+    assert str(adv).startswith("Nothing to do: the site is CA-signed")
 
 
 def test_rsa_signed_is_stopped_at_the_gate_and_nothing_changes(session, mock, tmp_path):
@@ -285,7 +293,15 @@ def test_preflight_advice_reads_the_inventory(session):
     assert pf.advise(ca_capability="ec").scenario == "rsa_only"
     assert pf.advise(ca_capability="ec", agents_may_accept_certificates=True).scenario == \
         "self_signed"
-    assert pf.advise(ca_capability="ec", app_certs_ca_signed=True).scenario == "ca_signed"
+    adv = pf.advise(ca_capability="ec", app_certs_ca_signed=True)
+    assert adv.scenario == "ca_signed"
+    # the next runbook and its exact parameters, and the same as a command line
+    site = session.site
+    assert adv.next_step == (f"next: runbooks/ca_signed.ipynb with site_file={str(site.path)!r}, "
+                             f"confirm={site.name!r}, ca='files'")
+    assert adv.command == (f"cckit run ca_signed --site {site.path} -p confirm {site.name} "
+                           "-p ca files")
+    assert adv.next_step in str(adv) and adv.command in adv._repr_html_()
 
 
 def test_trust_on_first_use_only_when_asked(mock, tmp_path):

@@ -13,7 +13,8 @@ from cryptography import x509
 
 from ..errors import InputError, WaitingForCA
 
-__all__ = ["CertificateAuthority", "SignedCertificate", "check_options", "get_adapter", "sign_all"]
+__all__ = ["CertificateAuthority", "SignedCertificate", "SigningKey", "check_options",
+           "get_adapter", "sign_all"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,41 @@ class SignedCertificate:
     chain: tuple[x509.Certificate, ...]
     #: where it came from, for the audit record (a file path, "lab CA ...")
     source: str
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """What a CA signs with: the key of its issuing certificate, and how that was learnt.
+
+    Before any CSR is sent this tells whether an ECDSA certificate will come back signed with
+    EC (presented to clients) or with RSA (not presented, CSCvb58580)."""
+
+    key_type: str  # "EC" or "RSA" (another name for anything else)
+    #: the curve ("secp384r1") or the RSA size in bits ("2048")
+    detail: str
+    #: the issuing certificate's subject (RFC 4514)
+    issuer_subject: str
+    #: its SHA-256 fingerprint, as cckit shows fingerprints
+    sha256: str
+    #: how it was learnt ("the issuing certificate in the inbox cert-inbox/sub.pem", ...)
+    learnt_from: str
+
+    @property
+    def signs_ec(self) -> bool:
+        return self.key_type == "EC"
+
+    @classmethod
+    def of(cls, issuing: x509.Certificate, learnt_from: str) -> SigningKey:
+        """The signing key of the CA whose certificate is ``issuing``."""
+        from .. import certs
+
+        info = certs.describe(issuing)
+        return cls(info.key_type, info.key_detail, issuing.subject.rfc4514_string(),
+                   certs.fingerprint_sha256(issuing), learnt_from)
+
+    def __str__(self) -> str:
+        return (f"{self.key_type} {self.detail} issuing key of {self.issuer_subject} "
+                f"(sha256 {self.sha256[:23]}...), from {self.learnt_from}")
 
 
 class CertificateAuthority(abc.ABC):
@@ -49,6 +85,17 @@ class CertificateAuthority(abc.ABC):
     def waiting_hint(self) -> str:
         """What the engineer should do while certificates are outstanding."""
         return "rerun once the CA has returned the signed certificates"
+
+    def signing_key(self) -> SigningKey | None:
+        """The key this CA signs with, probed before any CSR is sent; None: cannot tell."""
+        return None
+
+
+def check_csr_signature(node: str, csr: x509.CertificateSigningRequest) -> None:
+    """Refuse a CSR whose signature does not verify before any CA sees it."""
+    if not csr.is_signature_valid:
+        raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
+                         hint="download the CSR from the node again")
 
 
 def sign_all(
@@ -77,11 +124,12 @@ def sign_all(
 
 
 def _builtin() -> dict[str, type[CertificateAuthority]]:
+    from .acme import AcmeCA
     from .certsrv import ADCSCA
     from .files import FilesCA
     from .lab import LabCA
 
-    return {LabCA.name: LabCA, FilesCA.name: FilesCA, ADCSCA.name: ADCSCA}
+    return {LabCA.name: LabCA, FilesCA.name: FilesCA, ADCSCA.name: ADCSCA, AcmeCA.name: AcmeCA}
 
 
 def _adapter_class(name: str) -> type[CertificateAuthority]:

@@ -24,7 +24,7 @@ from .. import certs
 from .._internal.fs import atomic_write, safe_name
 from ..credentials import SecretRef, resolve
 from ..errors import AuthenticationError, ConnectError, HostKeyError, InputError, MissingDependency
-from .base import CertificateAuthority, SignedCertificate
+from .base import CertificateAuthority, SignedCertificate, SigningKey
 from .files import issuer_path
 
 __all__ = ["ADCSCA"]
@@ -217,6 +217,20 @@ class ADCSCA(CertificateAuthority):
         return SignedCertificate(node=node, certificate=cert,
                                  chain=issuer_path(cert, self.chain_pool()),
                                  source=f"AD CS {self.server} template {self.template}")
+
+    def signing_key(self) -> SigningKey:
+        """From the CA certificate AD CS publishes (``certnew.cer?ReqID=CACert``): the
+        certificate of the CA that signs, whatever root is above it."""
+        cache = self.state_dir / "ca-cert.pem"
+        if cache.exists():
+            cert = certs.load_certificates(cache)[0]
+        else:
+            client = self._connect()
+            raw = self._call("fetching the CA certificate", client.get_ca_cert, encoding="b64")
+            cert = certs.load_certificates(raw, source=f"AD CS {self.server}")[0]
+            atomic_write(cache, cert.public_bytes(serialization.Encoding.PEM))
+        return SigningKey.of(cert, f"the CA certificate AD CS {self.server} publishes "
+                             "(certnew.cer)")
 
     def describe(self) -> str:
         return f"AD CS web enrollment at https://{self.server}/certsrv (template {self.template})"

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from .. import certs
 from .._internal.fs import atomic_write, safe_name
 from ..errors import CertificateLoadError
-from .base import CertificateAuthority, SignedCertificate
+from .base import CertificateAuthority, SignedCertificate, SigningKey
 
 __all__ = [
     "FilesCA",
@@ -114,10 +114,13 @@ class FilesCA(CertificateAuthority):
 
     name = "files"
 
-    def __init__(self, outbox: str | Path, inbox: str | Path, *, site: str = "site") -> None:
+    def __init__(self, outbox: str | Path, inbox: str | Path, *, site: str = "site",
+                 issuing_cert: str | Path | None = None) -> None:
         self.outbox = Path(outbox)
         self.inbox = Path(inbox)
         self.site = site
+        #: the CA's issuing certificate, for :meth:`signing_key` before anything came back
+        self.issuing_cert = Path(issuing_cert) if issuing_cert else None
 
     # ------------------------------------------------------------------ submit
 
@@ -266,6 +269,25 @@ class FilesCA(CertificateAuthority):
             chain=issuer_path(leaf, pool, now=now),
             source=str(origin[certs.fingerprint_sha256(leaf)]),
         )
+
+    def signing_key(self) -> SigningKey | None:
+        """From ``issuing_cert`` when given, else from the inbox: the issuer of a signed
+        certificate there, or the lowest CA certificate (the one that issued no other)."""
+        if self.issuing_cert is not None:
+            return SigningKey.of(certs.load_certificates(self.issuing_cert)[0],
+                                 f"the issuing certificate {self.issuing_cert}")
+        pool = _dedupe(c for _, found in self.load_inbox() for c in found)
+        for leaf in (c for c in pool if not certs.is_ca(c)):
+            path = issuer_path(leaf, pool)
+            if path:
+                return SigningKey.of(path[0], f"the issuer of {certs.describe(leaf).subject_cn}"
+                                     f" in the inbox {self.inbox}")
+        cas = [c for c in pool if certs.is_ca(c)]
+        lowest = [c for c in cas if not any(o is not c and issued_by(o, c) for o in cas)]
+        if lowest:
+            return SigningKey.of(lowest[0], f"the lowest CA certificate in the inbox "
+                                 f"{self.inbox}")
+        return None
 
     # ------------------------------------------------------------------ text
 

@@ -32,7 +32,7 @@ from .. import certs
 from .._internal import x509build
 from .._internal.fs import atomic_write, safe_name
 from ..errors import CertificateLoadError, InputError
-from .base import CertificateAuthority, SignedCertificate
+from .base import CertificateAuthority, SignedCertificate, SigningKey, check_csr_signature
 from .files import issued_by
 
 try:  # POSIX: serialise creation between concurrent runs
@@ -204,9 +204,7 @@ class LabCA(CertificateAuthority):
         """Sign ``node``'s CSR now (unless a certificate for this CSR's key is already issued)."""
         if self.collect(node, csr) is not None:
             return
-        if not csr.is_signature_valid:
-            raise InputError("the CSR's signature does not verify (damaged CSR?)", node=node,
-                             hint="download the CSR from the node again")
+        check_csr_signature(node, csr)
         cert = self._sign(node, csr)
         stem = safe_name(node)
         with self._lock():
@@ -264,6 +262,13 @@ class LabCA(CertificateAuthority):
 
     def waiting_hint(self) -> str:
         return f"the lab CA signs at once; check that {self.home} is writable and rerun"
+
+    def signing_key(self) -> SigningKey:
+        """Its own issuing key (the intermediate's, or the root's without one)."""
+        self._ensure()
+        assert self._issuing is not None
+        return SigningKey.of(self._issuing[1], f"the lab CA's own issuing certificate in "
+                             f"{self.home}")
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -238,6 +238,13 @@ class CaSigned(Procedure):
         return certs.check_signed_certificate(sc.certificate, self.csrs[name], list(sc.chain),
                                               unit=self.unit, now=now)
 
+    def _probed_key(self) -> object | None:
+        """The CA's signing key for the gate's hint; None when the probe cannot tell."""
+        try:
+            return self.ca.signing_key()
+        except CckitError:
+            return None
+
     @step(after=("sign",))
     def gate(self, *, now: dt.datetime | None = None) -> StepResult:
         """Before anything is uploaded, every certificate must pass the tomcat-ECDSA gate.
@@ -255,8 +262,8 @@ class CaSigned(Procedure):
             raise GateError(
                 failures, unit=self.unit,
                 hint=("nothing was uploaded: every node keeps its certificates, and the "
-                      "pending CSRs stay for the rerun. The CA signs with RSA: use a CA that "
-                      "signs with an EC key, or run the rsa_only runbook" if rsa else
+                      "pending CSRs stay for the rerun; " + certs.rsa_signed_hint(
+                          self._probed_key()) if rsa else
                       "nothing was uploaded: every node keeps its certificates, and the "
                       "pending CSRs stay for the rerun; get corrected certificates from the "
                       "CA and rerun"))

@@ -6,10 +6,15 @@ When you have a CA which is capable to sign ECDSA certificates with RSA only").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import shlex
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from .. import topology
+from cryptography.x509.verification import VerificationError
+
+from .. import certs, topology
+from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
 from ..inventory import Node
 from ..orchestration import parallel
@@ -23,17 +28,57 @@ __all__ = ["Advice", "Preflight", "advise"]
 CaCapability = Literal["ec", "rsa-only", "none"]
 
 
+#: a renewal is due this many days before the first presented certificate expires
+RENEW_BEFORE_DAYS = 30
+#: the parameters each runbook needs besides the site (a CA-signed run: the files adapter
+#: serves any offline or enterprise CA; "adcs" for AD CS web enrollment)
+_NEXT_PARAMETERS: dict[str, dict[str, str]] = {
+    "ca_signed": {"ca": "files"}, "rsa_only": {"action": "disable"}, "self_signed": {}}
+
+
 @dataclass(frozen=True)
 class Advice:
-    scenario: Literal["ca_signed", "self_signed", "rsa_only", "none"]
+    scenario: Literal["ca_signed", "self_signed", "rsa_only", "none", "done"]
     reasons: tuple[str, ...]
+    #: the runbook to run next with its exact parameters, and the same as a command line
+    next_step: str = ""
+    command: str = ""
+
+    @property
+    def headline(self) -> str:
+        if self.scenario == "done":
+            return "Nothing to do: the site is CA-signed"
+        if self.scenario == "none":
+            return "Nothing to do: the procedure does not apply"
+        return f"Recommended scenario: {self.scenario}"
 
     def __str__(self) -> str:
-        return f"Recommended: {self.scenario}\n" + "\n".join(f"  - {r}" for r in self.reasons)
+        lines = [self.headline, *(f"  - {r}" for r in self.reasons)]
+        if self.next_step:
+            lines += [self.next_step, f"  or headless: {self.command}"]
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li>{r}</li>" for r in self.reasons)
-        return f"<p><b>Recommended scenario: {self.scenario}</b></p><ul>{items}</ul>"
+        from html import escape
+
+        items = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
+        nxt = (f"<p><b>{escape(self.next_step)}</b><br>or headless: "
+               f"<code>{escape(self.command)}</code></p>" if self.next_step else "")
+        return f"<p><b>{escape(self.headline)}</b></p><ul>{items}</ul>{nxt}"
+
+    def with_next(self, site_file: str, site: str) -> Advice:
+        """This advice naming the runbook to run next on ``site`` and its exact parameters."""
+        extra = _NEXT_PARAMETERS.get(self.scenario)
+        if extra is None:
+            return self
+        params = {"site_file": site_file,
+                  **({"confirm": site} if self.scenario != "self_signed" else {}), **extra}
+        text = (f"next: runbooks/{self.scenario}.ipynb with "
+                + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
+                            *(f"-p {k} {shlex.quote(v)}" for k, v in params.items()
+                              if k != "site_file")])
+        return replace(self, next_step=text, command=command)
 
 
 def advise(
@@ -43,13 +88,17 @@ def advise(
     ca_capability: CaCapability,
     agents_may_accept_certificates: bool = False,
     disable_cops: set[str] | frozenset[str] = frozenset(),
+    ca_key: SigningKey | None = None,
 ) -> Advice:
     """Which scenario the procedure recommends for this site.
 
     ``app_certs_ca_signed``: the RSA ``tomcat`` certificates are CA-signed today.
     ``ca_capability``: ``ec`` (the CA signs with an EC key), ``rsa-only`` (it can only sign
     with RSA), ``none`` (no CA). ``disable_cops``: names of ECDSA-disabling COP files.
+    ``ca_key``: the configured CA's probed signing key (it then decides ``ca_capability``).
     """
+    if ca_key is not None:
+        ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
     reasons: list[str] = []
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
         return Advice("renew_tomcat", ("From UCCX 11.6 on, ECDSA is no longer used by the "
@@ -66,6 +115,8 @@ def advise(
                        f"{', '.join(sorted(installed))}: the site is RSA-only there; roll it "
                        "back before a CA-signed ECDSA")
     if ca_capability == "rsa-only":
+        if ca_key is not None:
+            reasons.append(f"tomcat-ECDSA: {certs.rsa_signed_hint(ca_key)}")
         reasons.append("the CA can sign ECDSA certificates with RSA only: such a certificate "
                        "is not presented to clients and breaks SocialMiner chat and email "
                        "(CSCvb58580) -> install the COP on UCCX and SocialMiner")
@@ -173,11 +224,17 @@ class Preflight(Procedure):
 
     def advise(self, *, ca_capability: CaCapability = "ec",
                app_certs_ca_signed: bool | None = None,
-               agents_may_accept_certificates: bool = False) -> Advice:
+               agents_may_accept_certificates: bool = False,
+               ca: CertificateAuthority | None = None) -> Advice:
         """The scenario to run. ``app_certs_ca_signed`` None: read it from the inventory
-        (the RSA ``tomcat`` certificates are CA-signed on every node)."""
+        (the RSA ``tomcat`` certificates are CA-signed on every node). ``ca``: the configured
+        CA, whose signing key is probed (``ca_capability`` then only when it cannot tell)."""
+        ca_key = ca.signing_key() if ca is not None else None
         if not self.versions:
             self.reachability()
+        done = self._ca_signed_everywhere()
+        if done is not None:
+            return done
         if app_certs_ca_signed is None:
             if not self.inventory:
                 self.certificates()
@@ -185,7 +242,49 @@ class Preflight(Procedure):
             app_certs_ca_signed = bool(tomcat) and all(r.signed_by for r in tomcat)
         cops = self.session.site.cop_files
         disable = {c for c in (cops.uccx_disable, cops.socialminer_disable) if c}
+        site = self.session.site
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,
                       ca_capability=ca_capability,
                       agents_may_accept_certificates=agents_may_accept_certificates,
-                      disable_cops=disable)
+                      disable_cops=disable, ca_key=ca_key,
+                      ).with_next(str(site.path or "SITE.yaml"), site.name)
+
+    def _ca_signed_everywhere(self) -> Advice | None:
+        """A completed CA-signed site: every web port of every 11.5 node presents to an ECDSA
+        client a CA-signed EC certificate, signed with EC, whose presented chain verifies to a
+        CA in the node's tomcat-trust store. Then nothing is to do until its renewal."""
+        s = self.session
+        nodes = [n for n in s.nodes if (v := self.versions.get(n.name)) and v.ecdsa_in_use]
+        if not nodes or len(self.versions) < len(s.nodes):
+            return None
+        first: tuple[dt.datetime, str] | None = None
+        for node in nodes:
+            with s.on(node) as t:
+                try:
+                    roots = [t.get_certificate("trust", e.file)
+                             for e in t.list_certificates("trust")
+                             if e.file.startswith(f"{topology.TRUST_UNIT}/")]
+                except (NotSupported, CckitError):
+                    return None
+            for v in s.presented(node, "ecdsa"):
+                c = v.cert
+                if (v.status != "ok" or c is None or v.leaf is None or c.self_signed
+                        or c.key_type != "EC" or c.signed_with != "EC"):
+                    return None
+                try:
+                    certs.verify_chain(v.leaf, roots, [])
+                except VerificationError:  # no path to the node's trust store
+                    return None
+                if first is None or c.not_after < first[0]:
+                    first = (c.not_after, f"{node.name} port {v.port_label}")
+        if first is None:
+            return None
+        due = (first[0] - dt.timedelta(days=RENEW_BEFORE_DAYS)).date().isoformat()
+        site = s.site
+        return Advice("done", (
+            f"every web port of {', '.join(n.name for n in nodes)} presents a CA-signed "
+            "tomcat-ECDSA (EC key, signed with EC) whose chain verifies to the node's "
+            "tomcat-trust: nothing to do",
+            f"next renewal due {due} ({RENEW_BEFORE_DAYS} days before the first expiry, "
+            f"{first[0].date().isoformat()} on {first[1]}): runbooks/ca_signed.ipynb with "
+            f"site_file={str(site.path or 'SITE.yaml')!r}, confirm={site.name!r}, renew=True"))
