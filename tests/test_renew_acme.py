@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -18,7 +17,7 @@ from cckit.procedures.renew_tomcat import RenewTomcat
 from cckit.vosmock.testing import running_site
 from tests import pebble as pb
 from tests.test_procedures import presented
-from tests.test_renew_tomcat import CHROMIUM, VERSION, _chromium_loads
+from tests.test_renew_tomcat import CHROMIUM, VERSION, _chromium_loads, nssdb
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow,
               pytest.mark.skipif(not pb.installed(), reason="pebble/pebble-challtestsrv not "
@@ -29,16 +28,6 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.slow,
 def pebble(tmp_path_factory):
     with pb.running_pebble(tmp_path_factory.mktemp("pebble")) as p:
         yield p
-
-
-def _nssdb(home, *roots) -> None:
-    """A browser profile under ``home`` whose only trusted certificates are ``roots``."""
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    for i, root in enumerate(roots):
-        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", f"root {i}", "-t", "C,,",
-                        "-i", str(root)], check=True)
 
 
 @pytest.mark.skipif(not (os.path.exists(CHROMIUM) and shutil.which("certutil")),
@@ -64,8 +53,8 @@ def test_renew_tomcat_with_acme_via_pebble(pebble, tmp_path, multi_san):
             assert r.cert.key_type == "RSA" and not r.cert.self_signed
         urls = [f"https://{n.fqdn}:{wp.connect}/" for n in session.nodes for wp in n.web_ports]
         hosts = sorted({n.fqdn for n in session.nodes})
-        _nssdb(tmp_path / "home-empty")
+        nssdb(tmp_path / "home-empty")
         assert all("ERR_CERT_AUTHORITY_INVALID" in v
                    for v in _chromium_loads(tmp_path / "home-empty", urls, hosts).values())
-        _nssdb(tmp_path / "home", pebble.root_file)  # pebble's root only
+        nssdb(tmp_path / "home", pebble.root_file)  # pebble's root only
         assert _chromium_loads(tmp_path / "home", urls, hosts) == {u: "ok" for u in urls}

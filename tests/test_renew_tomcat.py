@@ -236,6 +236,18 @@ def _chromium_loads(home, urls: list[str], hosts: list[str]) -> dict[str, str]:
     return out
 
 
+def nssdb(home, *roots):
+    """A browser profile under ``home`` whose only trusted certificates are ``roots``
+    (Chromium reads ``$HOME/.pki/nssdb``); the database's folder."""
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    for i, root in enumerate(roots):
+        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", f"root {i}", "-t", "C,,",
+                        "-i", str(root)], check=True)
+    return db
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (os.path.exists(CHROMIUM) and shutil.which("certutil")),
                     reason="chromium or certutil (libnss3-tools) missing")
@@ -249,21 +261,15 @@ def test_chromium_trusting_only_the_lab_root_loads_every_port(session, tmp_path,
     assert len(urls) == 7  # 3 + 3 UCCX web ports, 1 SocialMiner
     # a browser profile trusting nothing of ours: every port is a certificate error
     empty = tmp_path / "home-empty"
-    nssdb = empty / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    nssdb(empty)
     refused = _chromium_loads(empty, urls, hosts)
     assert all("ERR_CERT_AUTHORITY_INVALID" in v for v in refused.values()), refused
     # the same with the lab CA's root (only the root: the nodes send the intermediate)
     home = tmp_path / "home-root"
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
     root = tmp_path / "root.pem"
     root.write_bytes(certfactory.pem(ca.root_certificate))
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "cckit lab root",
-                    "-t", "C,,", "-i", str(root)], check=True)
-    listed = subprocess.run(["certutil", "-L", "-d", f"sql:{nssdb}"], check=True,
+    db = nssdb(home, root)
+    listed = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], check=True,
                             capture_output=True, text=True).stdout
     assert listed.count("C,,") == 1  # exactly one trusted certificate: the root
     assert _chromium_loads(home, urls, hosts) == {u: "ok" for u in urls}
