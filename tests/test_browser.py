@@ -8,6 +8,7 @@ set. Skipped when chromium or playwright is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -142,10 +143,15 @@ def test_jupyterlab_runs_a_runbook_without_error(browser, lab):
     saved_before = (root / "preflight.ipynb").stat().st_mtime
     menu(page, "File", "Save Notebook")
     deadline = time.monotonic() + 30
-    while (root / "preflight.ipynb").stat().st_mtime == saved_before:
+    while True:  # saved: a newer file that is a whole notebook (not one being written)
+        path = root / "preflight.ipynb"
+        if path.stat().st_mtime != saved_before:
+            body = path.read_text()
+            with contextlib.suppress(ValueError):
+                json.loads(body)
+                break
         assert time.monotonic() < deadline, "JupyterLab did not save the notebook"
         time.sleep(0.2)
-    body = (root / "preflight.ipynb").read_text()
     assert "READ-ONLY" in body and "Traceback" not in body
     assert "before this run started" in body and "rb.save_record()" in body
     page.locator(".jp-CodeCell").nth(-1).click()
