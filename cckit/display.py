@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import html as _html
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,10 +19,12 @@ from .results import Outcome, Plan, PortChange, PortView, StepResult, VerifyReco
 __all__ = ["badge_text", "cell", "html", "html_table", "presented_table", "presented_text",
            "table", "text"]
 
-# Left/top-aligned cells (!important beats JupyterLab's right-aligned tables); long
-# fingerprints wrap instead of widening the page.
+# Left/top-aligned cells (!important beats JupyterLab's right-aligned tables). Long
+# fingerprints wrap at the break points _breakable() gives them instead of widening the page;
+# words never break inside (``overflow-wrap: anywhere`` let a narrow column show "generate d").
 _STYLE = ("<style>table.cckit td, table.cckit th {text-align: left !important; "
-          "vertical-align: top !important;} table.cckit td {overflow-wrap: anywhere;}"
+          "vertical-align: top !important;} table.cckit td {overflow-wrap: break-word;}"
+          " .cckit-nobr {white-space: nowrap;}"
           " .cckit-badge {font-weight: bold; padding: 0 .3em; border-radius: 3px;}"
           " .cckit-ok {background: #d4edda;} .cckit-failed {background: #f8d7da;}"
           " .cckit-other {background: #e2e3e5;}</style>")
@@ -139,8 +142,32 @@ def html_table(records: Sequence[Any], cls: type | None = None, *,
                                        table_id=table_id)
 
 
+#: a token (no whitespace) longer than this may break: after a separator, or in chunks
+_LONG = 24
+_CHUNK = 16
+
+
+def _breakable(value: Any) -> str:
+    """One cell as escaped HTML in which words and names stay whole ("generated",
+    "uccx-pub") and long tokens (fingerprints, hex keys, paths) break only after ``:/._,-``
+    or every 16 characters, so no column is squeezed to a few letters."""
+    out = []
+    for token in re.split(r"(\s+)", str(value)):
+        if len(token) > _LONG:
+            pieces = [p[i:i + _CHUNK] for p in re.split(r"(?<=[:/._,-])", token)
+                      for i in range(0, len(p), _CHUNK)]
+            out.append("<wbr>".join(_html.escape(p) for p in pieces if p))
+        elif "-" in token:  # a hyphen is a line break opportunity: not inside a name
+            out.append(f'<span class="cckit-nobr">{_html.escape(token)}</span>')
+        else:
+            out.append(_html.escape(token))
+    return "".join(out)
+
+
 def _html_table(df: Any) -> str:
-    return _STYLE + df.to_html(index=False, escape=True, classes="cckit", border=0)
+    shown = df.map(_breakable)
+    shown.columns = [_html.escape(str(c)) for c in df.columns]
+    return _STYLE + shown.to_html(index=False, escape=False, classes="cckit", border=0)
 
 
 def html(obj: StepResult | Plan) -> str:
@@ -161,7 +188,11 @@ def html(obj: StepResult | Plan) -> str:
 def _frame(result: StepResult) -> Any:
     if result.records and all(isinstance(r, PortView) for r in result.records):
         return presented_table(result.records)
-    return table(result.records)
+    df = table(result.records)
+    if (all(isinstance(r, PortChange) for r in result.records)
+            and len({r.after.client for r in result.records}) == 1):
+        df = df.drop(columns="client")  # one kind of client: the verdict names it
+    return df
 
 
 def text(obj: StepResult | Plan) -> str:
@@ -242,8 +273,6 @@ def _fps(fps: dict[str, Any] | None) -> str:
 
 def report_html(body: str, *, title: str, record: str = "") -> str:
     """nbconvert's HTML with a real title, the print CSS and the record at the top."""
-    import re
-
     body = re.sub(r"<title>.*?</title>", f"<title>{_html.escape(title)}</title>", body,
                   count=1, flags=re.S)
     body = body.replace("</head>", REPORT_CSS + "</head>", 1)
