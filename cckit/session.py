@@ -130,10 +130,10 @@ class SiteSession:
                                       versions=("1.2",), cafile=cafile, clients=(client,),
                                       server_name=_sni(node))]
 
-    def presented_all(self) -> list[PortView]:
-        """Every port of every node of the session, to ECDSA-only and RSA-only clients."""
-        return [v for node in self.nodes for c in ("ecdsa", "rsa")
-                for v in self.presented(node, c)]
+    def presented_all(self, clients: Sequence[str] = ("ecdsa", "rsa")) -> list[PortView]:
+        """Every port of every node of the session, to each of ``clients`` (ECDSA-only and
+        RSA-only unless narrowed)."""
+        return [v for node in self.nodes for c in clients for v in self.presented(node, c)]
 
     @staticmethod
     def _view(node: Node, wp: WebPort, r: _probe.Presented) -> PortView:

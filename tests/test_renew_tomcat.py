@@ -169,6 +169,7 @@ def test_cckit_run_renew_tomcat(mock, tmp_path):
     assert status["status"] == "complete" and status["schema"] == 1
     rsa = [p for p in status["presented"] if p["client"] == "rsa"]
     assert rsa and all(p["cn"].endswith(".cc.example.com") for p in rsa)
+    assert len(rsa) == len(status["presented"])  # 12.5: no ECDSA client view (PRESENTED_TO)
     assert assert_no_secret(out, secrets_of(mock)) > 3
 
 
