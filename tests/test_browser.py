@@ -71,8 +71,14 @@ def lab(tmp_path):
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
+    # no "get notified about Jupyter news?" toast over the screenshots (and no request)
+    settings = tmp_path / "lab-settings"
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+     ).write_text(json.dumps({"fetchNews": "false"}))
     env = dict(os.environ, CCKIT_RUNS_DIR=str(tmp_path / "runs"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"))
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+               JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = (tmp_path / "lab.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -94,6 +100,21 @@ def lab(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def open_notebook(browser, url: str, token: str, name: str):
+    """A page with ``name`` open in JupyterLab and its kernel idle (the engineer's view)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    dialog = page.locator(".jp-Dialog button.jp-mod-accept")  # "Select Kernel", if asked
+    try:
+        dialog.click(timeout=10_000)
+    except playwright_api.TimeoutError:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)
+    return page
 
 
 def run_all_done(page, cells: int) -> None:
@@ -118,16 +139,7 @@ def no_error_cell(page) -> None:
 def test_jupyterlab_runs_a_runbook_without_error(browser, lab):
     url, token, root = lab
     tracked = (ROOT / "runbooks" / "preflight.ipynb").read_bytes()
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab/tree/preflight.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    dialog = page.locator(".jp-Dialog button.jp-mod-accept")  # "Select Kernel", if asked
-    try:
-        dialog.click(timeout=10_000)
-    except playwright_api.TimeoutError:
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=60_000)
+    page = open_notebook(browser, url, token, "preflight.ipynb")
     menu(page, "Run", "Run All Cells")
     run_all_done(page, 5)
     no_error_cell(page)
@@ -218,15 +230,7 @@ def test_the_stop_button_during_the_restart_then_run_all_resumes(browser, lab, t
         params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         params.source += f"\nsite_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'\n"
         nbformat.write(nb, str(root / "ca_signed.ipynb"))
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/ca_signed.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        try:
-            page.locator(".jp-Dialog button.jp-mod-accept").click(timeout=10_000)
-        except playwright_api.TimeoutError:
-            pass
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)
+        page = open_notebook(browser, url, token, "ca_signed.ipynb")
         menu(page, "Run", "Run All Cells")
         runs = root.parent / "runs" / "ca_signed"
         deadline = time.monotonic() + 120
@@ -271,3 +275,134 @@ def test_the_stop_button_during_the_restart_then_run_all_resumes(browser, lab, t
         if folder is not None:
             page.locator(".jp-CodeCell").nth(-1).scroll_into_view_if_needed()
             page.screenshot(path=str(folder / "jupyterlab-resumed.png"))
+
+
+def step_cell(page, cell, *, code: bool, during=None) -> str:
+    """Shift+Enter on the selected cell; for a code cell, wait until it has run and return
+    what it shows (the engineer reads each output before the next cell). ``during()`` is
+    called while it runs."""
+    page.keyboard.press("Shift+Enter")
+    if during is not None:
+        during()
+    if not code:
+        return ""
+    prompt = cell.locator(".jp-InputArea-prompt")
+    page.wait_for_function("(e) => /\\[\\d+\\]/.test(e.textContent)",
+                           arg=prompt.element_handle(), timeout=120_000)
+    no_error_cell(page)
+    out = cell.locator(".jp-Cell-outputArea")
+    assert out.evaluate(_BROKEN_WORDS) == [], "a table cell's word wraps inside"
+    return out.inner_text()
+
+
+#: the table cells whose value is one short word (a node, an action, a step) and yet takes
+#: more than one line: "generate|d" in a column squeezed by a fingerprint beside it
+_BROKEN_WORDS = """(out) => [...out.querySelectorAll('table td')].filter(td => {
+    const t = td.textContent.trim();
+    if (!t || /\\s/.test(t) || t.length > 24) return false;
+    const r = document.createRange(); r.selectNodeContents(td);
+    return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1;
+  }).map(td => td.textContent)"""
+
+
+def html_rows(cell) -> list[dict[str, str]]:
+    """The rows of the (last) table a cell shows, by column name."""
+    return cell.locator("table").last.evaluate(
+        "t => { const h = [...t.querySelectorAll('thead th')].map(e => e.textContent.trim());"
+        " return [...t.querySelectorAll('tbody tr')].map(r => Object.fromEntries("
+        "[...r.querySelectorAll('td')].map((d, i) => [h[i], d.textContent.trim()]))); }")
+
+
+#: collects every text the live progress display shows (it is emptied when its step ends)
+_WATCH_PROGRESS = """() => { window.cckitProgress = [];
+  new MutationObserver(() => { for (const e of document.querySelectorAll('.cckit-progress')) {
+      const t = e.textContent; const seen = window.cckitProgress;
+      if (t && seen[seen.length - 1] !== t) seen.push(t); } })
+    .observe(document.querySelector('.jp-Notebook'),
+             {subtree: true, childList: true, characterData: true}); }"""
+
+
+def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
+    """renew_tomcat on the embedded UCCX 12.5 mock, stepped as an engineer does: Shift+Enter
+    on each cell, its output read before the next. No error output; the plan is on the page
+    before the restart cell; the restart shows live per-node progress (then only its
+    result); the verify table shows every web port presenting the certificate just
+    uploaded as ``tomcat``, not the one from before."""
+    import nbformat
+
+    url, token, root = lab
+    shutil.copy(ROOT / "runbooks" / "renew_tomcat.ipynb", root)
+    nb = nbformat.read(ROOT / "runbooks" / "renew_tomcat.ipynb", as_version=4)
+
+    def index(code: str) -> int:
+        return next(i for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and code in c.source)
+
+    first_change, restart, verify = (index("proc.generate_csrs"), index("proc.restart"),
+                                     index("proc.verify"))
+    plan, before = index("rb.plan(proc)"), index("rb.presented(\"before")
+    page = open_notebook(browser, url, token, "renew_tomcat.ipynb")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    assert cells.count() == len(nb.cells)
+    cells.nth(0).click()
+    page.keyboard.press("Escape")  # command mode, the first cell selected
+    folder = shots()
+    shown: dict[int, str] = {}
+
+    def progress_shot() -> None:  # the live display, if the restart lasts long enough
+        with contextlib.suppress(playwright_api.TimeoutError):
+            page.wait_for_function(  # both nodes of the first wave on the display
+                "() => [...document.querySelectorAll('.cckit-progress')].some(e =>"
+                " e.textContent.includes('uccx-sub:') && e.textContent.includes('sm:'))",
+                timeout=10_000)
+            cells.nth(restart).screenshot(path=str(folder / "jupyterlab-renew-progress.png"))
+    for i, c in enumerate(nb.cells):
+        if i == restart:
+            # the plan was shown (and read) before anything changed, and is still there
+            assert plan < first_change and "Plan for renew_tomcat: 15 command(s)" in shown[plan]
+            assert "stage 4: restart on uccx-sub, sm at once" in shown[plan]
+            assert "stage 5: restart on uccx-pub" in shown[plan]
+            assert "utils service restart Cisco Tomcat" in shown[plan]
+            if folder is not None:
+                cells.nth(plan).locator(".jp-Cell-outputArea").scroll_into_view_if_needed()
+                page.screenshot(path=str(folder / "jupyterlab-renew-plan.png"))
+            page.evaluate(_WATCH_PROGRESS)
+        shown[i] = step_cell(page, cells.nth(i), code=c.cell_type == "code",
+                             during=progress_shot if i == restart and folder else None)
+        if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
+            assert shown[i].strip(), f"cell {i} shows nothing: {c.source}"
+        if i == before:  # 12.5 has no tomcat-ECDSA: what an RSA client is shown, only
+            assert "ECDSA" not in cells.nth(i).locator("table thead").inner_text()
+            if folder is not None:
+                cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-before.png"))
+        if i == index("proc.generate_csrs") and folder is not None:
+            cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-csrs.png"))
+    # cells ran one by one, in order
+    counts = [int(cells.nth(i).locator(".jp-InputArea-prompt").text_content().strip("[]: "))
+              for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+    # the live display: each node's restart while it ran, emptied once the step ended
+    seen = page.evaluate("window.cckitProgress")
+    for node in ("uccx-pub", "uccx-sub", "sm"):
+        assert any(f"{node}: restart" in t for t in seen), seen
+    assert not any(cells.nth(restart).locator(".cckit-progress").all_text_contents())
+    assert "[OK] restart: 3 node(s) restarted in HA-safe order" in shown[restart] \
+        or "OK restart: 3 node(s) restarted in HA-safe order" in shown[restart]
+    # verify: every web port presents the tomcat certificate this run uploaded
+    assert "every port presents the CA-signed tomcat certificate" in shown[verify]
+    rows = html_rows(cells.nth(verify))
+    [run] = list((root.parent / "runs" / "renew_tomcat").iterdir())
+    uploaded = {o["node"]: o["fingerprints_after"]["tomcat"] for o in
+                map(json.loads, (run / "operations.jsonl").read_text().splitlines())
+                if o["operation"] == "upload_identity"}
+    old = {(r["node"], r["port"]): r for r in html_rows(cells.nth(before))}
+    assert sorted(uploaded) == ["sm", "uccx-pub", "uccx-sub"] and len(rows) == len(old) == 7
+    for r in rows:
+        assert r["as expected"] == "yes" and r["sha256"] == uploaded[r["node"]], r
+        assert "self-signed" not in r["presented"] and r["presented"].startswith(
+            {"uccx-pub": "uccx1.", "uccx-sub": "uccx2.", "sm": "sm1."}[r["node"]]), r
+        assert r["sha256"] not in str(old[r["node"], r["port"]]), r
+    if folder is not None:
+        cells.nth(verify).screenshot(path=str(folder / "jupyterlab-renew-done.png"))
+        cells.nth(index("rb.compare")).screenshot(
+            path=str(folder / "jupyterlab-renew-compare.png"))
