@@ -28,7 +28,7 @@ from cckit.inventory import CopRepository, RestEndpoint, load_site
 from cckit.vos import connect
 from cckit.vos.base import NotSupported
 from cckit.vos.rest import RestTransport, normalize_fingerprint
-from cckit.vosmock.testing import running_site
+from cckit.vosmock.testing import SIGALGS_ECDSA, running_site, tls_probe
 from tests import certfactory as cf
 
 pytestmark = pytest.mark.timeout(60)
@@ -339,3 +339,8 @@ def test_ca_signed_end_to_end_over_rest(tmp_path):
             assert all(r.ok for r in results), results
             assert results[-1].verdict.startswith("every port presents the CA-signed")
             assert all(isinstance(t, RestTransport) for t in s._conns.values())
+        # seen by an outside ECDSA-only client: every CUCM port presents a CA-signed
+        # tomcat-ECDSA now
+        for n in m.nodes.values():
+            ec = tls_probe(n.web_ports[0], SIGALGS_ECDSA)
+            assert ec.key_type == "EC" and ec.issuer_cn != ec.subject_cn, (n.name, ec)
