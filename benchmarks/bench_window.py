@@ -81,7 +81,7 @@ def _trust_beforehand(s: SiteSession, ca) -> None:
 
     for node in trust_targets(s):
         with s.on(node) as t:
-            for cert in reversed(ca.chain()):
+            for cert in reversed(ca.chain):
                 t.upload_trust(cert)
 
 
