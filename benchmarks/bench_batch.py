@@ -11,8 +11,9 @@ Reports (from this one run):
   papermill kernels apart; with ``--mock-process`` the mock sites run in their own process
   (``cckit mock serve --sites N``), so its CPU (which a real fleet does not cost us) is
   measured apart too instead of being counted as this process's;
-* availability: a sampler connects to each site's UCCX publisher and subscriber first web
-  port every interval during the batch; any sample where NEITHER accepted a connection is an
+* availability: a sampler connects to each running site's UCCX publisher and subscriber
+  first web port every interval during the batch (a site runs from its output folder's
+  creation until its HTML record is written); any sample where NEITHER accepted a connection is an
   instant with no UCCX node serving (the goal is none). The sampler is bounded: it stops when
   the batch ends.
 """
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cckit.batch import run_batch
@@ -50,18 +51,30 @@ def up(host: str, port: int) -> bool:
 
 class Sampler(threading.Thread):
     def __init__(self, targets: dict[str, tuple[tuple[str, int], tuple[str, int]]],
-                 interval: float) -> None:
+                 interval: float, active: Callable[[str], bool] | None = None) -> None:
         super().__init__(daemon=True)
         self.targets, self.interval = targets, interval
+        # which sites to sample now (a batch's running ones: 200 sites sampled all the time
+        # were ~800 TLS connections a second into the one mock process)
+        self.active = active or (lambda site: True)
         self.stop_event = threading.Event()
         self.samples = 0
         self.both_down: dict[str, list[float]] = {}
         self.one_down = 0
+        self.cpu = 0.0  # this thread's CPU seconds (the benchmark's, not the batch's)
 
     def run(self) -> None:
         start = time.monotonic()
+        try:
+            self._sample(start)
+        finally:
+            self.cpu = time.thread_time()
+
+    def _sample(self, start: float) -> None:
         while not self.stop_event.is_set():
             for site, (pub, sub) in self.targets.items():
+                if not self.active(site):
+                    continue
                 p, s = up(*pub), up(*sub)
                 self.samples += 1
                 if not p and not s:
@@ -153,11 +166,13 @@ def main() -> None:
                 pub, sub = site.publisher, site.subscribers[0]
                 targets[site.name] = ((pub.address, pub.web_ports[0].connect),
                                       (sub.address, sub.web_ports[0].connect))
-            sampler = Sampler(targets, args.sample_interval)
+            out = d / "out"
+            sampler = Sampler(targets, args.sample_interval, active=lambda site: (
+                (out / site).is_dir() and not (out / site / f"{args.scenario}.html").exists()))
             sampler.start()
             cpu0, own0 = _cpu(), _cpu(children=False)
             t0 = time.perf_counter()
-            result = run_batch(args.scenario, sites_dir, d / "out",
+            result = run_batch(args.scenario, sites_dir, out,
                                concurrency=args.concurrency, progress=True)
             wall = time.perf_counter() - t0
             cpu, own = _cpu() - cpu0, _cpu(children=False) - own0
@@ -167,6 +182,10 @@ def main() -> None:
     ok = sum(r["status"] == "ok" for r in result.rows)
     ideal = math.ceil(args.sites / args.concurrency) * single
     print(f"\n{ok} of {len(result.rows)} site(s) ok")
+    for r in result.rows:
+        if r["status"] != "ok":
+            print(f"  {r['site']}: {r['status']} at {r.get('failed step') or '?'}: "
+                  f"{r.get('message', '')}")
     print(f"wall {wall:.1f} s; ideal ceil({args.sites}/{args.concurrency}) x {single:.1f} s = "
           f"{ideal:.1f} s; ratio wall/ideal = {wall / ideal:.2f}")
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -174,6 +193,7 @@ def main() -> None:
     print(f"CPU {cpu:.1f} s for {args.sites} sites = {cpu / args.sites:.2f} s per site (this "
           f"process with the mock, + papermill kernels); peak RSS of one process "
           f"{peak / 1024:.0f} MiB")
+    print(f"  of this process's, the availability sampler's thread: {sampler.cpu:.1f} s")
     print(f"  of which the kernels (papermill children: kernel start, imports, the cells) "
           f"{cpu - own:.1f} s = {(cpu - own) / args.sites:.2f} s per site; this process "
           f"(papermill driving, nbconvert HTML, the batch"
