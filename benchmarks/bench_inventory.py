@@ -46,7 +46,8 @@ def main() -> None:
         mock = subprocess.Popen(
             [sys.executable, "-m", "cckit", "mock", "serve", "--sites", str(args.sites),
              "--seed", "fleet", "--restart-seconds", "0", "--state-dir", str(d / "state"),
-             "--site-file", str(d / "sites"), "--base-port", str(args.base_port)], stdout=subprocess.PIPE, text=True)
+             "--site-file", str(d / "sites"), "--base-port", str(args.base_port)],
+            stdout=subprocess.PIPE, text=True)
         try:
             line = mock.stdout.readline()
             assert "sites up" in line, line

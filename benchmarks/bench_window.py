@@ -8,7 +8,12 @@ real-node latency profile (``--latency cisco``, every duration x ``--time-scale`
 * its critical path: the longest dependency chain of the latency profile (login -> CSR ->
   trust imports on one node, root first -> identity import -> restart wave 0 -> wave 1; or
   login -> COP download + install -> wave 0 -> wave 1), and the ratio (goal <= 1.1);
-* ca_signed's window in Tomcat restart times (goal <= 2.2, SocialMiner present);
+* ca_signed's window in Tomcat restart times and in UCCX node restarts (goal <= 2.2,
+  SocialMiner present), twice: with a CA the site does not trust yet (root and intermediate
+  uploaded in the window), and ``ca_signed_trusted``: a CA already in tomcat-trust (Cisco
+  210528: "you can skip this upload of root certificate if the same CA signs the EC
+  certificate and you have already done this when you configured the UCCX application
+  certificates"), uploaded before the window is timed;
 * availability: a sampler connects to the publisher's and the subscriber's first web port
   every interval; an instant with neither accepting is a gap (goal: none);
 * CPU time (this process + children) and peak RSS of one headless run (papermill + kernel)
@@ -36,6 +41,7 @@ from cckit.orchestration import restart_waves
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
+from cckit.results import Action
 from cckit.vosmock.latency import PROFILE
 from cckit.vosmock.testing import running_site
 
@@ -65,6 +71,20 @@ def usage() -> tuple[float, int]:
     return (me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, max(me.ru_maxrss, ch.ru_maxrss))
 
 
+SCENARIOS = ("ca_signed", "ca_signed_trusted", "rsa_only")
+
+
+def _trust_beforehand(s: SiteSession, ca) -> None:
+    """The CA's chain into tomcat-trust before the window (done with the application
+    certificates, 210528), root first, on every trust target."""
+    from cckit.procedures.ca_signed import trust_targets
+
+    for node in trust_targets(s):
+        with s.on(node) as t:
+            for cert in reversed(ca.chain):
+                t.upload_trust(cert)
+
+
 def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
     with running_site(d / scenario, restart_seconds=None, cli_startup_seconds=None,
                       latency="cisco", time_scale=scale) as mock:
@@ -74,15 +94,18 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
                                        (sub.address, sub.web_ports[0].connect))}, interval)
         sampler.start()
         with SiteSession(site, workdir=d / f"{scenario}-run", tls_timeout=3) as s:
-            t0 = time.perf_counter()
-            if scenario == "ca_signed":
-                proc = CaSigned(s, get_adapter("lab", directory=d / "labca"))
+            ca_signed = scenario.startswith("ca_signed")
+            if ca_signed:
+                ca = get_adapter("lab", directory=d / f"labca-{scenario}")
+                if scenario == "ca_signed_trusted":
+                    _trust_beforehand(s, ca)
+                proc = CaSigned(s, ca)
             else:
                 proc = RsaOnly(s, "disable")
             steps = ([proc.generate_csrs, proc.sign, proc.gate, proc.upload_trust,
                       proc.upload_identities, proc.restart, proc.verify]
-                     if scenario == "ca_signed" else [proc.install_cops, proc.restart,
-                                                      proc.verify])
+                     if ca_signed else [proc.install_cops, proc.restart, proc.verify])
+            t0 = time.perf_counter()
             results, spent = [], []
             for fn in steps:  # where the time goes: each step's wall time
                 t = time.perf_counter()
@@ -90,17 +113,18 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
                 spent.append((fn.__name__, time.perf_counter() - t))
             window = time.perf_counter() - t0
             nodes = s.nodes
-            ops = audit.read(s.audit.path)
+            ops = audit.read(s.audit.path)  # the trust beforehand is not an operation
         sampler.stop_event.set()
         sampler.join(30)
     assert results[-1].ok, results[-1]
-    n_trust = 0
-    if scenario == "ca_signed":
+    n_trust = 0  # the trust imports on one node inside the window (0 when trusted before)
+    if ca_signed:
         per_node: dict[str, int] = {}
         for r in results[3].records:
-            per_node[r.node] = per_node.get(r.node, 0) + 1
+            if r.action is Action.UPLOADED:
+                per_node[r.node] = per_node.get(r.node, 0) + 1
         n_trust = max(per_node.values(), default=0)
-    cp = critical_path(scenario, nodes, n_trust) * scale
+    cp = critical_path("ca_signed" if ca_signed else scenario, nodes, n_trust) * scale
     tomcat = restart_seconds("Cisco Tomcat") * scale
     node_restart = max(sum(restart_seconds(x) for x in n.restart_services())
                        for n in nodes) * scale  # one UCCX node's services, one by one
@@ -129,11 +153,13 @@ def main() -> None:
     ap.add_argument("--time-scale", type=float, default=0.02)
     ap.add_argument("--sample-interval", type=float, default=0.05)
     ap.add_argument("--no-headless", action="store_true")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated, of {', '.join(SCENARIOS)}")
     args = ap.parse_args()
     print(f"latency profile x {args.time_scale}: {PROFILE}")
     with tempfile.TemporaryDirectory(prefix="cckit-bench-window-") as d:
         d = Path(d)
-        for scenario in ("ca_signed", "rsa_only"):
+        for scenario in args.scenarios.split(","):
             one_scenario(scenario, d, args.time_scale, args.sample_interval)
         if args.no_headless:
             return

@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .certs import CertInfo
-from .results import Outcome, Plan, PortChange, PortView, StepResult, VerifyRecord
+from .results import (
+    Outcome,
+    Plan,
+    PlannedCommand,
+    PortChange,
+    PortView,
+    StepResult,
+    VerifyRecord,
+)
 
 __all__ = ["badge_text", "cell", "html", "html_table", "presented_table", "presented_text",
            "table", "text"]
@@ -111,35 +119,83 @@ def _row(record: Any) -> dict[str, Any]:
             for f in dataclasses.fields(record)}
 
 
-def table(records: Sequence[Any], cls: type | None = None) -> Any:
-    """A DataFrame of records (columns from the records' field labels)."""
-    import pandas as pd
+#: a table before it is shown: its column labels and one row of cells per record
+Grid = tuple[list[str], list[dict[str, Any]]]
 
+
+def _grid(records: Sequence[Any], cls: type | None = None) -> Grid:
     rows = [_row(r) for r in records]
     if not rows and cls is not None and dataclasses.is_dataclass(cls):
-        return pd.DataFrame(columns=[f.metadata.get("label", f.name)
-                                     for f in dataclasses.fields(cls)])
-    return pd.DataFrame(rows)
+        return [f.metadata.get("label", f.name) for f in dataclasses.fields(cls)], []
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns), rows
 
 
-def presented_table(views: Iterable[PortView]) -> Any:
-    """One row per (node, port): what an ECDSA-only and an RSA-only client are shown."""
-    import pandas as pd
-
+def _presented_grid(views: Iterable[PortView]) -> Grid:
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for v in views:
         row = rows.setdefault((v.node, v.port), {"node": v.node, "port": v.port_label})
         kind = v.client.upper()
         row[f"{kind} client"] = _cert(v.cert, v.status)
         row[f"{kind} sha256"] = cell(v.sha256)
-    return pd.DataFrame(list(rows.values()))
+    return _grid(list(rows.values()))
+
+
+def _frame(grid: Grid) -> Any:
+    import pandas as pd
+
+    columns, rows = grid
+    return pd.DataFrame([[row.get(c, "") for c in columns] for row in rows], columns=columns)
+
+
+def table(records: Sequence[Any], cls: type | None = None) -> Any:
+    """A DataFrame of records (columns from the records' field labels)."""
+    return _frame(_grid(records, cls))
+
+
+def presented_table(views: Iterable[PortView]) -> Any:
+    """One row per (node, port): what an ECDSA-only and an RSA-only client are shown."""
+    return _frame(_presented_grid(views))
 
 
 def html_table(records: Sequence[Any], cls: type | None = None, *,
                table_id: str | None = None) -> str:
     """Records as one escaped HTML table (for pages outside a notebook, e.g. a dashboard)."""
-    return table(records, cls).to_html(index=False, escape=True, classes="cckit", border=0,
-                                       table_id=table_id)
+    return _grid_html(_grid(records, cls), table_id=table_id)
+
+
+# Notebook outputs are written here, not by pandas: importing pandas (numpy, pyarrow) was a
+# quarter of the CPU a headless run's kernel spends (benchmarks/README.md).
+def _grid_html(grid: Grid, *, table_id: str | None = None,
+               cell_html: Callable[[Any], str] | None = None) -> str:
+    """The table as pandas' ``to_html`` writes it; each cell through ``cell_html`` (escaped
+    text by default)."""
+    columns, rows = grid
+
+    def esc(x: str) -> str:
+        return _html.escape(x, quote=False)
+
+    show = cell_html or (lambda v: esc(str(v)))
+    ident = f' id="{esc(table_id)}"' if table_id else ""
+    head = "".join(f"\n      <th>{esc(str(c))}</th>" for c in columns)
+    body = "".join(
+        "\n    <tr>" + "".join(f"\n      <td>{show(row.get(c, ''))}</td>"
+                              for c in columns) + "\n    </tr>"
+        for row in rows)
+    return (f'<table class="dataframe cckit"{ident}>\n  <thead>\n'
+            f'    <tr style="text-align: right;">{head}\n    </tr>\n  </thead>\n'
+            f"  <tbody>{body}\n  </tbody>\n</table>")
+
+
+def _grid_text(grid: Grid) -> str:
+    columns, rows = grid
+    cells = [[str(c) for c in columns]] + [[str(row.get(c, "")) for c in columns]
+                                           for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join(" ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                     for r in cells)
 
 
 #: a token (no whitespace) longer than this may break: after a separator, or in chunks
@@ -164,10 +220,8 @@ def _breakable(value: Any) -> str:
     return "".join(out)
 
 
-def _html_table(df: Any) -> str:
-    shown = df.map(_breakable)
-    shown.columns = [_html.escape(str(c)) for c in df.columns]
-    return _STYLE + shown.to_html(index=False, escape=False, classes="cckit", border=0)
+def _html_table(grid: Grid) -> str:
+    return _STYLE + _grid_html(grid, cell_html=_breakable)
 
 
 def html(obj: StepResult | Plan) -> str:
@@ -176,23 +230,23 @@ def html(obj: StepResult | Plan) -> str:
                f"{len(obj.commands)} command(s), nothing sent yet</p>")
         if obj.commands:
             out += ("<p>Schedule: " + "<br>".join(_html.escape(s) for s in obj.schedule())
-                    + "</p>" + _html_table(obj.table()))
+                    + "</p>" + _html_table(_grid(obj.commands, PlannedCommand)))
         return out + "".join(f"<p>Note: {_html.escape(n)}</p>" for n in obj.notes)
     out = (f"<p>{_badge_html(obj.outcome)} <b>{_html.escape(obj.step)}</b>: "
            f"{_html.escape(obj.verdict)}</p>")
     if obj.records:
-        out += _html_table(_frame(obj))
+        out += _html_table(_result_grid(obj))
     return out
 
 
-def _frame(result: StepResult) -> Any:
+def _result_grid(result: StepResult) -> Grid:
     if result.records and all(isinstance(r, PortView) for r in result.records):
-        return presented_table(result.records)
-    df = table(result.records)
+        return _presented_grid(result.records)
+    columns, rows = _grid(result.records)
     if (all(isinstance(r, PortChange) for r in result.records)
             and len({r.after.client for r in result.records}) == 1):
-        df = df.drop(columns="client")  # one kind of client: the verdict names it
-    return df
+        columns.remove("client")  # one kind of client: the verdict names it
+    return columns, rows
 
 
 def text(obj: StepResult | Plan) -> str:
@@ -200,11 +254,11 @@ def text(obj: StepResult | Plan) -> str:
         out = f"Plan for {obj.procedure}: {len(obj.commands)} command(s)"
         if obj.commands:
             out += "".join(f"\nSchedule {s}" for s in obj.schedule())
-            out += "\n" + obj.table().to_string(index=False)
+            out += "\n" + _grid_text(_grid(obj.commands, PlannedCommand))
         return out + "".join(f"\nNote: {n}" for n in obj.notes)
     out = f"[{badge_text(obj.outcome)}] {obj.step}: {obj.verdict}"
     if obj.records:
-        out += "\n" + _frame(obj).to_string(index=False)
+        out += "\n" + _grid_text(_result_grid(obj))
     return out
 
 

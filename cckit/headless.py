@@ -347,6 +347,8 @@ class _Kernel:
                 progress: bool) -> None:
         import papermill
 
+        from ._internal.nbengine import ENGINE
+
         def before_cell(cell: Any, cell_index: int, **_: Any) -> None:
             if self.interrupted:
                 raise _Stopped
@@ -359,7 +361,7 @@ class _Kernel:
             papermill.execute_notebook(
                 str(source), str(notebook), parameters=params, kernel_name=self.km.kernel_name,
                 progress_bar=progress, request_save_on_cell_execute=True, km=self.km,
-                on_cell_start=before_cell,
+                on_cell_start=before_cell, engine_name=ENGINE,
             )
         finally:
             with _running_lock:

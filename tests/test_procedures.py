@@ -356,6 +356,29 @@ def test_trust_found_by_file_name_when_the_node_prints_no_pem(session, tmp_path,
     assert proc.upload_identities().records[0].action is Action.IMPORTED
 
 
+def test_a_full_tomcat_trust_is_not_read_file_by_file_each_time(mock, session, tmp_path):
+    """A real node's tomcat-trust holds dozens of certificates and every `show cert trust`
+    is a CLI command of its own: the CA's files are found by name, not by reading the whole
+    store again after each import and for each identity."""
+    from tests import certfactory as cf
+
+    pub = session.site.publisher
+    with session.on(pub) as t:  # other CAs, as a real node's tomcat-trust holds
+        for i in range(30):
+            t.upload_trust(cf.make_root(f"Other Trusted CA {i:02d}").cert)
+        stored = len(t.list_certificates("trust"))
+    transcript = tmp_path / "run" / "transcripts" / "uccx-pub.log"
+    seeded = len(transcript.read_text())
+    through_trust(CaSigned(session, get_adapter("lab", directory=tmp_path / "labca")))
+    proc = CaSigned(session, get_adapter("lab", directory=tmp_path / "labca"))
+    proc.generate_csrs(), proc.sign(), proc.gate()
+    assert {r.action for r in proc.upload_trust().records} == {Action.ALREADY_PRESENT}
+    assert {r.action for r in proc.upload_identities().records} == {Action.IMPORTED}
+    reads = transcript.read_text()[seeded:].count("\n> show cert trust ")
+    # one full read to learn that the new CA is absent; after that, its own files only
+    assert stored <= reads < stored + 12, (reads, stored)
+
+
 # --------------------------------------------------------------------------- real-node CLI
 
 

@@ -1,4 +1,5 @@
-"""The certmgr REST transport against the VOS mock (version 14+, loopback, real TLS)."""
+"""The certmgr REST transport against the VOS mock: a CUCM 14 site (certmgr REST exists on
+CUCM/IM&P/CUC/CER 14+, not on UCCX or SocialMiner; DESIGN.md), loopback, real TLS."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from cckit.inventory import CopRepository, RestEndpoint, load_site
 from cckit.vos import connect
 from cckit.vos.base import NotSupported
 from cckit.vos.rest import RestTransport, normalize_fingerprint
-from cckit.vosmock.testing import running_site
+from cckit.vosmock.testing import SIGALGS_ECDSA, running_site, tls_probe
 from tests import certfactory as cf
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,20 +39,20 @@ UNIT = "tomcat-ECDSA"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     d = tmp_path_factory.mktemp("vosmock-rest")
-    with running_site(d / "mock", version="14.0.1.10000-1", legacy_ecdsa=True,
+    with running_site(d / "mock", version="14.0.1.10000-1", product="cucm",
                       restart_seconds=0) as running:
         loaded = load_site(running.site_file)
-        pub = next(n for n in loaded.nodes if n.role == "uccx-publisher")
-        sm = next(n for n in loaded.nodes if n.role == "socialminer")
+        pub = next(n for n in loaded.nodes if n.role == "cucm-publisher")
+        sub = next(n for n in loaded.nodes if n.role == "cucm-subscriber")
         active = running.state_dir / "nodes"
         cafile = d / "node-cas.pem"
         # the self-signed tomcat + tomcat-ECDSA certificates every node presents
         cafile.write_bytes(b"".join(
             (active / n.name / "active" / u / f"{u}.pem").read_bytes()
-            for n in (pub, sm) for u in ("tomcat", UNIT)))
+            for n in (pub, sub) for u in ("tomcat", UNIT)))
         running.loaded = loaded
         running.pub = pub
-        running.sm = sm
+        running.sub = sub
         running.cafile = cafile
         running.tmp = d
         yield running
@@ -86,7 +87,7 @@ def test_generate_csr_returns_the_nodes_csr(rest, site):
     csr = rest.generate_csr(UNIT)
     assert csr.is_signature_valid
     cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-    assert cn == "uccx1-EC.cc.example.com"
+    assert cn == "cucm1-EC.cc.example.com"
     assert isinstance(csr.public_key(), ec.EllipticCurvePublicKey)
     # the key the node holds for the pending CSR is the CSR's key
     stored = (site.state_dir / "nodes" / site.pub.name / "csr" / UNIT / f"{UNIT}.csr")
@@ -112,13 +113,13 @@ def test_csr_request_body(rest):
     body = rest.csr_parameters(UNIT)
     assert body == {
         "service": UNIT, "distribution": "this-server",
-        "commonName": "uccx1-EC.cc.example.com", "keyType": "ec", "keyLength": 384,
+        "commonName": "cucm1-EC.cc.example.com", "keyType": "ec", "keyLength": 384,
         "hashAlgorithm": "sha384",
-        "altNames": ["uccx1.cc.example.com", "uccx1-EC.cc.example.com"],
+        "altNames": ["cucm1.cc.example.com", "cucm1-EC.cc.example.com"],
     }
     rsa = rest.csr_parameters("tomcat")
     assert (rsa["keyType"], rsa["keyLength"], rsa["hashAlgorithm"], rsa["commonName"]) == \
-        ("rsa", 2048, "sha256", "uccx1.cc.example.com")
+        ("rsa", 2048, "sha256", "cucm1.cc.example.com")
     assert rest.csr_parameters(UNIT, key_size=521, hash_algorithm="SHA-512")["keyLength"] == 521
     with pytest.raises(InputError, match="256, 384 or 521"):
         rest.csr_parameters(UNIT, key_size=2048)
@@ -140,7 +141,7 @@ def test_trust_upload_is_listed_with_its_certificate(rest):
     assert entry.self_signed and entry.signed_by is None
     assert rest.get_certificate("trust", name) == ca.cert
     # the node's own self-signed certificates are there too, parsed
-    assert any(e.certificate is not None and "uccx1-EC" in e.file for e in entries.values())
+    assert any(e.certificate is not None and "cucm1-EC" in e.file for e in entries.values())
     # uploading again is idempotent and names the same file
     assert rest.upload_trust(ca.cert) == name
     with pytest.raises(CommandError, match="no certificate"):
@@ -293,7 +294,7 @@ def test_nothing_listening_is_a_connect_error(site):
 
 def test_operations_certmgr_lacks_need_the_cli(site):
     # opened without a CLI, what certmgr does not offer is refused, naming the CLI command
-    with RestTransport(rest_node(site.sm, cafile=site.cafile), site.username,
+    with RestTransport(rest_node(site.sub, cafile=site.cafile), site.username,
                        Secret(site.password), timeout=10) as t:
         repo = CopRepository("127.0.0.1", 22, "/cop", "sftp")
         calls = [
@@ -322,7 +323,7 @@ def test_ca_signed_end_to_end_over_rest(tmp_path):
     from cckit.procedures.ca_signed import CaSigned
     from cckit.session import SiteSession
 
-    with running_site(tmp_path / "mock", version="14.0.1.10000-1", legacy_ecdsa=True,
+    with running_site(tmp_path / "mock", version="14.0.1.10000-1", product="cucm",
                       restart_seconds=0.2) as m:
         loaded = load_site(m.site_file)
         active = m.state_dir / "nodes"
@@ -338,3 +339,8 @@ def test_ca_signed_end_to_end_over_rest(tmp_path):
             assert all(r.ok for r in results), results
             assert results[-1].verdict.startswith("every port presents the CA-signed")
             assert all(isinstance(t, RestTransport) for t in s._conns.values())
+        # seen by an outside ECDSA-only client: every CUCM port presents a CA-signed
+        # tomcat-ECDSA now
+        for n in m.nodes.values():
+            ec = tls_probe(n.web_ports[0], SIGALGS_ECDSA)
+            assert ec.key_type == "EC" and ec.issuer_cn != ec.subject_cn, (n.name, ec)

@@ -236,19 +236,67 @@ def test_web_ports_present_by_signature_algorithms(mock_site, tls):
             assert (rsap.key_type, rsap.subject_cn) == ("RSA", node.host), name
 
 
-def test_tls_cert_type_only_on_newer_versions(mock_site, tmp_path):
+def set_cert_type(site, node: str, kind: str) -> str:
+    """`set tls server cert_type KIND`, confirmed: the node reboots to apply it [doc: UCCX
+    15.0 CLI]. Returns the command's output once the node serves TLS again."""
+    port = site.nodes[node].web_ports[0]
+    with cli(site, node) as s:
+        s.send(f"set tls server cert_type {kind}\n")
+        s.expect(r"Do you want to continue \(y/n\) \? ")
+        s.send("y\n")
+        out = s.expect("The system is going down for reboot")
+        assert s.proc.wait(10) is not None  # the node closed the session
+    time.sleep(0.3)
+    assert not tls_probe(port, SIGALGS_RSA).ok  # refused while rebooting
+    deadline = time.monotonic() + 15
+    while not tls_probe(port, SIGALGS_RSA).ok:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return out
+
+
+def test_tls_cert_type_on_a_12_5_uccx_node_without_tomcat_ecdsa(mock_site, tmp_path):
+    """UCCX 12.5 has the command but no tomcat-ECDSA (Cisco 118855): whatever the type
+    says, its ports present RSA only."""
     out = ssh(mock_site, "uccx-pub", "show tls server cert_type").stdout
-    assert "Invalid command: show tls server cert_type" in out
+    assert "Invalid command: show tls server cert_type" in out  # 11.5 has no such command
     mock_site.stop()
-    with running_site(tmp_path / "v12", version="12.5.1.10000-22", legacy_ecdsa=True) as site:
+    with running_site(tmp_path / "v12", version="12.5.1.10000-22", restart_seconds=1.5) as site:
+        port = site.nodes["uccx-pub"].web_ports[0]
         with cli(site) as s:
-            assert "ecdsa" in s.cmd("show tls server cert_type")
-            assert "Successfully" in s.cmd("set tls server cert_type rsa")
-            port = site.nodes["uccx-pub"].web_ports[0]
-            assert tls_probe(port, SIGALGS_ECDSA).ok
-            s.cmd("utils service restart Cisco Tomcat")
-            assert not tls_probe(port, SIGALGS_ECDSA).ok
-            assert tls_probe(port, SIGALGS_RSA).key_type == "RSA"
+            assert "tomcat-ECDSA" not in s.cmd("show cert list own")
+            assert "The server certificate type is set to RSA" in s.cmd(
+                "show tls server cert_type")
+            s.send("set tls server cert_type ecdsa\n")
+            s.expect(r"Do you want to continue \(y/n\) \? ")
+            s.send("n\n")
+            s.expect("Command canceled.")
+            s.expect(r"(?m)^admin:")  # no reboot: the session goes on
+            assert "set to RSA" in s.cmd("show tls server cert_type")
+        assert not tls_probe(port, SIGALGS_ECDSA).ok  # an ECDSA-only client is refused
+        assert tls_probe(port, SIGALGS_RSA).key_type == "RSA"
+        out = set_cert_type(site, "uccx-pub", "ecdsa")
+        assert "Successfully configured the server to use ECDSA certificate" in out
+        assert "A system reboot will occur for the changes to take effect." in out
+        assert "set to ECDSA" in ssh(site, "uccx-pub", "show tls server cert_type").stdout
+        # rebooted with the type stored, yet no tomcat-ECDSA to present: still RSA only
+        assert not tls_probe(port, SIGALGS_ECDSA).ok
+        assert tls_probe(port, SIGALGS_RSA).key_type == "RSA"
+
+
+def test_tls_cert_type_rsa_stops_tomcat_ecdsa_on_cucm(tmp_path):
+    """CUCM keeps tomcat-ECDSA in 12.x: `cert_type rsa` and the reboot take it off its port."""
+    with running_site(tmp_path, product="cucm", version="12.5.1.11900-146",
+                      restart_seconds=1.5) as site:
+        port = site.nodes["cucm-pub"].web_ports[0]
+        sub_port = site.nodes["cucm-sub"].web_ports[0]
+        assert "set to ECDSA" in ssh(site, "cucm-pub", "show tls server cert_type").stdout
+        assert tls_probe(port, SIGALGS_ECDSA).key_type == "EC"
+        set_cert_type(site, "cucm-pub", "rsa")
+        assert "set to RSA" in ssh(site, "cucm-pub", "show tls server cert_type").stdout
+        assert not tls_probe(port, SIGALGS_ECDSA).ok
+        assert tls_probe(port, SIGALGS_RSA).key_type == "RSA"
+        assert tls_probe(sub_port, SIGALGS_ECDSA).key_type == "EC"  # per node: sub unchanged
 
 
 # ------------------------------------------------------------------------------ CA-signed flow
@@ -742,19 +790,27 @@ def test_everything_persists_across_stop_and_start(tmp_path):
 # ------------------------------------------------------------------------------ REST (VOS 14+)
 def test_certmgr_rest_on_version_14(tmp_path):
     import requests
-    import urllib3
 
-    urllib3.disable_warnings()
+    from cckit.vos.rest import _TLSAdapter
+
     ca = CA()
-    with running_site(tmp_path, version="14.0.1.10000-1", legacy_ecdsa=True) as site:
-        node = site.nodes["uccx-pub"]
+    # certmgr REST exists on CUCM 14+, not on UCCX/SocialMiner (DESIGN.md)
+    with running_site(tmp_path, version="14.0.1.10000-1", product="cucm") as site:
+        node = site.nodes["cucm-pub"]
         assert node.rest_port
         doc = yaml.safe_load(site.site_file.read_text())
         assert doc["nodes"][0]["rest"] == {"port": node.rest_port}
         base = f"https://127.0.0.1:{node.rest_port}/platformcom/api/v1/certmgr/config"
+        # verified: the node's self-signed certificates as the CAs, its FQDN as the name
+        # (reached by IP address)
+        active = site.state_dir / "nodes" / "cucm-pub" / "active"
+        cafile = tmp_path / "node-cas.pem"
+        cafile.write_bytes(b"".join((active / u / f"{u}.pem").read_bytes()
+                                    for u in ("tomcat", "tomcat-ECDSA")))
         http = requests.Session()
         http.trust_env = False
-        http.verify = False  # the node's self-signed tomcat cert, reached by IP address
+        http.verify = str(cafile)
+        http.mount("https://", _TLSAdapter(fingerprint=None, server_hostname=node.host))
         auth = (site.username, site.password)
         r = http.get(f"{base}/trust/certificate?service=tomcat", auth=("admin", "bad"), timeout=10)
         assert r.status_code == 401
@@ -765,7 +821,7 @@ def test_certmgr_rest_on_version_14(tmp_path):
             json={
                 "service": "tomcat-ECDSA",
                 "distribution": "this-server",
-                "commonName": "uccx1-EC.cc.example.com",
+                "commonName": "cucm1-EC.cc.example.com",
                 "keyType": "ec",
                 "keyLength": 384,
                 "hashAlgorithm": "sha384",
@@ -797,7 +853,7 @@ def test_certmgr_rest_on_version_14(tmp_path):
         assert r.status_code == 200, r.text
         r = http.get(f"{base}/trust/certificate?service=tomcat", auth=auth, timeout=10)
         assert any(c["subjectName"] == "CN=Lab EC Root CA" for c in r.json())
-        assert "Lab_EC_Root_CA" in ssh(site, "uccx-sub", "show cert list trust").stdout
+        assert "Lab_EC_Root_CA" in ssh(site, "cucm-sub", "show cert list trust").stdout
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -848,6 +904,9 @@ def test_site_file_loads_with_the_inventory(tmp_path, version):
     with running_site(tmp_path, version=version) as site:
         loaded = inventory.load_site(site.site_file)
         assert [n.name for n in loaded.nodes] == list(site.nodes)
+        # no release of UCCX or SocialMiner has certmgr REST (DESIGN.md): no REST port
+        assert all(n.rest is None for n in loaded.nodes)
+        assert all(n.rest_port is None for n in site.nodes.values())
         assert loaded.cop_repository.port == site.sftp_port
 
 

@@ -121,22 +121,32 @@ class CertStore(abc.ABC):
         """One stored certificate."""
 
     def trust_files(self, wanted: Iterable[x509.Certificate] = ()) -> dict[str, str]:
-        """sha256 -> ``tomcat-trust/...`` file name of every trust certificate on the node.
+        """sha256 -> ``tomcat-trust/...`` file name of the trust certificates read: every
+        one of ``wanted`` that the node holds, and every file when ``wanted`` is empty.
 
-        Each file is fingerprinted. Where a node prints no PEM for one, a file named like
-        one of ``wanted`` (``<CN>_<serial hex>``) stands for it.
+        Each file is fingerprinted, one ``show cert`` per file: on a real node each is a
+        command of its own and a tomcat-trust holds dozens, so the files named after a
+        wanted certificate's CN are read first and the others only while one is still
+        missing. Where a node prints no PEM for a file, a file named like one of
+        ``wanted`` (``<CN>_<serial hex>``) stands for it.
         """
+        wanted = list(wanted)
         by_name = {_trust_stem(f"{certs.describe(c).subject_cn}_{c.serial_number:x}"):
                    certs.fingerprint_sha256(c) for c in wanted}
-        out = {}
-        for entry in self.list_certificates("trust"):
-            if not entry.file.startswith("tomcat-trust/"):
-                continue
+        cns = {_trust_stem(certs.describe(c).subject_cn or "")[:16] for c in wanted} - {""}
+        entries = [e for e in self.list_certificates("trust")
+                   if e.file.startswith("tomcat-trust/")]
+        named = [e for e in entries
+                 if any(_trust_stem(e.file.split("/", 1)[1]).startswith(cn) for cn in cns)]
+        out: dict[str, str] = {}
+        for entry in named + [e for e in entries if e not in named]:
+            if wanted and set(by_name.values()) <= out.keys():
+                break
+            stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
             try:
                 cert = entry.certificate or self.get_certificate("trust", entry.file)
                 out[certs.fingerprint_sha256(cert)] = entry.file
             except CommandError:
-                stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
                 if stem in by_name:
                     out[by_name[stem]] = entry.file
         return out

@@ -73,6 +73,21 @@ def _screen(raw: str) -> str:
     return _ANSI.sub("", text).replace("\r", "")
 
 
+#: How far back from the end of the output the end-of-output patterns look (at least).
+_END_WINDOW = 2048
+
+
+def _end(raw: str, start: int) -> str:
+    """The last lines of ``raw[start:]``: from a line break at least ``_END_WINDOW``
+    characters before the end (the break kept, so ``(?:^|\n)`` anchors still hold).
+
+    Searching the whole output again for every chunk that arrives made reading a command
+    quadratic in its output; what the end-anchored patterns look at is all here.
+    """
+    cut = raw.rfind("\n", start, max(start, len(raw) - _END_WINDOW))
+    return raw[cut if cut >= 0 else start:]
+
+
 @dataclass(frozen=True)
 class Answer:
     """When the output ends with ``pattern``, send ``reply``.
@@ -320,15 +335,18 @@ class SSHTransport(Transport):
                     self._key(" ")
                     last_data = now
                     continue
-                body = _screen(raw[begin:])
-                if _PROMPT_AT_END.search(body):
-                    return _TRAILING_PROMPTS.sub("", body)
-                tail = _screen(raw[scan:])
-                if until is not None and until(tail):
-                    return body
+                # The prompt, a question and an answer's cue are all on the last line:
+                # only the end of the screen is searched (a long output or a pasted
+                # certificate's echo arrives in many chunks; see _end).
+                if _PROMPT_AT_END.search(_screen(_end(raw, begin))):
+                    return _TRAILING_PROMPTS.sub("", _screen(raw[begin:]))
+                if until is not None and until(_screen(raw[scan:])):
+                    return _screen(raw[begin:])
+                end = _screen(_end(raw, scan))
                 answered = False
                 for ans in pending:
-                    if ans.compiled().search(tail):
+                    if ans.compiled().search(end):
+                        tail = _screen(raw[scan:])
                         if isinstance(ans.reply, Secret):
                             reply = ans.reply.reveal()
                         else:
@@ -343,13 +361,13 @@ class SSHTransport(Transport):
                         break
                 if answered:
                     continue
-                q = _QUESTION.search(tail)
+                q = _QUESTION.search(end[max(end.rfind("\n"), 0):])  # the last line
                 if q and now - last_data >= self.question_wait:
                     self._desync = True
                     question = redact(q.group(1).strip())
                     raise CommandError(
                         f"{what}: the node asked {question!r}; nothing was answered",
-                        output=redact(body), node=self.node.name,
+                        output=redact(_screen(raw[begin:])), node=self.node.name,
                         hint="cckit does not know this question, so it stopped there. Answer "
                         "or cancel it on the node's CLI by hand, then rerun; the session "
                         f"transcript (transcripts/{self.node.name}.log) shows the dialogue",

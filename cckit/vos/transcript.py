@@ -54,20 +54,18 @@ def certificate_marker(body: str) -> str:
     return f"<certificate sha256 {hashlib.sha256(der).hexdigest().upper()}>"
 
 
+_ESCAPED = re.compile(r"[\\\x00-\x08\x0b-\x1f\x7f]")  # backslash, controls but tab, LF
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    return {"\\": "\\\\", "\x1b": "\\x1b", "\r": "\\r"}.get(ch, f"\\x{ord(ch):02x}")
+
+
 def _escape(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "\x1b":
-            out.append("\\x1b")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch not in "\t\n" and (ord(ch) < 32 or ord(ch) == 127):
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Backslash, ESC, CR and the other control characters (tab and LF kept) written as
+    escapes, so a transcript line shows what the node sent, byte for byte."""
+    return _ESCAPED.sub(_escape_one, text)
 
 
 _UNESCAPE = re.compile(r"\\(\\|r|x[0-9a-fA-F]{2})")

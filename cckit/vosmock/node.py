@@ -26,7 +26,12 @@ log = logging.getLogger("cckit.vosmock")
 
 COP_HEADER = b"VOSMOCK-COP/1"
 TLS_CERT_TYPE_MIN_VERSION = (11, 6)  # [assumed] first version with `set tls server cert_type`
+# [doc] Cisco's certificate management REST API (certmgr) exists on VOS 14+ of CUCM, IM&P,
+# Unity Connection and CER only (DESIGN.md, from working public code); UCCX and SocialMiner
+# have none at any release, so their nodes get no REST listener (of those products the mock
+# plays CUCM).
 REST_MIN_VERSION = (14,)
+REST_PRODUCTS = ("cucm",)
 # [doc] Cisco 118855: ECDSA is no longer used by UCCX/SocialMiner from 11.6 on, so such a node
 # has no tomcat-ECDSA unit (mirrors cckit.topology.ecdsa_in_use; the mock imports no cckit).
 # CUCM keeps tomcat-ECDSA [doc: CUCM 11.5+ security guide].
@@ -253,7 +258,9 @@ class MockNode:
             self.version = version or "11.5.1.10000-61"
             self.cops: list[str] = []
             self.ecdsa_disabled = {"stored": False, "active": False}
-            self.tls_cert_type = {"stored": "ecdsa", "active": "ecdsa"}
+            # [assumed] a node without tomcat-ECDSA (UCCX/SocialMiner 11.6+) serves RSA
+            kind = "ecdsa" if "tomcat-ECDSA" in self.units else "rsa"
+            self.tls_cert_type = {"stored": kind, "active": kind}
             self.include_ou_prompt = False
             for unit in self.units:
                 self._regen(unit)
@@ -312,8 +319,7 @@ class MockNode:
     def units(self) -> tuple[str, ...]:
         """The own-certificate units this node has (no tomcat-ECDSA on UCCX/SM 11.6+)."""
         since = NO_ECDSA_FROM.get(self.product)
-        if (since is not None and not self.site.legacy_ecdsa
-                and version_tuple(self.version)[:2] >= since):
+        if since is not None and version_tuple(self.version)[:2] >= since:
             return ("tomcat",)
         return pki.UNITS
 
@@ -422,7 +428,8 @@ class MockNode:
 
     @property
     def has_rest(self) -> bool:
-        return version_tuple(self.version) >= REST_MIN_VERSION
+        return (self.product in REST_PRODUCTS
+                and version_tuple(self.version) >= REST_MIN_VERSION)
 
     # ------------------------------------------------------------------ auth
     def check_password(self, username: str, password: str) -> bool:

@@ -447,16 +447,14 @@ class VosSession(asyncssh.SSHServerSession):
             else:
                 await self.out("There is no upgrade in progress.")
         elif is_("show", "tls", "server", "cert_type") and len(low) == 4 and n.has_tls_cert_type:
-            await self.out(f"TLS server certificate type: {n.tls_cert_type['stored']}")
+            # [doc] UCCX 15.0 Administration and Operations Guide, "show tls server cert_type"
+            kind = n.tls_cert_type["stored"].upper()
+            await self.out(f"The server certificate type is set to {kind}", "",
+                           "Command successful")
         elif is_("set", "tls", "server", "cert_type") and len(low) == 5 and n.has_tls_cert_type:
             if low[4] not in ("rsa", "ecdsa"):
-                raise CommandError("Error: cert_type must be rsa or ecdsa.")
-            n.tls_cert_type["stored"] = low[4]
-            n.save()
-            await self.out(
-                f"Successfully set TLS server certificate type to {low[4]}.",
-                "Restart Cisco Tomcat for the change to take effect.",
-            )
+                raise CommandError("Error: cert_type must be rsa or ecdsa.")  # [assumed]
+            await self._set_tls_cert_type(low[4])
         else:
             raise CommandError(f"Invalid command: {line}")
 
@@ -581,6 +579,39 @@ class VosSession(asyncssh.SSHServerSession):
             "", "Appliance is being Restarted ...", "Warning: Restart could take up to 5 minutes."
         )
         self.node.spawn(self.node.system_restart())
+        raise _Dropped  # the node goes away; the session ends with it
+
+    async def _set_tls_cert_type(self, kind: str) -> None:
+        """[doc] UCCX 15.0 Administration and Operations Guide, "set tls server cert_type"
+        (the same command in the CUIC 12.6(2) and VVB 12.6 guides): a confirmation, then the
+        system reboots to apply it. [assumed] `n` cancels with nothing stored; the reboot
+        starts at once (the real node's one-minute notice is not waited)."""
+        big = kind.upper()
+        await self.out("", f"Configuring the server to use {big} certificates for all "
+                           "inbound connections.", "")
+        if not await self.ask_yes_no("Do you want to continue (y/n) ? "):
+            await self.out("No entered", "Command canceled.")
+            return
+        n = self.node
+        n.tls_cert_type["stored"] = kind
+        n.save()
+        stars = "*" * 56
+        await self.out(
+            "Yes entered",
+            f"Configuring the server to use {big} ciphers for inbound connections.", "",
+            f"Successfully configured the server to use {big} certificate for all inbound "
+            "connections.", "",
+            stars,
+            "A system reboot will occur for the changes to take effect.",
+            "It is highly recommended that you perform a system backup",
+            "after the system reboot.",
+            "Ensure all the nodes in the cluster are running on the same",
+            "certificate type by running the 'set' command",
+            stars, "",
+            f"Broadcast message from root@{n.host.split('.')[0]}:", "",
+            "The system is going down for reboot in 1 Minute",
+        )
+        n.spawn(n.system_restart())
         raise _Dropped  # the node goes away; the session ends with it
 
     # ---------------------------------------------------------------- COP wizard

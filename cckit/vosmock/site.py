@@ -170,7 +170,6 @@ class MockSite:
         sftp_max_bytes: int = SFTP_MAX_BYTES,
         latency: str | dict[str, float] | None = None,
         time_scale: float = 1.0,
-        legacy_ecdsa: bool = False,
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
@@ -190,10 +189,8 @@ class MockSite:
         `restart_seconds` (a whole restart, stop plus start), `cli_startup_seconds` or
         `download_seconds` wins over the profile.
 
-        `legacy_ecdsa`: every node keeps tomcat-ECDSA whatever its version (the mock before
-        issue 14, which some 12.5/14 tests were written against); by default a UCCX or
-        SocialMiner node at 11.6+ has no tomcat-ECDSA, as a real one (Cisco 118855)."""
-        self.legacy_ecdsa = bool(legacy_ecdsa)
+        A UCCX or SocialMiner node at 11.6+ has no tomcat-ECDSA, as a real one (Cisco
+        118855); no option brings it back (the mock is never easier than a real node)."""
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         meta = read_json(self.state_dir / "site.json", {}) or {}
