@@ -90,7 +90,8 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _proc_hwm_mib(pid: int) -> float:
+def vm_hwm_mib(pid: int) -> float:
+    """Peak RSS (MiB) of a running process, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -98,22 +99,20 @@ def _proc_hwm_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def mock_process(d: Path, n: int, options: dict) -> Iterator[tuple[list[Path], dict]]:
-    """``n`` mock sites served by ``cckit mock serve`` in a process of its own; yields the
-    site files and a dict filled with the mock's CPU seconds and peak RSS at the end."""
-    cmd = [sys.executable, "-m", "cckit", "mock", "serve", "--sites", str(n),
-           "--state-dir", str(d / "state"), "--site-file", str(d / "sites")]
-    if options.get("latency"):
-        cmd += ["--latency", options["latency"], "--time-scale", str(options["time_scale"])]
-    else:
-        cmd += ["--restart-seconds", str(options["restart_seconds"])]
-    mock = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+def mock_process(d: Path, n: int, *serve_args: str) -> Iterator[tuple[list[Path], dict]]:
+    """``n`` mock sites served by ``cckit mock serve`` (with ``serve_args``) in a process of
+    its own; yields the site files and a dict filled with the mock's CPU seconds and peak
+    RSS when the block ends."""
+    mock = subprocess.Popen(
+        [sys.executable, "-m", "cckit", "mock", "serve", "--sites", str(n),
+         "--state-dir", str(d / "state"), "--site-file", str(d / "sites"), *serve_args],
+        stdout=subprocess.PIPE, text=True)
     stats: dict = {}
     try:
         line = mock.stdout.readline()
         assert "sites up" in line, line
         yield sorted((d / "sites").glob("*.yaml")), stats
-        stats.update(cpu=_proc_cpu(mock.pid), rss_mib=_proc_hwm_mib(mock.pid))
+        stats.update(cpu=_proc_cpu(mock.pid), rss_mib=vm_hwm_mib(mock.pid))
     finally:
         mock.send_signal(signal.SIGINT)
         mock.wait(60)
@@ -152,8 +151,11 @@ def main() -> None:
         mock_stats: dict = {}
         with contextlib.ExitStack() as stack:
             if args.mock_process:
+                serve = (["--latency", "cisco", "--time-scale", str(args.time_scale)]
+                         if args.latency == "cisco"
+                         else ["--restart-seconds", str(args.restart_seconds)])
                 files, mock_stats = stack.enter_context(
-                    mock_process(d / "mock", args.sites, mock_options))
+                    mock_process(d / "mock", args.sites, *serve))
             else:
                 sites = stack.enter_context(running_sites(
                     d / "mock", args.sites, site_dir=d / "sites", **mock_options))

@@ -13,21 +13,13 @@ from __future__ import annotations
 import argparse
 import collections
 import resource
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_batch import mock_process
+
 from cckit.fleet import run_sweep
-
-
-def vm_hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -43,23 +35,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cckit-bench-inventory-") as d:
         d = Path(d)
         t0 = time.perf_counter()
-        mock = subprocess.Popen(
-            [sys.executable, "-m", "cckit", "mock", "serve", "--sites", str(args.sites),
-             "--seed", "fleet", "--restart-seconds", "0", "--state-dir", str(d / "state"),
-             "--site-file", str(d / "sites"), "--base-port", str(args.base_port)],
-            stdout=subprocess.PIPE, text=True)
-        try:
-            line = mock.stdout.readline()
-            assert "sites up" in line, line
+        with mock_process(d, args.sites, "--seed", "fleet", "--restart-seconds", "0",
+                          "--base-port", str(args.base_port)) as (_, mock_stats):
             print(f"mock: {args.sites} seeded sites up in {time.perf_counter() - t0:.1f} s")
             t1 = time.perf_counter()
             sweep = run_sweep([d / "sites"], out=d / "out", concurrency=args.concurrency)
             wall = time.perf_counter() - t1
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            mock_peak = vm_hwm_mib(mock.pid)
-        finally:
-            mock.send_signal(signal.SIGINT)
-            mock.wait(60)
+        mock_peak = mock_stats["rss_mib"]
         codes = collections.Counter(f.code.value for f in sweep.findings)
         failed = [n for n in sweep.nodes if n.error]
         size = (d / "out" / "dashboard.html").stat().st_size / 1e6
