@@ -136,17 +136,18 @@ class CertStore(abc.ABC):
         cns = {_trust_stem(certs.describe(c).subject_cn or "")[:16] for c in wanted} - {""}
         entries = [e for e in self.list_certificates("trust")
                    if e.file.startswith("tomcat-trust/")]
-        named = [e for e in entries
-                 if any(_trust_stem(e.file.split("/", 1)[1]).startswith(cn) for cn in cns)]
+        # the files named for a wanted CN first (a stable sort keeps the node's order)
+        entries.sort(key=lambda e: not any(
+            _trust_stem(e.file.split("/", 1)[1]).startswith(cn) for cn in cns))
         out: dict[str, str] = {}
-        for entry in named + [e for e in entries if e not in named]:
+        for entry in entries:
             if wanted and set(by_name.values()) <= out.keys():
                 break
-            stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
             try:
                 cert = entry.certificate or self.get_certificate("trust", entry.file)
                 out[certs.fingerprint_sha256(cert)] = entry.file
             except CommandError:
+                stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
                 if stem in by_name:
                     out[by_name[stem]] = entry.file
         return out
