@@ -20,10 +20,10 @@ import papermill
 
 from cckit.ca import get_adapter
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.runbook import Runbook
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 
 

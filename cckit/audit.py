@@ -366,7 +366,7 @@ def site_lock(lock_dir: Path | None, site: str, *, key: str | None = None,
               run: str | os.PathLike | None = None) -> Iterator[LockHolder]:
     """Hold the exclusive lock of a site for the duration of the block.
 
-    ``key`` is the site's identity (:attr:`cckit.inventory.Site.identity`): every copy of a
+    ``key`` is the site's identity (:attr:`cckit.sites.Site.identity`): every copy of a
     site file, wherever it lies, takes the same lock. The lock files live in one per-user
     folder (``lock_dir``, default :func:`default_lock_dir`), never next to the site file.
     ``run`` is the run folder, written into the lock so a refused run can say where the

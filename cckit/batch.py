@@ -31,7 +31,7 @@ from .headless import (
     run_runbook,
     runbook_path,
 )
-from .inventory import load_site
+from .sites import load_site
 
 __all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
 

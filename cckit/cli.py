@@ -52,7 +52,7 @@ def _cert_show(args: argparse.Namespace) -> int:
 
 
 def _site_check(args: argparse.Namespace) -> int:
-    from .inventory import load_site
+    from .sites import load_site
 
     site = load_site(args.site)
     print(f"OK site {site.name}: " + ", ".join(f"{n.name} ({n.role}, {n.host})"

@@ -292,7 +292,7 @@ def run_runbook(
 
 def _site_or_none(site_file: str | os.PathLike | None) -> Any:
     """The site, or None (no site file, or an invalid one: the notebook reports that)."""
-    from .inventory import load_site
+    from .sites import load_site
 
     if not site_file:
         return None
@@ -515,7 +515,7 @@ def _read_status(outcome: RunOutcome) -> None:
 def _site_secrets(out: Path, site_file: str | None) -> list[str]:
     """Every secret the site file points at, resolved here so the record can be scrubbed, and
     what each reference names (an operator may have pasted the password there)."""
-    from .inventory import load_site
+    from .sites import load_site
 
     candidates = [Path(site_file)] if site_file else list(out.glob("mock/site.yaml"))
     values = []

@@ -26,11 +26,11 @@ from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
 from .credentials import MASK, looks_secret, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
-from .inventory import Site, load_site
 from .orchestration import in_schedule_order
 from .procedures import SCENARIOS
 from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
 from .session import SiteSession
+from .sites import Site, load_site
 
 __all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "start"]
 

@@ -10,11 +10,11 @@ import pytest
 
 from cckit.ca import get_adapter
 from cckit.errors import CommandError, GateError, ProcedureError
-from cckit.inventory import parse_site
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.results import Action, Outcome
 from cckit.session import SiteSession
+from cckit.sites import parse_site
 from cckit.vos import fake
 
 SITE = {

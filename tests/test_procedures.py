@@ -22,12 +22,12 @@ from cckit.errors import (
     TransportError,
     WaitingForCA,
 )
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession, preflight
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.procedures.self_signed import SelfSigned
 from cckit.results import Action, Outcome
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 
 pytestmark = pytest.mark.timeout(240)

@@ -177,8 +177,8 @@ def test_parameters_never_carry_secrets(tmp_path):
 def test_start_cell_run_twice_in_one_kernel(mock, tmp_path):
     from cckit import runbook
     from cckit.errors import SiteLockedError
-    from cckit.inventory import load_site
     from cckit.procedures import SiteSession
+    from cckit.sites import load_site
 
     first = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "a")
     second = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "b")

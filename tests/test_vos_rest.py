@@ -24,7 +24,7 @@ from cckit.errors import (
     HostKeyError,
     InputError,
 )
-from cckit.inventory import CopRepository, RestEndpoint, load_site
+from cckit.sites import CopRepository, RestEndpoint, load_site
 from cckit.vos import connect
 from cckit.vos.base import NotSupported
 from cckit.vos.rest import RestTransport, normalize_fingerprint

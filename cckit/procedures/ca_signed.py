@@ -19,7 +19,6 @@ from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
-from ..inventory import Node
 from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import (
     Action,
@@ -34,6 +33,7 @@ from ..results import (
     VerifyRecord,
 )
 from ..session import SiteSession
+from ..sites import Node
 from ..topology import ECDSA_UNIT as UNIT
 from .base import Procedure, step
 

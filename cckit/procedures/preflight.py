@@ -16,10 +16,10 @@ from cryptography.x509.verification import VerificationError
 from .. import certs, topology
 from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
-from ..inventory import Node
 from ..orchestration import parallel
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
 from ..session import SiteSession
+from ..sites import Node
 from ..vos import NotSupported
 from .base import Procedure
 

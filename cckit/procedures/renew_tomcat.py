@@ -21,9 +21,9 @@ from ..audit import operation
 from ..ca import CertificateAuthority, SignedCertificate
 from ..certs import GateCode, GateReason
 from ..errors import InputError, ProcedureError
-from ..inventory import Node
 from ..results import Action, CsrRecord, StepResult
 from ..session import SiteSession
+from ..sites import Node
 from .base import step
 from .ca_signed import CaSigned, _csr_record
 

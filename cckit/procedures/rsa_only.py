@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ..audit import operation
 from ..errors import InputError
-from ..inventory import Node
 from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
 from ..session import SiteSession
+from ..sites import Node
 from .base import Procedure, step
 
 __all__ = ["RsaOnly"]
