@@ -12,17 +12,17 @@ process anyway), or an existing Dask cluster (``dask://HOST:PORT``, the ``dask``
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ._internal.fs import out_folder, safe_name
-from .errors import InputError, MissingDependency, SiteFileError
+from .errors import InputError, SiteFileError
+from .executors import make_executor
 from .headless import (
     RunOutcome,
     check_parameters,
@@ -31,9 +31,9 @@ from .headless import (
     run_runbook,
     runbook_path,
 )
-from .sites import load_site
+from .sites import discover_sites, load_site
 
-__all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
+__all__ = ["BatchResult", "SiteJob", "plan_batch", "run_batch"]
 
 
 @dataclass(frozen=True)
@@ -65,27 +65,6 @@ class BatchResult:
         cols = ["site", "scenario", "status", "seconds", "failed step", "message", "presented",
                 "folder"]
         return pd.DataFrame(self.rows, columns=cols)
-
-
-def discover_sites(path: str | os.PathLike) -> list[Path]:
-    """Site files from a directory (``*.yaml``/``*.yml``) or a list file (one path a line)."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
-    elif p.is_file():
-        files = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                f = Path(line).expanduser()
-                files.append(f if f.is_absolute() else p.parent / f)
-    else:
-        raise InputError(f"{p} is neither a folder of site files nor a list of them",
-                         file=str(p))
-    if not files:
-        raise InputError(f"no site files found in {p}", file=str(p),
-                         hint="put one <site>.yaml per site there (docs/site-file.md)")
-    return files
 
 
 def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
@@ -121,70 +100,6 @@ def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
              "runs": f"no: {j.error}" if j.error else f"{scenario}.ipynb"}
             for j in _jobs(discover_sites(sites), Path(out).resolve())]
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- executors
-
-
-class Executor(Protocol):
-    """Where site runs execute. The batch keeps at most ``concurrency`` runs in flight, so a
-    site not yet submitted is simply never started when the batch is interrupted."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        """Block until at least one of ``futures`` is done; return those done."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class LocalExecutor:
-    """Threads on this machine (each run is its own kernel process)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.pool = cf.ThreadPoolExecutor(max_workers=concurrency,
-                                          thread_name_prefix="cckit-batch")
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
-        return self.pool.submit(fn, *args, **kwargs)
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        return set(cf.wait(futures, return_when=cf.FIRST_COMPLETED).done)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class DaskExecutor:
-    """An existing Dask cluster (``distributed``). Workers need cckit installed and the site
-    files and output folder on a path they share with this machine."""
-
-    def __init__(self, address: str) -> None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise MissingDependency("the Dask executor", "distributed", "'cckit[dask]'") from None
-        self.client = Client(address, timeout="30s")
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False, **kwargs)
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        from distributed import wait
-
-        return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def make_executor(spec: str | None, concurrency: int) -> Executor:
-    if not spec or spec == "local":
-        return LocalExecutor(concurrency)
-    if spec.startswith("dask://"):
-        return DaskExecutor("tcp://" + spec[len("dask://"):])
-    raise InputError(f"unknown executor {spec!r}", hint="use local or dask://HOST:PORT")
 
 
 # --------------------------------------------------------------------------- running

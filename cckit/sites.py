@@ -8,6 +8,7 @@ file in one go.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from . import topology
 from ._internal import yamlsafe
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
-from .errors import CredentialError, SiteFileError
+from .errors import CredentialError, InputError, SiteFileError
 from .topology import Role, RoleSpec
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "RestEndpoint",
     "Site",
     "WebPort",
+    "discover_sites",
     "load_site",
     "parse_site",
 ]
@@ -222,6 +224,27 @@ def load_site(path: str | Path) -> Site:
         raise SiteFileError([f"not valid YAML{where}: {getattr(e, 'problem', e)}"],
                             file=str(path)) from None
     return parse_site(data, base_dir=path.parent, source=str(path))
+
+
+def discover_sites(path: str | os.PathLike) -> list[Path]:
+    """Site files from a directory (``*.yaml``/``*.yml``) or a list file (one path a line)."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+    elif p.is_file():
+        files = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                f = Path(line).expanduser()
+                files.append(f if f.is_absolute() else p.parent / f)
+    else:
+        raise InputError(f"{p} is neither a folder of site files nor a list of them",
+                         file=str(p))
+    if not files:
+        raise InputError(f"no site files found in {p}", file=str(p),
+                         hint="put one <site>.yaml per site there (docs/site-file.md)")
+    return files
 
 
 def _port(value: Any, where: str, problems: list[str]) -> int:

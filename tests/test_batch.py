@@ -9,8 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from cckit.batch import discover_sites, plan_batch, run_batch
+from cckit.batch import plan_batch, run_batch
 from cckit.errors import InputError
+from cckit.sites import discover_sites
 from cckit.vosmock.testing import running_site
 
 pytestmark = pytest.mark.timeout(300)
