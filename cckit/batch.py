@@ -29,8 +29,8 @@ from .headless import (
     interrupt_on_signals,
     interrupt_running,
     run_runbook,
-    runbook_path,
 )
+from .scenarios import get as get_scenario
 from .sites import discover_sites, load_site
 
 __all__ = ["BatchResult", "SiteJob", "plan_batch", "run_batch"]
@@ -107,17 +107,11 @@ def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
 
 def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOutcome:
     params = dict(parameters)
-    if "confirm" not in params and _takes_confirm(scenario):
+    if "confirm" not in params and get_scenario(scenario).takes_confirm:
         # naming the site in the batch (not --plan) is its explicit go-ahead
         params["confirm"] = job.name
     return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=params,
                        progress=False)
-
-
-def _takes_confirm(scenario: str) -> bool:
-    import papermill
-
-    return "confirm" in papermill.inspect_notebook(str(runbook_path(scenario)))
 
 
 def _presented(outcome: RunOutcome) -> str:

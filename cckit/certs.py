@@ -25,6 +25,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from .errors import CertificateLoadError, GateError
+from .scenarios import RSA_ONLY
 from .topology import ECDSA_UNIT, RSA_UNIT
 
 if TYPE_CHECKING:
@@ -667,7 +668,8 @@ def rsa_signed_hint(ca_key: object | None = None) -> str:
     """What to do about an RSA-signed ECDSA certificate; ``ca_key`` is the CA's probed
     signing key (``cckit.ca.SigningKey``), named when known."""
     probed = f" (it signs with the {ca_key})" if ca_key is not None else " (it signs with RSA)"
-    return f"this CA cannot do it{probed}: use rsa_only, or a CA with an EC issuing key"
+    return (f"this CA cannot do it{probed}: use {RSA_ONLY.name}, or a CA with an EC issuing "
+            "key")
 
 
 def gate_signed_certificate(

@@ -128,20 +128,23 @@ def _batch(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-DEMO_PLAN = """\
-cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)
-  1. start a simulated UCCX 11.5 site (publisher, subscriber, SocialMiner) under runs/<timestamp>/
-  2. run the preflight runbook (inventory + advisor) headless
-  3. run the CA-signed, self-signed and RSA-only runbooks, each on a fresh mock site
-  4. print a summary table (scenario, nodes, result, what each port presents) and where the
-     HTML reports are
-"""
+def _demo_plan() -> str:
+    from .scenarios import SCENARIOS
+
+    first, *rest = [s.name for s in SCENARIOS.values() if s.demo is not None]
+    return (
+        "cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)\n"
+        f"  1. run the {first} runbook headless on a simulated UCCX 11.5 site (publisher,\n"
+        "     subscriber, SocialMiner), in runs/<scenario>/<UTC time>/\n"
+        f"  2. run the {', '.join(rest)} runbooks the same way, each on a fresh mock site\n"
+        "  3. print a summary table (scenario, nodes, result, what each port presents) and where\n"
+        "     the HTML reports are\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    print(DEMO_PLAN)
+    print(_demo_plan())
     return run_demo(args.out)
 
 
@@ -152,7 +155,9 @@ def _mock(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .procedures import SCENARIOS
+    from .scenarios import SCENARIOS
+
+    scenarios = "; ".join(f"{s.name}: {s.title}" for s in SCENARIOS.values())
 
     p = argparse.ArgumentParser(
         prog="cckit",
@@ -188,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a runbook headless (papermill): notebook, HTML, log",
         epilog="exit status: 0 done, 1 failed (the failing step's message is printed), "
         "3 waiting for the CA (rerun the same command once it has answered)")
-    run.add_argument("scenario", choices=SCENARIOS)
+    run.add_argument("scenario", choices=list(SCENARIOS), help=scenarios)
     run.add_argument("--site", help="site file (default: the embedded VOS mock)")
     run.add_argument("--out", required=True, help="folder for this run's record")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     batch = sub.add_parser("batch", help="run a runbook on many sites, with a summary")
-    batch.add_argument("scenario", choices=SCENARIOS)
+    batch.add_argument("scenario", choices=list(SCENARIOS), help=scenarios)
     batch.add_argument("--sites", required=True,
                        help="a folder of site files, or a file listing them (one per line)")
     batch.add_argument("--out", required=True, help="folder for the batch (one sub-folder a site)")

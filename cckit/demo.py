@@ -6,15 +6,12 @@ from pathlib import Path
 
 from ._internal.fs import utc_stamp
 from .headless import RunOutcome, run_runbook
+from .scenarios import SCENARIOS
 
 __all__ = ["run_demo"]
 
-JOBS = [
-    ("preflight", {}),
-    ("ca_signed", {}),
-    ("self_signed", {}),
-    ("rsa_only", {"action": "disable"}),
-]
+#: (scenario, parameters): the scenarios whose registry entry puts them in the demo
+JOBS = [(s.name, dict(s.demo)) for s in SCENARIOS.values() if s.demo is not None]
 
 
 def summary_table(outcomes: list[RunOutcome]):
@@ -37,11 +34,11 @@ def summary_table(outcomes: list[RunOutcome]):
 
 def run_demo(root: str | Path = "runs") -> int:
     stamp = utc_stamp()
-    base = Path(root) / stamp
     outcomes = []
-    for scenario, params in JOBS:
-        print(f"\n== {scenario} (fresh mock site under {base / scenario})")
-        outcomes.append(run_runbook(scenario, base / scenario, parameters=params))
+    for scenario, params in JOBS:  # runs/<scenario>/<UTC time>/, as interactive runs
+        folder = Path(root) / scenario / stamp
+        print(f"\n== {scenario} (fresh mock site under {folder})")
+        outcomes.append(run_runbook(scenario, folder, parameters=params))
     import pandas as pd
 
     with pd.option_context("display.width", 250, "display.max_colwidth", 70):

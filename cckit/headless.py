@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +30,13 @@ from .audit import check_site_unlocked, folder_lock
 from .ca.base import check_options
 from .credentials import looks_secret, redact
 from .errors import CckitError, InputError
-from .procedures import SCENARIOS
+from .scenarios import get as get_scenario
 
 # papermill and nbclient report through cckit's outcome; no stray log lines on stderr
 logging.getLogger("papermill").addHandler(logging.NullHandler())
 
-__all__ = ["RunOutcome", "interrupt_on_signals", "interrupt_running", "run_runbook",
-           "runbook_path"]
-
-
-def runbooks_dir() -> Path:
-    """Where the runbook notebooks are: ``CCKIT_RUNBOOKS`` if set; else, when cckit runs from
-    a source checkout (an editable install), the checkout's ``runbooks/``, so an edited
-    notebook counts; else the copy an installed wheel ships as ``cckit/_runbooks/`` (copied
-    from ``runbooks/`` at build time, see setup.py)."""
-    env = os.environ.get("CCKIT_RUNBOOKS")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "runbooks").is_dir():
-        return checkout / "runbooks"
-    return Path(str(resources.files(__package__) / "_runbooks"))
+__all__ = ["RunOutcome", "check_parameters", "interrupt_on_signals", "interrupt_running",
+           "run_runbook"]
 
 
 @functools.cache
@@ -73,17 +58,6 @@ def this_interpreter_kernel() -> type:
             return self._kernel_spec
 
     return ThisInterpreterKernelManager
-
-
-def runbook_path(scenario: str) -> Path:
-    if scenario not in SCENARIOS:
-        raise InputError(f"unknown scenario {scenario!r}",
-                         hint=f"use one of {', '.join(SCENARIOS)}")
-    path = runbooks_dir() / f"{scenario}.ipynb"
-    if not path.exists():
-        raise InputError(f"runbook {path} not found",
-                         hint="set CCKIT_RUNBOOKS to the folder holding the .ipynb files")
-    return path
 
 
 @dataclass
@@ -191,9 +165,8 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     runbook's parameters cell) and anything that looks like a secret, at any depth.
     Every problem is one line; none repeats a parameter's value (it may be a pasted
     password)."""
-    import papermill
-
-    specs = papermill.inspect_notebook(str(runbook_path(scenario)))
+    sc = get_scenario(scenario)
+    specs = sc.parameters()
     problems = []
     for name, value in parameters.items():
         secret = [name] if looks_secret(name) else _secret_paths(value, name)
@@ -215,8 +188,8 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     if problems:
         raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
                          "bad parameters:\n  - " + "\n  - ".join(problems),
-                         hint=f"see the parameters cell of {runbook_path(scenario)}")
-    if scenario in ("ca_signed", "renew_tomcat"):
+                         hint=f"see the parameters cell of {sc.notebook}")
+    if sc.uses_ca:
         check_options(str(parameters.get("ca", "lab")), parameters.get("ca_options", {}),
                       complete=False)
 
@@ -264,7 +237,8 @@ def run_runbook(
         kernel = _Kernel(kernel_name, out / "kernel.log")
         try:
             with interrupt_on_signals(kernel):
-                kernel.execute(runbook_path(scenario), notebook, params, progress=progress)
+                kernel.execute(get_scenario(scenario).notebook, notebook, params,
+                               progress=progress)
         except PapermillExecutionError as e:
             # a step's KeyboardInterrupt is re-raised as runbook.StepInterrupted (one line)
             interrupted = e.ename in ("KeyboardInterrupt", "StepInterrupted")

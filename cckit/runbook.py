@@ -27,8 +27,8 @@ from .ca import CertificateAuthority, get_adapter
 from .credentials import MASK, looks_secret, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .orchestration import in_schedule_order
-from .procedures import SCENARIOS
 from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
+from .scenarios import get as get_scenario
 from .session import SiteSession
 from .sites import Site, load_site
 
@@ -36,8 +36,6 @@ __all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "start"]
 
 #: the version of ``status.json``'s layout (docs/status.md)
 STATUS_SCHEMA = 1
-#: the runbooks that only read: they never change a node, so "apply" means nothing to them
-READ_ONLY = frozenset({"preflight", "self_signed"})
 
 
 class StepInterrupted(KeyboardInterrupt):
@@ -73,12 +71,6 @@ class _EmbeddedMocks:
 
 
 _mocks = _EmbeddedMocks()
-#: the release the embedded mock simulates per scenario (default: the mock's, UCCX 11.5)
-EMBEDDED_VERSION = {"renew_tomcat": "12.5.1.10000-22"}
-#: the TLS clients whose view of the web ports a scenario's before/after shows (default:
-#: ECDSA-only and RSA-only). renew_tomcat changes what an RSA client is shown, on releases
-#: with no tomcat-ECDSA (11.6+, Cisco 118855): an ECDSA column there would only be empty.
-PRESENTED_TO = {"renew_tomcat": ("rsa",)}
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
 #: every call of start() in this process increments it; only the run it created may act
@@ -163,7 +155,7 @@ class Runbook:
                    for n in self.session.nodes]
         self._check_current("the overview")
         target = "the embedded VOS mock" if self.embedded_mock else f"site {self.site.name}"
-        if self.scenario in READ_ONLY:
+        if get_scenario(self.scenario).read_only:
             mode = "READ-ONLY (this runbook changes nothing on the nodes)"
         elif self.apply:
             mode = "APPLY (changes will be made after the plan is shown)"
@@ -175,12 +167,12 @@ class Runbook:
 
     @property
     def clients(self) -> tuple[str, ...]:
-        """The TLS clients this scenario's port views are for (:data:`PRESENTED_TO`)."""
-        return PRESENTED_TO.get(self.scenario, ("ecdsa", "rsa"))
+        """The TLS clients this scenario's port views are for (:attr:`Scenario.clients`)."""
+        return get_scenario(self.scenario).clients
 
     def presented(self, label: str = "now") -> StepResult:
         """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client
-        (only the clients the scenario concerns: :data:`PRESENTED_TO`)."""
+        (only the clients the scenario concerns: :attr:`Scenario.clients`)."""
         self._check_current("to probe the ports")
         only = "" if len(self.clients) > 1 else f" to an {self.clients[0].upper()} client"
         return StepResult("presented", f"what the web ports present{only} {label}",
@@ -284,7 +276,7 @@ class Runbook:
         self._record("finish", Outcome.OK, "run complete")
         saved, _ = self._save_interactive()
         ok = sum(s.outcome is Outcome.OK for s in self.steps)
-        how = ("read only, nothing changed" if self.scenario in READ_ONLY
+        how = ("read only, nothing changed" if get_scenario(self.scenario).read_only
                else "applied" if self.apply else "plan only")
         return StepResult("summary", f"{self.scenario} on {self.site.name}: "
                           f"{how}, {ok} step(s) ok" + (f"; {saved}" if saved else ""),
@@ -457,11 +449,7 @@ def _parameter_names(scenario: str, namespace: dict[str, Any]) -> list[str]:
     if namespace.get("__name__") != "__main__":  # called from a module, not a notebook
         return []
     try:
-        import papermill
-
-        from .headless import runbook_path
-
-        return list(papermill.inspect_notebook(str(runbook_path(scenario))))
+        return list(get_scenario(scenario).parameters())
     except Exception:  # no runbook of that name shipped: the library's parameters only
         return []
 
@@ -530,9 +518,7 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
            artifacts: str | os.PathLike | None, apply: bool, trust_on_first_use: bool,
            timeout: float, mock_restart_seconds: float, confirm: str, change: str,
            fresh: bool = False) -> Runbook:
-    if scenario not in SCENARIOS:
-        raise ProcedureError(f"unknown scenario {scenario!r}",
-                             hint=f"use one of {', '.join(SCENARIOS)}")
+    sc = get_scenario(scenario)
     stamp = utc_stamp()
     runs = Path(os.environ.get("CCKIT_RUNS_DIR") or "runs")
     site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
@@ -541,7 +527,7 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
         out = Path(artifacts) if artifacts else _new_folder(runs / scenario, stamp)
         out.mkdir(parents=True, exist_ok=True)
         site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds,
-                                 version=EMBEDDED_VERSION.get(scenario))
+                                 version=sc.embedded_version)
     else:
         site_file = _resolve_site_file(site_file)
     site = load_site(Path(site_file))  # type: ignore[arg-type]
@@ -555,7 +541,7 @@ def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequenc
             out = Path(artifacts)
         else:
             resume = next((r for r in unfinished if not fresh and r.apply == apply
-                           and scenario not in READ_ONLY), None)
+                           and not sc.read_only), None)
             out = resume.folder if resume else _new_folder(runs / scenario, stamp)
         out.mkdir(parents=True, exist_ok=True)
     session = SiteSession(site, workdir=out, nodes=list(nodes or []) or None,

@@ -20,7 +20,7 @@ from cckit.results import (
     StepResult,
     TrustRecord,
 )
-from cckit.runbook import PRESENTED_TO
+from cckit.scenarios import RENEW_TOMCAT
 
 FP = ":".join(["AB"] * 32)  # a SHA-256 fingerprint as VOS shows it
 
@@ -47,7 +47,7 @@ def test_words_stay_whole_and_long_values_break_at_separators():
 def test_renew_tomcat_shows_only_the_rsa_client():
     """renew_tomcat's nodes (11.6+) have no tomcat-ECDSA: its port views are for the client
     the procedure verifies with, and a one-client before/after has no client column."""
-    assert PRESENTED_TO["renew_tomcat"] == (RenewTomcat.client,)
+    assert RENEW_TOMCAT.clients == (RenewTomcat.client,)
 
     view = PortView("uccx-pub", 8443, "Cisco Tomcat", "rsa", "refused", None)
     one = StepResult("before/after", "v", [PortChange(view, view)])

@@ -32,6 +32,7 @@ from ..results import (
     TrustRecord,
     VerifyRecord,
 )
+from ..scenarios import CA_SIGNED
 from ..session import SiteSession
 from ..sites import Node
 from ..topology import ECDSA_UNIT as UNIT
@@ -63,7 +64,7 @@ class CaSigned(Procedure):
     #: the unit renewed and the TLS client that sees it (renew_tomcat: tomcat, rsa)
     unit: str = UNIT
     client: str = "ecdsa"
-    scenario: str = "ca_signed"
+    scenario: str = CA_SIGNED.name
     key_sizes: tuple[int, ...] = tuple(certs.VOS_EC_CURVES.values())
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,

@@ -18,6 +18,7 @@ from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
 from ..orchestration import parallel
 from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
+from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SCENARIOS, SELF_SIGNED
 from ..session import SiteSession
 from ..sites import Node
 from ..vos import NotSupported
@@ -30,15 +31,14 @@ CaCapability = Literal["ec", "rsa-only", "none"]
 
 #: a renewal is due this many days before the first presented certificate expires
 RENEW_BEFORE_DAYS = 30
-#: the parameters each runbook needs besides the site (a CA-signed run: the files adapter
-#: serves any offline or enterprise CA; "adcs" for AD CS web enrollment)
-_NEXT_PARAMETERS: dict[str, dict[str, str]] = {
-    "ca_signed": {"ca": "files"}, "rsa_only": {"action": "disable"}, "self_signed": {}}
+#: the advice when no scenario is to run: the procedure does not apply, or it is done
+NONE, DONE = "none", "done"
 
 
 @dataclass(frozen=True)
 class Advice:
-    scenario: Literal["ca_signed", "self_signed", "rsa_only", "none", "done"]
+    #: a scenario's name (:mod:`cckit.scenarios`), or :data:`NONE` / :data:`DONE`
+    scenario: str
     reasons: tuple[str, ...]
     #: the runbook to run next with its exact parameters, and the same as a command line
     next_step: str = ""
@@ -46,9 +46,9 @@ class Advice:
 
     @property
     def headline(self) -> str:
-        if self.scenario == "done":
+        if self.scenario == DONE:
             return "Nothing to do: the site is CA-signed"
-        if self.scenario == "none":
+        if self.scenario == NONE:
             return "Nothing to do: the procedure does not apply"
         return f"Recommended scenario: {self.scenario}"
 
@@ -68,11 +68,11 @@ class Advice:
 
     def with_next(self, site_file: str, site: str) -> Advice:
         """This advice naming the runbook to run next on ``site`` and its exact parameters."""
-        extra = _NEXT_PARAMETERS.get(self.scenario)
-        if extra is None:
+        sc = SCENARIOS.get(self.scenario)
+        if sc is None or sc.advice is None:
             return self
-        params = {"site_file": site_file,
-                  **({"confirm": site} if self.scenario != "self_signed" else {}), **extra}
+        params = {"site_file": site_file, **({"confirm": site} if sc.takes_confirm else {}),
+                  **sc.advice}
         text = (f"next: runbooks/{self.scenario}.ipynb with "
                 + ", ".join(f"{k}={v!r}" for k, v in params.items()))
         command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
@@ -101,9 +101,9 @@ def advise(
         ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
     reasons: list[str] = []
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
-        return Advice("renew_tomcat", ("From UCCX 11.6 on, ECDSA is no longer used by the "
-                                       "UCCX solution (no tomcat-ECDSA; Cisco 118855): "
-                                       "renew the RSA tomcat certificate (renew_tomcat).",))
+        return Advice(RENEW_TOMCAT.name, (
+            "From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution (no tomcat-ECDSA; "
+            f"Cisco 118855): renew the RSA tomcat certificate ({RENEW_TOMCAT.name}).",))
     newer = [n for n, v in versions.items() if not v.ecdsa_in_use]
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
@@ -120,26 +120,26 @@ def advise(
         reasons.append("the CA can sign ECDSA certificates with RSA only: such a certificate "
                        "is not presented to clients and breaks SocialMiner chat and email "
                        "(CSCvb58580) -> install the COP on UCCX and SocialMiner")
-        return Advice("rsa_only", tuple(reasons))
+        return Advice(RSA_ONLY.name, tuple(reasons))
     if app_certs_ca_signed:
         if ca_capability == "ec":
             reasons.append("the application certificates are CA-signed and the CA signs with "
                            "an EC key: get tomcat-ECDSA signed too (the recommended best "
                            "practice); otherwise agents see a self-signed certificate "
                            "their browser rejects")
-            return Advice("ca_signed", tuple(reasons))
+            return Advice(CA_SIGNED.name, tuple(reasons))
         reasons.append("the application certificates are CA-signed but no CA can sign the "
                        "ECDSA certificate: agents would be asked to accept a self-signed "
                        "certificate, which the browser then blocks -> RSA-only (COP) until "
                        "an EC CA is available")
-        return Advice("rsa_only", tuple(reasons))
+        return Advice(RSA_ONLY.name, tuple(reasons))
     if agents_may_accept_certificates:
         reasons.append("self-signed certificates: push the extra self-signed tomcat-ECDSA "
                        "certificates to agent PCs (GPO/Firefox policy) with the trust bundle")
-        return Advice("self_signed", tuple(reasons))
+        return Advice(SELF_SIGNED.name, tuple(reasons))
     reasons.append("self-signed certificates and agents must not accept an additional "
                    "certificate -> install the COP so only RSA is offered")
-    return Advice("rsa_only", tuple(reasons))
+    return Advice(RSA_ONLY.name, tuple(reasons))
 
 
 class Preflight(Procedure):
@@ -148,12 +148,12 @@ class Preflight(Procedure):
     def __init__(self, session: SiteSession) -> None:
         super().__init__(session)
         self.versions: dict[str, VersionRecord] = {}
-        self.inventory: list[CertRecord] = []
+        self.cert_records: list[CertRecord] = []
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
         s = self.session
-        p = Plan("preflight")
+        p = Plan(PREFLIGHT.name)
         for node in s.nodes:
             p.add(node.name, "reachability", s.command(node, "version"),
                   "version and installed COPs")
@@ -218,7 +218,7 @@ class Preflight(Procedure):
 
         # every node at once (site order kept): CLI reads and TLS handshakes per node
         records = [r for rs in parallel(s.nodes, one) for r in rs]
-        self.inventory = records
+        self.cert_records = records
         return StepResult("certificates", f"certificate inventory of {len(s.nodes)} node(s)",
                           records)
 
@@ -236,9 +236,9 @@ class Preflight(Procedure):
         if done is not None:
             return done
         if app_certs_ca_signed is None:
-            if not self.inventory:
+            if not self.cert_records:
                 self.certificates()
-            tomcat = [r for r in self.inventory if r.unit == topology.RSA_UNIT]
+            tomcat = [r for r in self.cert_records if r.unit == topology.RSA_UNIT]
             app_certs_ca_signed = bool(tomcat) and all(r.signed_by for r in tomcat)
         cops = self.session.site.cop_files
         disable = {c for c in (cops.uccx_disable, cops.socialminer_disable) if c}
@@ -281,10 +281,10 @@ class Preflight(Procedure):
             return None
         due = (first[0] - dt.timedelta(days=RENEW_BEFORE_DAYS)).date().isoformat()
         site = s.site
-        return Advice("done", (
+        return Advice(DONE, (
             f"every web port of {', '.join(n.name for n in nodes)} presents a CA-signed "
             "tomcat-ECDSA (EC key, signed with EC) whose chain verifies to the node's "
             "tomcat-trust: nothing to do",
             f"next renewal due {due} ({RENEW_BEFORE_DAYS} days before the first expiry, "
-            f"{first[0].date().isoformat()} on {first[1]}): runbooks/ca_signed.ipynb with "
+            f"{first[0].date().isoformat()} on {first[1]}): runbooks/{CA_SIGNED.name}.ipynb with "
             f"site_file={str(site.path or 'SITE.yaml')!r}, confirm={site.name!r}, renew=True"))

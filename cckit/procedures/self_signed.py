@@ -15,6 +15,7 @@ from cryptography import x509
 
 from ..clienttrust import build_trust_bundle
 from ..results import Outcome, Plan, StepResult
+from ..scenarios import SELF_SIGNED
 from ..session import SiteSession
 from .base import Procedure
 
@@ -32,7 +33,7 @@ class SelfSigned(Procedure):
         self.certificates: list[tuple[str, x509.Certificate]] = []
 
     def plan(self) -> Plan:
-        p = Plan("self_signed")
+        p = Plan(SELF_SIGNED.name)
         for node in self.session.nodes:
             p.add(node.name, "collect",
                   f"TLS handshakes to its {len(node.web_ports)} web port(s)",
