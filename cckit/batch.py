@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._internal.fs import out_folder, safe_name
+from .display import frame, write_csv
 from .errors import InputError, SiteFileError
 from .executors import make_executor
 from .headless import (
@@ -47,6 +48,11 @@ class SiteJob:
     error: str | None = None  # the site file is invalid: not run
 
 
+#: the summary's columns (summary.csv, summary.html, ``cckit batch``'s table)
+SUMMARY_COLUMNS = ["site", "scenario", "status", "seconds", "failed step", "message",
+                   "presented", "folder"]
+
+
 @dataclass
 class BatchResult:
     scenario: str
@@ -60,11 +66,8 @@ class BatchResult:
         return not self.interrupted and all(r["status"] == "ok" for r in self.rows)
 
     def table(self) -> Any:
-        import pandas as pd
-
-        cols = ["site", "scenario", "status", "seconds", "failed step", "message", "presented",
-                "folder"]
-        return pd.DataFrame(self.rows, columns=cols)
+        """The summary as a DataFrame (one row per site)."""
+        return frame(self.rows, SUMMARY_COLUMNS)
 
 
 def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
@@ -92,14 +95,12 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
 def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
                parameters: Mapping[str, Any] | None = None) -> Any:
     """What would run where, touching nothing (no node is contacted)."""
-    import pandas as pd
-
     check_parameters(scenario, parameters or {})
     rows = [{"site": j.name, "site file": str(j.site_file), "nodes": ", ".join(j.nodes),
              "output folder": str(j.out_dir),
              "runs": f"no: {j.error}" if j.error else f"{scenario}.ipynb"}
             for j in _jobs(discover_sites(sites), Path(out).resolve())]
-    return pd.DataFrame(rows)
+    return frame(rows, ["site", "site file", "nodes", "output folder", "runs"])
 
 
 # --------------------------------------------------------------------------- running
@@ -220,18 +221,11 @@ def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
                 desc="sites", dynamic_ncols=True)
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
 def write_summary(result: BatchResult) -> tuple[Path, Path]:
     """summary.csv and summary.html in the batch folder."""
     df = result.table()
-    csv = result.out_dir / "summary.csv"
+    csv = write_csv(df, result.out_dir / "summary.csv")
     html = result.out_dir / "summary.html"
-    # A cell a spreadsheet would take for a formula (a site named "=HYPERLINK(...)") is
-    # written as text: quoted with a leading apostrophe.
-    df.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA else v).to_csv(
-        csv, index=False)
     ok = sum(r["status"] == "ok" for r in result.rows)
     title = (f"cckit batch {result.scenario}: {ok} of {len(result.rows)} site(s) ok"
              + (" (interrupted)" if result.interrupted else ""))

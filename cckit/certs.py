@@ -11,10 +11,10 @@ import datetime as dt
 import enum
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -27,9 +27,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorit
 from .errors import CertificateLoadError, GateError
 from .scenarios import RSA_ONLY
 from .topology import ECDSA_UNIT, RSA_UNIT
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "ECDSA_UNIT",
@@ -50,7 +47,6 @@ __all__ = [
     "public_key_sha256",
     "rsa_signed_hint",
     "split_leaf_and_chain",
-    "to_dataframe",
     "verify_chain",
 ]
 
@@ -380,19 +376,6 @@ def describe(cert: x509.Certificate, *, now: dt.datetime | None = None) -> CertI
         self_signed=_is_self_signed(cert),
         is_ca=is_ca(cert),
     )
-
-
-def to_dataframe(
-    certs: Iterable[x509.Certificate | CertInfo], *, now: dt.datetime | None = None
-) -> pd.DataFrame:
-    """One row per certificate, columns as in :class:`CertInfo`."""
-    import pandas as pd
-
-    rows = [
-        (c if isinstance(c, CertInfo) else describe(c, now=now)).as_row() for c in certs
-    ]
-    columns = list(CertInfo.__dataclass_fields__)
-    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- the gate

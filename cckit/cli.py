@@ -38,16 +38,14 @@ def _cert_show(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import certs
+    from .display import frame
 
-    frames = []
-    for f in args.files:
-        df = certs.to_dataframe(certs.load_certificates(Path(f)))
-        df.insert(0, "file", f)
-        frames.append(df)
+    rows = [{"file": f, **certs.describe(c).as_row()}
+            for f in args.files for c in certs.load_certificates(Path(f))]
     cols = ["file", "subject_cn", "issuer_cn", "key_type", "key_detail", "signed_with",
             "not_after", "days_left", "self_signed", "is_ca", "sha256"]
     with pd.option_context("display.width", 250, "display.max_colwidth", 100):
-        print(pd.concat(frames)[cols].to_string(index=False))
+        print(frame(rows, cols).to_string(index=False))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._internal.fs import utc_stamp
+from .display import frame
 from .headless import RunOutcome, run_runbook
 from .scenarios import SCENARIOS
 
@@ -16,8 +17,6 @@ JOBS = [(s.name, dict(s.demo)) for s in SCENARIOS.values() if s.demo is not None
 
 def summary_table(outcomes: list[RunOutcome]):
     """One row per node and run: scenario, result, what its first web port now presents."""
-    import pandas as pd
-
     rows = []
     for o in outcomes:
         per_node = o.first_port()
@@ -29,7 +28,7 @@ def summary_table(outcomes: list[RunOutcome]):
                          "result": o.status if o.ok else f"FAILED at {o.failed_step}",
                          "ECDSA client gets": p.get("ecdsa", ""),
                          "RSA client gets": p.get("rsa", "")})
-    return pd.DataFrame(rows)
+    return frame(rows)
 
 
 def run_demo(root: str | Path = "runs") -> int:

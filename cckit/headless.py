@@ -28,7 +28,7 @@ from typing import Any
 from ._internal.fs import atomic_write, out_folder, utc_stamp
 from .audit import check_site_unlocked, folder_lock
 from .ca.base import check_options
-from .credentials import looks_secret, redact
+from .credentials import mask_secrets, redact
 from .errors import CckitError, InputError
 from .scenarios import get as get_scenario
 
@@ -91,19 +91,6 @@ class RunOutcome:
             if first.setdefault(e["node"], e["port"]) == e["port"]:
                 out.setdefault(e["node"], {})[e["client"]] = presented_text(e)
         return out
-
-
-def _secret_paths(value: Any, path: str) -> list[str]:
-    """Where in a (nested) parameter value a key looks like a secret's name."""
-    if isinstance(value, Mapping):
-        out = []
-        for k, v in value.items():
-            where = f"{path}.{k}"
-            out += [where] if looks_secret(k) else _secret_paths(v, where)
-        return out
-    if isinstance(value, list | tuple):
-        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
-    return []
 
 
 _KINDS: dict[type, tuple[str, str]] = {
@@ -169,7 +156,8 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     specs = sc.parameters()
     problems = []
     for name, value in parameters.items():
-        secret = [name] if looks_secret(name) else _secret_paths(value, name)
+        secret: list[str] = []
+        mask_secrets({name: value}, secret=secret.append)
         if secret:
             problems += [f"{where}: passwords are never parameters; the site file says where "
                          "each one is (env, keyring or a 0600 file)" for where in secret]
@@ -560,6 +548,7 @@ def export_html(notebook: Path) -> Path | None:
 
     from .audit import read as read_operations
     from .display import record_html, report_html
+    from .results import OperationRecord
 
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
@@ -570,8 +559,8 @@ def export_html(notebook: Path) -> Path | None:
     title = (f"cckit {status.get('scenario', notebook.stem)} on "
              f"{status.get('site', '?')}: {status.get('status', '')}" if status
              else f"cckit {notebook.stem}")
-    record = record_html(status, read_operations(ops_file) if ops_file.exists() else []) \
-        if status else ""
+    ops = [OperationRecord.from_log(o) for o in read_operations(ops_file)]
+    record = record_html(status, ops) if status else ""
     html = notebook.with_suffix(".html")
     html.write_text(report_html(body, title=title, record=record), encoding="utf-8")
     return html

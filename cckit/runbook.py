@@ -20,14 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import progress
+from . import display, progress
 from ._internal.fs import atomic_write, utc_stamp
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
-from .credentials import MASK, looks_secret, redact
+from .credentials import looks_secret, mask_secrets, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .orchestration import in_schedule_order
-from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
+from .results import (
+    NodeRecord,
+    OperationRecord,
+    Outcome,
+    Plan,
+    PortChange,
+    PortView,
+    StepRecord,
+    StepResult,
+)
 from .scenarios import get as get_scenario
 from .session import SiteSession
 from .sites import Site, load_site
@@ -192,17 +201,9 @@ class Runbook:
         """Every state-changing operation of this run (the audit log)."""
         self._check_current("the operation log")
         path = Path(self.session.audit.path)
-        records = []
-        logged = read_operations(path) if path.exists() else []
         # parallel steps log in completion order; show each step's operations by node
-        for rec in in_schedule_order(logged, self.session.nodes):
-            records.append({
-                "time": rec["time"], "node": rec["node"], "operation": rec["operation"],
-                "outcome": rec["outcome"],
-                "before": ", ".join(f"{k} {v}" for k, v in
-                                    (rec.get("fingerprints_before") or {}).items() if v),
-                "after": ", ".join(f"{k} {v}" for k, v in
-                                   (rec.get("fingerprints_after") or {}).items())})
+        records = [OperationRecord.from_log(rec) for rec in
+                   in_schedule_order(read_operations(path), self.session.nodes)]
         return StepResult("operations", f"{len(records)} state-changing operation(s) logged in "
                           f"{path.name}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
@@ -218,7 +219,7 @@ class Runbook:
             raise
         p.notes.append(self._confirmation_line())
         self.plan_shown = True
-        self._record("plan", Outcome.OK, str(p).splitlines()[0])
+        self._record("plan", Outcome.OK, repr(p))
         return p
 
     def step(self, fn: Callable[[], StepResult], *, changes: bool = True) -> StepResult:
@@ -417,6 +418,7 @@ def start(
     site is marked ``abandoned`` in its ``status.json``, naming the run that replaced it.
     """
     global _generation, _start_failure
+    display.use_ipython()
     _generation += 1
     _start_failure = None
     namespace = sys._getframe(1).f_globals
@@ -476,15 +478,10 @@ def _refuse_misspelled(names: Sequence[str], namespace: dict[str, Any]) -> None:
                 hint=f"rename it to {close[0]} (or del {var}) and run this cell again")
 
 
-def _masked(name: object, value: Any) -> Any:
+def _masked(name: str, value: Any) -> Any:
     """``value`` for the record: a secret-looking name's value (at any depth) is masked."""
-    if looks_secret(name):
-        return MASK
-    if isinstance(value, dict):
-        return {k: _masked(k, v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked("", v) for v in value]
-    return redact(value) if isinstance(value, str) else value
+    return mask_secrets({name: value},
+                        leaf=lambda v: redact(v) if isinstance(v, str) else v)[name]
 
 
 def _os_user() -> str:

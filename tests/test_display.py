@@ -12,7 +12,6 @@ from cckit import display
 from cckit.procedures.renew_tomcat import RenewTomcat
 from cckit.results import (
     Action,
-    Outcome,
     Plan,
     PlannedCommand,
     PortChange,
@@ -82,7 +81,8 @@ def test_text_table_lines_up_and_an_empty_plan_keeps_its_columns():
 
 def test_showing_results_does_not_import_pandas():
     """pandas (numpy, pyarrow) cost a quarter of a runbook kernel's CPU: a notebook's step
-    results, plans and record tables render without it; ``.table()`` still gives a frame."""
+    results, plans and record tables render without it; ``display.table`` still gives a
+    frame."""
     code = (
         "import sys\n"
         "from cckit import display\n"
@@ -97,6 +97,5 @@ def test_showing_results_does_not_import_pandas():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
     assert r.stdout.strip() == "False"
-    frame = StepResult("s", "v", [TrustRecord("pub", "CA", Action.UPLOADED, "AB")],
-                       Outcome.OK).table()
+    frame = display.table([TrustRecord("pub", "CA", Action.UPLOADED, "AB")])
     assert list(frame["node"]) == ["pub"]

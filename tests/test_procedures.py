@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cckit import certs
+from cckit import certs, display
 from cckit.ca import get_adapter
 from cckit.errors import (
     AuthenticationError,
@@ -301,7 +301,7 @@ def test_preflight_advice_reads_the_inventory(session):
                              f"confirm={site.name!r}, ca='files'")
     assert adv.command == (f"cckit run ca_signed --site {site.path} -p confirm {site.name} "
                            "-p ca files")
-    assert adv.next_step in str(adv) and adv.command in adv._repr_html_()
+    assert adv.next_step in display.text(adv) and adv.command in display.html(adv)
 
 
 def test_trust_on_first_use_only_when_asked(mock, tmp_path):

@@ -7,8 +7,6 @@ When you have a CA which is capable to sign ECDSA certificates with RSA only").
 from __future__ import annotations
 
 import datetime as dt
-import shlex
-from dataclasses import dataclass, replace
 from typing import Literal
 
 from cryptography.x509.verification import VerificationError
@@ -17,8 +15,8 @@ from .. import certs, topology
 from ..ca import CertificateAuthority, SigningKey
 from ..errors import CckitError
 from ..orchestration import parallel
-from ..results import CertRecord, Outcome, Plan, StepResult, VersionRecord
-from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SCENARIOS, SELF_SIGNED
+from ..results import DONE, Advice, CertRecord, Outcome, Plan, StepResult, VersionRecord
+from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SELF_SIGNED
 from ..session import SiteSession
 from ..sites import Node
 from ..vos import NotSupported
@@ -31,56 +29,6 @@ CaCapability = Literal["ec", "rsa-only", "none"]
 
 #: a renewal is due this many days before the first presented certificate expires
 RENEW_BEFORE_DAYS = 30
-#: the advice when no scenario is to run: the procedure does not apply, or it is done
-NONE, DONE = "none", "done"
-
-
-@dataclass(frozen=True)
-class Advice:
-    #: a scenario's name (:mod:`cckit.scenarios`), or :data:`NONE` / :data:`DONE`
-    scenario: str
-    reasons: tuple[str, ...]
-    #: the runbook to run next with its exact parameters, and the same as a command line
-    next_step: str = ""
-    command: str = ""
-
-    @property
-    def headline(self) -> str:
-        if self.scenario == DONE:
-            return "Nothing to do: the site is CA-signed"
-        if self.scenario == NONE:
-            return "Nothing to do: the procedure does not apply"
-        return f"Recommended scenario: {self.scenario}"
-
-    def __str__(self) -> str:
-        lines = [self.headline, *(f"  - {r}" for r in self.reasons)]
-        if self.next_step:
-            lines += [self.next_step, f"  or headless: {self.command}"]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        items = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
-        nxt = (f"<p><b>{escape(self.next_step)}</b><br>or headless: "
-               f"<code>{escape(self.command)}</code></p>" if self.next_step else "")
-        return f"<p><b>{escape(self.headline)}</b></p><ul>{items}</ul>{nxt}"
-
-    def with_next(self, site_file: str, site: str) -> Advice:
-        """This advice naming the runbook to run next on ``site`` and its exact parameters."""
-        sc = SCENARIOS.get(self.scenario)
-        if sc is None or sc.advice is None:
-            return self
-        params = {"site_file": site_file, **({"confirm": site} if sc.takes_confirm else {}),
-                  **sc.advice}
-        text = (f"next: runbooks/{self.scenario}.ipynb with "
-                + ", ".join(f"{k}={v!r}" for k, v in params.items()))
-        command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
-                            *(f"-p {k} {shlex.quote(v)}" for k, v in params.items()
-                              if k != "site_file")])
-        return replace(self, next_step=text, command=command)
-
-
 def advise(
     versions: dict[str, VersionRecord],
     *,
