@@ -32,20 +32,29 @@ from .headless import (
     run_runbook,
 )
 from .scenarios import get as get_scenario
-from .sites import discover_sites, load_site
+from .sites import Site, discover_sites, load_site
 
 __all__ = ["BatchResult", "SiteJob", "plan_batch", "run_batch"]
 
 
 @dataclass(frozen=True)
 class SiteJob:
-    """One site to run: its name, site file and output folder."""
+    """One site to run: its name in the batch, site file and output folder."""
 
+    #: the batch's name for it (the site's name; ``<name>-<file stem>`` for a second file
+    #: naming the same site)
     name: str
     site_file: Path
     out_dir: Path
     nodes: tuple[str, ...] = ()
     error: str | None = None  # the site file is invalid: not run
+    #: the site file read and validated once, handed to the run (None: invalid)
+    site: Site | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def confirm(self) -> str:
+        """What confirms changes on it: the site's own name (not the batch's renamed one)."""
+        return self.site.name if self.site is not None else self.name
 
 
 #: the summary's columns (summary.csv, summary.html, ``cckit batch``'s table)
@@ -76,6 +85,7 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
     jobs, seen = [], set()
     sites: dict[str, Path] = {}  # identity -> the first file describing that site
     for f in files:
+        site: Site | None = None
         try:
             site = load_site(f)
             name, nodes, error = site.name, tuple(n.name for n in site.nodes), None
@@ -88,7 +98,7 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
         if name in seen:  # two files for one site name: keep both, by file name
             name = f"{name}-{f.stem}"
         seen.add(name)
-        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error))
+        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error, site))
     return jobs
 
 
@@ -110,9 +120,9 @@ def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOut
     params = dict(parameters)
     if "confirm" not in params and get_scenario(scenario).takes_confirm:
         # naming the site in the batch (not --plan) is its explicit go-ahead
-        params["confirm"] = job.name
+        params["confirm"] = job.confirm
     return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=params,
-                       progress=False)
+                       progress=False, site=job.site)
 
 
 def _presented(outcome: RunOutcome) -> str:

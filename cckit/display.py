@@ -10,6 +10,7 @@ back by code that decides.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import html as _html
 import re
@@ -27,6 +28,7 @@ from .results import (
     PlannedCommand,
     PortChange,
     PortView,
+    StepRecord,
     StepResult,
     VerifyRecord,
 )
@@ -111,9 +113,26 @@ def _change_row(c: PortChange) -> dict[str, Any]:
             "changed": cell(c.changed)}
 
 
+def _when(iso: str) -> str:
+    """An ISO time as a table shows it: UTC, to the second."""
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _step_row(r: StepRecord) -> dict[str, Any]:
+    return {"time (UTC)": _when(r.time), "step": r.step, "outcome": cell(r.outcome),
+            "message": r.message}
+
+
 _ROWS: dict[type, Callable[[Any], dict[str, Any]]] = {VerifyRecord: _verify_row,
                                                       PortView: _port_row,
-                                                      PortChange: _change_row}
+                                                      PortChange: _change_row,
+                                                      StepRecord: _step_row}
 
 
 def _row(record: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "discover_sites",
     "load_site",
     "parse_site",
+    "resolve_site_file",
 ]
 
 ROLES = topology.ROLES
@@ -224,6 +225,27 @@ def load_site(path: str | Path) -> Site:
         raise SiteFileError([f"not valid YAML{where}: {getattr(e, 'problem', e)}"],
                             file=str(path)) from None
     return parse_site(data, base_dir=path.parent, source=str(path))
+
+
+def resolve_site_file(value: str | os.PathLike) -> Path:
+    """The one rule for where a site file is: an absolute path as it is; a relative one
+    against the folder the user launched cckit from (``CCKIT_LAUNCH_DIR``, which
+    ``cckit lab`` sets for its notebooks' kernels), else this process's working folder (a
+    command line's). A missing file is an :class:`~cckit.errors.InputError` naming the
+    absolute path it looked at."""
+    path = Path(value).expanduser()
+    where = ""
+    if not path.is_absolute():
+        launched = os.environ.get("CCKIT_LAUNCH_DIR")
+        base = Path(launched or os.getcwd())
+        path = base / path
+        where = (f" (relative paths resolve against {base}, the folder "
+                 f"{'cckit lab was started in' if launched else 'this process runs in'})")
+    if not path.is_file():
+        raise InputError(f"site file {path} not found{where}", file=str(path),
+                         hint="set site_file to an absolute path, or one relative to that "
+                              "folder; \"\" = the embedded mock")
+    return path
 
 
 def discover_sites(path: str | os.PathLike) -> list[Path]:
