@@ -116,7 +116,7 @@ def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path)
               "--out", str(good), "-q")
     assert r.returncode == 0, r.stderr
     gen = next(c for c in nbformat.read(good / "ca_signed.ipynb", as_version=4).cells
-           if c.cell_type == "code" and "proc.generate_csrs" in c.source)
+           if c.cell_type == "code" and 'rb.step("generate_csrs")' in c.source)
     # the step's result (the live progress display before it is empty once the step ends)
     html = "".join(o["data"]["text/html"] for o in gen.outputs if o.get("data"))
     assert "".join(gen.outputs[0]["data"]["text/plain"]) == ""

@@ -81,6 +81,11 @@ def test_no_run_in_this_process_is_one_clear_refusal(monkeypatch):
     with pytest.raises(ProcedureError, match="no run is open in this kernel") as e:
         from cckit.runbook import rb  # noqa: F401
     assert "run the notebook from the top" in str(e.value)
+    assert "the parameters cell has not run" in str(e.value)
+    # the parameters cell ran (its names are in the kernel): the start cell is the first
+    monkeypatch.setattr(runbook, "_user_namespace", lambda: {"site_file": ""})
+    with pytest.raises(ProcedureError, match=r"the start cell \('The site'\) has not run"):
+        runbook.current()
     monkeypatch.setattr(runbook, "_start_failure", "site file x not found")
     with pytest.raises(ProcedureError, match="the latest start cell failed"):
         runbook.current()

@@ -60,8 +60,10 @@ def step(*, after: tuple[str, ...] = (), changes: bool = True) -> Callable[[F], 
         def run(self: Procedure, *args: Any, **kwargs: Any) -> StepResult:
             missing = self.missing_before(fn.__name__)
             if missing:
+                needs = missing[-1] if len(missing) == 1 else (
+                    ", ".join(missing[:-1]) + " and " + missing[-1])
                 raise ProcedureError(
-                    f"{fn.__name__} needs {', '.join(missing)} first; nothing was done",
+                    f"{fn.__name__} needs {needs} first; nothing was done",
                     hint=f"run the {missing[0]} cell first, then the cells after it in order")
             result = fn(self, *args, **kwargs)
             if result.ok:

@@ -20,7 +20,7 @@ from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SELF_SIGNE
 from ..session import SiteSession
 from ..sites import Node
 from ..vos import NotSupported
-from .base import Procedure
+from .base import Procedure, step
 
 __all__ = ["Advice", "Preflight", "advise"]
 
@@ -114,6 +114,7 @@ class Preflight(Procedure):
         p.notes.append("Read-only: nothing on any node changes.")
         return p
 
+    @step(changes=False)
     def reachability(self) -> StepResult:
         """Log in to every node and read ``show version active``: versions, installed COPs."""
         def one(node: Node) -> VersionRecord:
@@ -137,6 +138,7 @@ class Preflight(Procedure):
         return StepResult("reachability", verdict, records,
                           Outcome.FAILED if failed else Outcome.OK)
 
+    @step(changes=False)
     def certificates(self) -> StepResult:
         """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, what the web ports present."""
         s = self.session
@@ -167,7 +169,8 @@ class Preflight(Procedure):
         # every node at once (site order kept): CLI reads and TLS handshakes per node
         records = [r for rs in parallel(s.nodes, one) for r in rs]
         self.cert_records = records
-        return StepResult("certificates", f"certificate inventory of {len(s.nodes)} node(s)",
+        return StepResult("certificates", "stored certificates, pending CSRs and what the "
+                          f"ports present, on {len(s.nodes)} node(s)",
                           records)
 
     def advise(self, *, ca_capability: CaCapability = "ec",

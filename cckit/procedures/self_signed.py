@@ -17,7 +17,7 @@ from ..clienttrust import build_trust_bundle
 from ..results import Outcome, Plan, StepResult
 from ..scenarios import SELF_SIGNED
 from ..session import SiteSession
-from .base import Procedure
+from .base import Procedure, step
 
 __all__ = ["SelfSigned"]
 
@@ -41,6 +41,7 @@ class SelfSigned(Procedure):
         p.notes.append("No command changes any server in this scenario.")
         return p
 
+    @step(changes=False)
     def collect(self) -> StepResult:
         """The self-signed certificates each node's web ports present to agents' browsers."""
         s = self.session
@@ -59,6 +60,7 @@ class SelfSigned(Procedure):
         return StepResult("collect", verdict, views,
                           Outcome.OK if found else Outcome.NOTHING_TO_DO)
 
+    @step(changes=False)
     def build_bundle(self) -> StepResult:
         """PEM/DER files, GPO PowerShell script, Firefox policy, NSS commands, README."""
         if not self.certificates:
