@@ -146,6 +146,52 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.out)
 
 
+def lab_command(args: argparse.Namespace, jupyter_args: Sequence[str] = ()
+                ) -> tuple[list[str], dict[str, str], Path]:
+    """What ``cckit lab`` runs: fresh copies of every runbook in a new folder (the shipped
+    ones never change), and JupyterLab on it, its kernels told where the user launched from
+    (relative site files resolve there: :func:`cckit.sites.resolve_site_file`) and where
+    run folders go. Returns the command, its environment and the folder."""
+    import os
+    import shutil
+
+    from ._internal.fs import utc_stamp
+    from .scenarios import FLEET_RUNBOOK, SCENARIOS, runbook_path
+
+    here = Path.cwd()
+    folder = Path(args.dir).resolve() if args.dir else here / "runs" / "lab" / utc_stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*SCENARIOS, FLEET_RUNBOOK):
+        target = folder / f"{name}.ipynb"
+        if not target.exists():  # a folder given again keeps the engineer's copies
+            shutil.copyfile(runbook_path(name), target)
+    env = dict(os.environ, CCKIT_LAUNCH_DIR=str(here))
+    env.setdefault("CCKIT_RUNS_DIR", str(here / "runs"))
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={folder}",
+           f"--port={args.port}", f"--ip={args.ip}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if args.allow_root:
+        cmd.append("--allow-root")
+    return [*cmd, *jupyter_args], env, folder
+
+
+def _lab(args: argparse.Namespace, jupyter_args: Sequence[str] = ()) -> int:
+    import os
+
+    cmd, env, folder = lab_command(args, jupyter_args)
+    print(f"lab: working copies of the runbooks in {folder} (relative site files resolve "
+          f"against {env['CCKIT_LAUNCH_DIR']}; run folders go to {env['CCKIT_RUNS_DIR']})",
+          flush=True)
+    try:
+        os.execvpe(cmd[0], cmd, env)  # noqa: S606 - this interpreter, no shell
+    except OSError as e:
+        print(f"cckit: error: cannot start JupyterLab ({e.strerror}): install the lab extra "
+              "(make setup does)", file=sys.stderr)
+        return 1
+    return 0  # pragma: no cover - exec does not return
+
+
 def _mock(argv: list[str]) -> int:
     from .vosmock.cli import main as mock_main
 
@@ -217,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_inventory(sub)
 
+    lab = sub.add_parser(
+        "lab", help="JupyterLab on fresh copies of the runbooks (runs/lab/<UTC time>/)",
+        epilog="arguments after -- go to jupyter lab as they are (e.g. -- --ServerApp.token=X)")
+    lab.add_argument("--port", type=int, default=8888, help="default 8888")
+    lab.add_argument("--ip", default="127.0.0.1", help="address to listen on (default "
+                     "127.0.0.1)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root")
+    lab.add_argument("--dir", help="the folder of the copies (default: a new "
+                     "runs/lab/<UTC time>/); copies already there are kept")
+    lab.set_defaults(func=_lab)
+
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
     demo.set_defaults(func=_demo)
@@ -235,8 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .probe import main as probe_main
 
         return probe_main(argv[1:])
+    extra: list[str] = []
+    if argv[:1] == ["lab"] and "--" in argv:
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
     try:
+        if args.func is _lab:
+            return _lab(args, extra)
         return int(args.func(args) or 0)
     except CckitError as e:
         print(f"cckit: error: {e}", file=sys.stderr)
