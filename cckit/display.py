@@ -114,18 +114,18 @@ def _change_row(c: PortChange) -> dict[str, Any]:
 
 
 def _when(iso: str) -> str:
-    """An ISO time as a table shows it: UTC, to the second."""
+    """An ISO time as a table shows it: UTC, to the second, one unbroken word."""
     try:
         when = dt.datetime.fromisoformat(iso)
     except ValueError:
         return iso
     if when.tzinfo is not None:
         when = when.astimezone(dt.UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%S")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _step_row(r: StepRecord) -> dict[str, Any]:
-    return {"time (UTC)": _when(r.time), "step": r.step, "outcome": cell(r.outcome),
+    return {"time": _when(r.time), "step": r.step, "outcome": cell(r.outcome),
             "message": r.message}
 
 
