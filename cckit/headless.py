@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._internal.fs import atomic_write, out_folder
-from .ca.base import check_options
+from .ca import check_options
 from .credentials import mask_secrets, redact
 from .errors import CckitError, InputError
 from .runfolder import RunFolder, State
