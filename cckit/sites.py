@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ __all__ = [
 ROLES = topology.ROLES
 TRANSPORTS = ("ssh", "rest")
 DEFAULT_CREDENTIAL = "os-admin"
-COP_KEYS = ("uccx_disable", "uccx_rollback", "socialminer_disable", "socialminer_rollback")
+COP_KEYS = topology.COP_KEYS
 
 
 @dataclass(frozen=True)
@@ -121,15 +121,19 @@ class CopRepository:
 
 @dataclass(frozen=True)
 class CopFiles:
-    uccx_disable: str | None = None
-    uccx_rollback: str | None = None
-    socialminer_disable: str | None = None
-    socialminer_rollback: str | None = None
+    """The site file's ``cop_files``: ``<family>_<action>`` -> the COP's file name (the
+    families and actions are the topology's: :data:`cckit.topology.COP_KEYS`)."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def for_node(self, node: Node, action: str) -> str | None:
         """The COP file for ``action`` (``disable`` or ``rollback``) on ``node``."""
         family = node.spec.cop_family
-        return getattr(self, f"{family}_{action}", None) if family else None
+        return self.files.get(f"{family}_{action}") if family else None
+
+    def for_action(self, action: str) -> tuple[str, ...]:
+        """Every family's COP file for ``action``."""
+        return tuple(f for k, f in self.files.items() if k.endswith(f"_{action}"))
 
 
 @dataclass(frozen=True)
@@ -418,8 +422,9 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
                 if v and ("/" in v or not v.endswith(".cop.sgn")):
                     problems.append(f"cop_files.{k}: {v!r} should be a file name ending in "
                                     ".cop.sgn (the directory is in cop_repository)")
-                vals[k] = v
-            cop_files = CopFiles(**vals)
+                if v:
+                    vals[k] = v
+            cop_files = CopFiles(vals)
 
     if problems:
         raise SiteFileError(problems, file=source)

@@ -122,8 +122,8 @@ def test_ca_signed_end_to_end(session, tmp_path):
     assert adv.scenario == "done" and not adv.next_step, adv
     first = min(r.cert.not_after for r in after.values())
     due = (first - dt.timedelta(days=preflight.RENEW_BEFORE_DAYS)).date().isoformat()
-    assert f"next renewal due {due}" in str(adv) and "renew=True" in str(adv)
-    assert str(adv).startswith("Nothing to do: the site is CA-signed")
+    assert f"next renewal due {due}" in display.text(adv) and "renew=True" in display.text(adv)
+    assert display.text(adv).startswith("Nothing to do: the site is CA-signed")
 
 
 def test_rsa_signed_is_stopped_at_the_gate_and_nothing_changes(session, mock, tmp_path):

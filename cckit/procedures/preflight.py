@@ -192,7 +192,7 @@ class Preflight(Procedure):
             tomcat = [r for r in self.cert_records if r.unit == topology.RSA_UNIT]
             app_certs_ca_signed = bool(tomcat) and all(r.signed_by for r in tomcat)
         cops = self.session.site.cop_files
-        disable = {c for c in (cops.uccx_disable, cops.socialminer_disable) if c}
+        disable = set(cops.for_action("disable"))
         site = self.session.site
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,
                       ca_capability=ca_capability,
