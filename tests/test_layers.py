@@ -83,3 +83,11 @@ def test_the_boundaries_the_architecture_draws():
     for above in ("cckit.runbook", "cckit.headless", "cckit.batch", "cckit.cli",
                   "cckit.demo"):
         assert above not in graph["cckit.procedures"] | graph["cckit.fleet"], above
+
+
+def test_status_json_has_one_writer():
+    """Only the run folder names the file (docs/status.md): nothing else can write it."""
+    named = sorted(str(path.relative_to(ROOT)) for path in CCKIT.rglob("*.py")
+                   if any(isinstance(n, ast.Constant) and n.value == "status.json"
+                          for n in ast.walk(ast.parse(path.read_text()))))
+    assert named == ["cckit/runfolder.py"]
