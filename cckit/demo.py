@@ -7,6 +7,7 @@ from pathlib import Path
 from ._internal.fs import utc_stamp
 from .display import frame
 from .headless import RunOutcome, run_runbook
+from .runfolder import RunFolder
 from .scenarios import SCENARIOS
 
 __all__ = ["run_demo"]
@@ -35,7 +36,7 @@ def run_demo(root: str | Path = "runs") -> int:
     stamp = utc_stamp()
     outcomes = []
     for scenario, params in JOBS:  # runs/<scenario>/<UTC time>/, as interactive runs
-        folder = Path(root) / scenario / stamp
+        folder = RunFolder.new(scenario, root, stamp).path
         print(f"\n== {scenario} (fresh mock site under {folder})")
         outcomes.append(run_runbook(scenario, folder, parameters=params))
     import pandas as pd
