@@ -3,6 +3,21 @@
 import os
 import tempfile
 
+import pytest
+
+
+def _own_folder(variable: str, leaf: str) -> None:
+    """A folder of this test process's own under ``variable``: a fresh one unless the user
+    set it, and one per pytest-xdist worker (``<folder>/<worker>/<leaf>``: its runs and locks
+    never meet another worker's, and the path still ends in ``runs/`` for the goldens)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = os.environ.get(variable)
+    if not base:
+        base = os.environ[variable] = os.path.join(tempfile.mkdtemp(prefix="cckit-test-"), leaf)
+    if worker and os.environ.get(f"{variable}_WORKER") != worker:
+        os.environ[variable] = os.path.join(base, worker, leaf)
+        os.environ[f"{variable}_WORKER"] = worker
+
 
 def pytest_configure(config):
     # nbval opens the sanitize file relative to the current directory when each notebook
@@ -12,8 +27,22 @@ def pytest_configure(config):
         config.option.nbval_sanitize_with = str(config.rootpath / files)
     # The runbooks write their artifacts (and the embedded mock's state) under
     # CCKIT_RUNS_DIR: keep test runs out of the checkout. nbval's kernels inherit it.
-    if "CCKIT_RUNS_DIR" not in os.environ:
-        os.environ["CCKIT_RUNS_DIR"] = os.path.join(tempfile.mkdtemp(prefix="cckit-test-"), "runs")
+    _own_folder("CCKIT_RUNS_DIR", "runs")
     # Site and folder locks live in one per-user folder: the tests' own, not the user's.
-    if "CCKIT_LOCK_DIR" not in os.environ:
-        os.environ["CCKIT_LOCK_DIR"] = os.path.join(tempfile.mkdtemp(prefix="cckit-test-"), "locks")
+    _own_folder("CCKIT_LOCK_DIR", "locks")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (``-n N``): every test is its own unit of work, except a golden
+    notebook's cells, which run in order in one kernel and so go to one worker together.
+    (pytest-xdist's own ``loadgroup`` cannot group them on pytest 9.2: it rewrites a node id
+    attribute that pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebooksTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(".ipynb") else nodeid
+
+    return NotebooksTogether(config, log)

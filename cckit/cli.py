@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._internal.imports import skip_iri_format_checker
+
+    skip_iri_format_checker()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["mock"]:
         return _mock(argv[1:])

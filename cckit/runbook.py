@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import display, progress
+from ._internal.imports import skip_iri_format_checker
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
 from .credentials import looks_secret, mask_secrets, redact
@@ -46,6 +47,11 @@ from .session import SiteSession
 from .sites import Site, load_site, resolve_site_file
 
 __all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "current", "start"]
+
+# A runbook's kernel reads its notebook's parameters with papermill (nbformat, jsonschema):
+# without this, the start cell spends ~3 CPU-s compiling a grammar nothing uses.
+skip_iri_format_checker()
+
 
 
 class StepInterrupted(KeyboardInterrupt):
