@@ -53,7 +53,6 @@ __all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "current", "start"]
 skip_iri_format_checker()
 
 
-
 class StepInterrupted(KeyboardInterrupt):
     """A step stopped by JupyterLab's stop button (or SIGINT): still a KeyboardInterrupt,
     shown as one line (where the run is, how to resume) instead of a wall of traceback."""
