@@ -120,16 +120,45 @@ class RunOutcome:
 
 
 def _secret_paths(value: Any, path: str) -> list[str]:
-    """Where in a (nested) parameter value a key looks like a secret's name."""
+    """Where in a (nested) parameter value a key looks like a secret's name and holds more
+    than a reference to where the secret is (``{env: VAR}``, ``{keyring: ...}``, ``{file:
+    PATH}``: a CA option such as ``tsig_secret`` or ``password`` given the way a site file
+    gives one; the adapter resolves it at run time)."""
     if isinstance(value, Mapping):
         out = []
         for k, v in value.items():
             where = f"{path}.{k}"
-            out += [where] if looks_secret(k) else _secret_paths(v, where)
+            if looks_secret(k):
+                out += [] if _is_reference(v) else [where]
+            else:
+                out += _secret_paths(v, where)
         return out
     if isinstance(value, list | tuple):
         return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
     return []
+
+
+def _reference_targets(value: Any) -> list[str]:
+    """What the secret references among the parameters name (an operator may have pasted
+    the secret there): scrubbed from the record like the site file's."""
+    from .credentials import parse_secret_ref
+
+    if isinstance(value, Mapping):
+        out = []
+        for k, v in value.items():
+            ref = parse_secret_ref(dict(v), "")[0] if looks_secret(k) and _is_reference(v) \
+                else None
+            out += list(ref.targets()) if ref else _reference_targets(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _reference_targets(v)]
+    return []
+
+
+def _is_reference(value: Any) -> bool:
+    from .credentials import parse_secret_ref
+
+    return isinstance(value, Mapping) and not parse_secret_ref(dict(value), "")[1]
 
 
 _KINDS: dict[type, tuple[str, str]] = {
@@ -285,7 +314,8 @@ def run_runbook(
             _record_stop(outcome, "interrupted", message, kernel.cell)
         elif status == "failed" and _still_running(out):  # an error the runbook did not catch
             _record_stop(outcome, "failed", message, kernel.cell)
-        scrub(out, _site_secrets(out, params.get("site_file")), before=before)
+        scrub(out, _site_secrets(out, params.get("site_file")) + _reference_targets(params),
+              before=before)
         outcome.html = export_html(notebook)
         return outcome
 
