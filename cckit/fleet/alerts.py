@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import os
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -121,18 +121,22 @@ class Notifier:
         return next((v for k, v in self.options if k == name), default)
 
     def send(self, f: Finding, *, timeout: float = 10.0) -> None:
+        self.deliver(_subject(f), payload(f), timeout=timeout)
+
+    def deliver(self, subject: str, body: Mapping[str, Any], *, timeout: float = 10.0) -> None:
+        """One message: a webhook POSTs ``body`` as JSON (its ``text`` for chat tools), a mail
+        has ``subject`` and one ``key: value`` line per field but ``text``."""
         if self.kind == "webhook":
             import requests
 
-            r = requests.post(self.target, json=payload(f), timeout=timeout)
+            r = requests.post(self.target, json=dict(body), timeout=timeout)
             r.raise_for_status()
             return
         host, _, port = self.target.partition(":")
         msg = EmailMessage()
-        msg["Subject"] = _subject(f)
+        msg["Subject"] = subject
         msg["From"] = self.opt("from", "cckit@localhost")
         msg["To"] = ", ".join(v for k, v in self.options if k == "to")
-        body = payload(f)
         msg.set_content("\n".join(f"{k}: {v}" for k, v in body.items() if k != "text") + "\n")
         with smtplib.SMTP(host, int(port or 25), timeout=timeout) as smtp:
             if self.opt("starttls"):
