@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_inventory(sub)
 
+    from .autopilot.cli import add_parser as add_renew
+
+    add_renew(sub)
+
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
     demo.set_defaults(func=_demo)

@@ -17,6 +17,7 @@ import yaml
 
 from . import topology
 from ._internal import yamlsafe
+from .autopilot.policy import Policy, parse_policy
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
 from .errors import CredentialError, SiteFileError
 from .topology import Role, RoleSpec
@@ -139,6 +140,8 @@ class Site:
     cop_repository: CopRepository | None = None
     cop_files: CopFiles = CopFiles()
     path: Path | None = None
+    #: the renewal autopilot's policy (docs/autopilot.md), None without an autopilot: block
+    autopilot: Policy | None = None
 
     @property
     def publisher(self) -> Node:
@@ -270,7 +273,7 @@ def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool =
 _NODE_KEYS = {"name", "role", "host", "address", "ssh_port", "transport", "credential",
               "web_ports", "rest", "services", "include_ou"}
 _SITE_KEYS = {"site", "domain", "credentials", "known_hosts", "nodes", "cop_repository",
-              "cop_files"}
+              "cop_files", "autopilot"}
 
 
 def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Site:
@@ -376,12 +379,14 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
                 vals[k] = v
             cop_files = CopFiles(**vals)
 
+    autopilot = parse_policy(data.get("autopilot"), base_dir, problems)
+
     if problems:
         raise SiteFileError(problems, file=source)
     nodes = [replace(n, domain=domain) for n in nodes]
     return Site(name=name, nodes=tuple(nodes), credentials=credentials, domain=domain,
                 known_hosts=known_hosts, cop_repository=repo, cop_files=cop_files,
-                path=Path(source) if source else None)
+                path=Path(source) if source else None, autopilot=autopilot)
 
 
 def _role_problems(roles: list[Any], raw_nodes: list[Any]) -> list[str]:

@@ -1,0 +1,57 @@
+"""How long a renewal of a site takes: what a window must have left before one starts.
+
+The rule: the longest of the site's last :data:`HISTORY` renewals of that scenario (the ledger),
+times :data:`MARGIN`; with no renewal on record, the same margin over a prior built from the
+site's nodes and a real node's durations (the VOS mock's latency profile,
+``cckit/vosmock/latency.py``, with its sources), step by step as the runbook schedules them:
+one CLI login, a CSR on every node at once, the CA, trust and identity uploads at once, then
+each HA restart wave in turn (the slowest node of a wave; on a node its services one after
+another, each followed by the wait for TLS), and the verification. Rounded up to the minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+
+from ..inventory import Site
+from ..orchestration import restart_waves
+
+__all__ = ["HISTORY", "MARGIN", "expected_duration", "prior_seconds"]
+
+#: how many of the site's latest renewals the estimate looks at
+HISTORY = 5
+#: the safety margin over the estimate
+MARGIN = 1.5
+#: allowances for what the profile has no figure for (seconds) [assumed]
+CA_SECONDS = 300.0  # an ACME order with DNS-01 propagation, or an AD CS request
+TLS_BACK_SECONDS = 60.0  # after a restart, until every web port completes a handshake
+VERIFY_SECONDS = 30.0
+LOGIN_SECONDS = 60.0  # [doc] 8 s to a minute to the first admin: prompt (latency.py)
+
+
+def _profile() -> dict[str, float]:
+    from ..vosmock.latency import PROFILE
+
+    return PROFILE
+
+
+def prior_seconds(site: Site, nodes: Sequence[str], unit: str) -> float:
+    """The estimate without history, for renewing ``unit`` on ``nodes`` of ``site``."""
+    p = _profile()
+    chosen = [n for n in site.nodes if n.name in set(nodes)]
+    seconds = (LOGIN_SECONDS + p["csr_generate"] + CA_SECONDS + 2 * p["trust_import"]
+               + p["cert_import"] + VERIFY_SECONDS)
+    for wave in restart_waves(chosen):
+        seconds += max(sum(p.get(f"restart:{s}", p["restart"]) + TLS_BACK_SECONDS
+                           for s in n.restart_services(unit)) for n in wave)
+    return seconds
+
+
+def expected_duration(site: Site, nodes: Sequence[str], unit: str,
+                      history: Sequence[float] = ()) -> dt.timedelta:
+    """What a window must still have ahead for this renewal to start (the rule above)."""
+    recent = [s for s in history if s > 0][-HISTORY:]
+    base = max(recent) if recent else prior_seconds(site, nodes, unit)
+    return dt.timedelta(minutes=math.ceil(base * MARGIN / 60))
