@@ -24,6 +24,7 @@ from . import progress
 from ._internal.fs import atomic_write, utc_stamp
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
+from .ca.base import check_options
 from .credentials import MASK, looks_secret, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .inventory import Site, load_site
@@ -385,8 +386,10 @@ class Runbook:
             opts.setdefault("outbox", "csr-outbox")
             opts.setdefault("inbox", "cert-inbox")
             opts.setdefault("site", self.site.name)
+        paths = check_options(name, opts, complete=False).path_options
         for key in ("directory", "outbox", "inbox", "state_dir"):
-            if key in opts and not Path(opts[key]).is_absolute():
+            # the adapter's own paths only: acme's ``directory`` is a URL
+            if key in opts and key in paths and not Path(opts[key]).is_absolute():
                 opts[key] = self.artifacts / opts[key]
         return get_adapter(name, **opts)
 

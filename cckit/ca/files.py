@@ -114,6 +114,7 @@ class FilesCA(CertificateAuthority):
     """
 
     name = "files"
+    path_options = ("outbox", "inbox", "issuing_cert")
 
     @classmethod
     def unattended(cls, options: Mapping[str, Any]) -> str | None:
