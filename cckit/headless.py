@@ -36,8 +36,8 @@ from .procedures import SCENARIOS
 # papermill and nbclient report through cckit's outcome; no stray log lines on stderr
 logging.getLogger("papermill").addHandler(logging.NullHandler())
 
-__all__ = ["RunOutcome", "interrupt_on_signals", "interrupt_running", "run_runbook",
-           "runbook_path"]
+__all__ = ["RunOutcome", "interrupt_on_signals", "interrupt_run", "interrupt_running",
+           "run_runbook", "runbook_path"]
 
 
 def runbooks_dir() -> Path:
@@ -369,6 +369,8 @@ class _Kernel:
         self.km = Manager(kernel_name=kernel_name or "python3")
         self._clients = clients
         self._log = log_file
+        #: the run folder it writes into (kernel.log is there)
+        self.folder = log.parent.resolve()
         self.interrupted = False
         #: (index, source) of the cell started last: the step a stopped run was in
         self.cell: tuple[int, str] | None = None
@@ -432,6 +434,17 @@ def interrupt_running() -> int:
     with _running_lock:
         kernels = list(_running)
     return sum(k.interrupt() for k in kernels)
+
+
+def interrupt_run(out_dir: str | os.PathLike) -> bool:
+    """Interrupt the run writing into ``out_dir`` (its running cell; no further cell starts,
+    even when its kernel is still starting); False when no such run is going on here."""
+    folder = Path(out_dir).resolve()
+    with _running_lock:
+        kernels = [k for k in _running if k.folder == folder]
+    for k in kernels:
+        k.interrupt()
+    return bool(kernels)
 
 
 @contextlib.contextmanager
