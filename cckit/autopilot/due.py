@@ -76,11 +76,12 @@ class Job:
         return params
 
     def describe(self) -> str:
-        soonest = min(self.old, key=lambda h: h.not_after)
-        return (f"{self.scenario}: {self.unit} on {', '.join(self.nodes)}"
-                + (" (one multi-server SAN certificate)" if self.multi_san else "")
-                + f"; {soonest.node}'s expires {soonest.not_after:%Y-%m-%d} "
-                f"({soonest.days_left} days)")
+        text = (f"{self.scenario}: {self.unit} on {', '.join(self.nodes)}"
+                + (" (one multi-server SAN certificate)" if self.multi_san else ""))
+        if self.old:
+            soonest = min(self.old, key=lambda h: h.not_after)
+            text += f"; {soonest.node}'s expires {soonest.not_after:%Y-%m-%d}"
+        return text
 
 
 @dataclass(frozen=True)

@@ -178,8 +178,9 @@ class _Pass:
                    f"the open window ends at {_local(open_now.end, policy)}, too soon for "
                    f"~{view.expected_minutes} min")
             view.message = (f"due: {what}; {why}; next window "
-                            + (f"{_local(nxt.start, policy)}" if nxt else
-                               "none long enough in the next 15 days"))
+                            + (_span(nxt, policy) if nxt else
+                               f"none long enough (~{view.expected_minutes} min) in the next "
+                               "15 days"))
             return view
         until = backoff_until(self.ledger, site.identity)
         if until is not None and until > self.now:
@@ -188,14 +189,19 @@ class _Pass:
                             f"{until:%Y-%m-%d %H:%M} UTC")
             return view
         if self.dry_run:
-            view.state, view.message = "would-renew", f"would renew now: {what}"
+            view.state = "would-renew"
+            view.message = (f"would renew now (~{view.expected_minutes} min; window open until "
+                            f"{_local(open_now.end, policy)}): {what}")
             return view
+        # the window's end on the real clock (``now`` may be pretended, in tests)
+        deadline = _utcnow() + (open_now.end - self.now)
         for job, resume in jobs:
             if self.stop.is_set():
                 view.state = view.state if view.attempts else "interrupted"
                 view.message = view.message or "the pass was stopped before this site started"
                 break
-            outcome, message, attempt, folder = self._attempt(site, path, job, resume)
+            outcome, message, attempt, folder = self._attempt(site, path, job, resume,
+                                                              deadline)
             view.attempts.append(attempt)
             if folder:
                 view.runs.append(str(folder))
@@ -245,8 +251,8 @@ class _Pass:
             self._alert(site, r.attempt, "interrupted")
 
     # ------------------------------------------------------------------ one attempt
-    def _attempt(self, site: Site, path: Path, job: Job, resume: list[Attempt] | None
-                 ) -> tuple[str, str, str, Path | None]:
+    def _attempt(self, site: Site, path: Path, job: Job, resume: list[Attempt] | None,
+                 deadline: dt.datetime) -> tuple[str, str, str, Path | None]:
         policy = site.autopilot
         assert policy is not None
         attempt = f"{_utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -260,6 +266,7 @@ class _Pass:
                           old=job.old, nodes=job.nodes, run=str(folder), started=_utcnow(),
                           parameters={k: v for k, v in params.items() if k != "ca_options"},
                           resumes=resume[0].attempt if resume else None)
+        over = _Deadline(folder, deadline)
         try:
             run = runner.run(job.scenario, folder, path, params)
         except CckitError as e:
@@ -268,7 +275,12 @@ class _Pass:
             self.ledger.end(attempt, outcome="interrupted", ended=_utcnow(),
                             message="the autopilot was stopped during this attempt")
             raise
+        finally:
+            over.cancel()
         outcome, message, new = self._judge(site, path, job, run)
+        if over.fired and outcome == "interrupted":
+            message = (f"stopped at the end of the window ({deadline:%Y-%m-%d %H:%M} UTC) "
+                       f"at {run.failed_step or 'its step'}; the next window resumes it")
         self.ledger.end(attempt, outcome=outcome, ended=_utcnow(), new=new,
                         failed_step=run.failed_step, message=message)
         if outcome in ALERTING:
@@ -348,6 +360,32 @@ class _Pass:
 # ------------------------------------------------------------------------------ helpers
 
 
+class _Deadline:
+    """Interrupts the run in ``folder`` at the window's end: the step going on then stops as
+    Ctrl-C stops it, no further step starts, and the next window resumes the run."""
+
+    def __init__(self, folder: Path, deadline: dt.datetime) -> None:
+        self.folder = folder
+        self.fired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(deadline,), daemon=True,
+                                        name="cckit-renew-deadline")
+        self._thread.start()
+
+    def _watch(self, deadline: dt.datetime) -> None:
+        if self._done.wait(max(0.0, (deadline - _utcnow()).total_seconds())):
+            return
+        while not self._done.is_set():  # the run may still be starting its kernel
+            if runner.interrupt(self.folder):
+                self.fired = True
+                return
+            self._done.wait(0.2)
+
+    def cancel(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -359,9 +397,24 @@ def _first_line(path: Path) -> str:
         return ""
 
 
+def _zone(policy: Any) -> Any:
+    return policy.windows[0].zone if policy.windows else dt.UTC
+
+
 def _local(when: dt.datetime, policy: Any) -> str:
-    zone = policy.windows[0].zone if policy.windows else dt.UTC
-    return f"{when.astimezone(zone):%a %Y-%m-%d %H:%M %Z} ({when:%H:%M} UTC)"
+    """``when`` on the site's clock (its first window's zone), and in UTC."""
+    local = when.astimezone(_zone(policy))
+    utc = "" if local.utcoffset() == dt.timedelta() else f" ({when:%H:%M} UTC)"
+    return f"{local:%a %Y-%m-%d %H:%M %Z}{utc}"
+
+
+def _span(iv: Interval, policy: Any) -> str:
+    """An interval on the site's clock: ``Sat 2026-12-12 01:00-05:00 CST (07:00-11:00 UTC)``."""
+    a, b = iv.start.astimezone(_zone(policy)), iv.end.astimezone(_zone(policy))
+    end = f"{b:%H:%M %Z}" if a.date() == b.date() else f"{b:%a %Y-%m-%d %H:%M %Z}"
+    utc = ("" if a.utcoffset() == dt.timedelta() else
+           f" ({iv.start:%H:%M}-{iv.end:%H:%M} UTC)")
+    return f"{a:%a %Y-%m-%d %H:%M}-{end}{utc}"
 
 
 def _window_json(policy: Any, open_now: Interval | None, nxt: Interval | None,
@@ -370,7 +423,7 @@ def _window_json(policy: Any, open_now: Interval | None, nxt: Interval | None,
             "open_until": open_now.end.isoformat() if open_now else None,
             "next_start": nxt.start.isoformat() if nxt else None,
             "next_end": nxt.end.isoformat() if nxt else None,
-            "next": (_local(max(nxt.start, now), policy) if nxt else None)}
+            "next": _span(nxt, policy) if nxt else None}
 
 
 def _job_json(job: Job, resume: list[Attempt] | None) -> dict[str, Any]:

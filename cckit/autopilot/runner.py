@@ -4,8 +4,8 @@ headless in it exactly as ``cckit run`` does, and read what its record says.
 Nothing else in :mod:`cckit.autopilot` knows how a run is started, where its record lives or
 how ``status.json`` reads; when runs get one owner (the scenario registry and run folder of
 issue 24), the functions here are what is re-pointed: :func:`new_folder`, :func:`run`,
-:func:`record_state`, :func:`changed_nodes`, :func:`in_use`, :func:`check` and
-:func:`interrupt_all`.
+:func:`record_state`, :func:`changed_nodes`, :func:`in_use`, :func:`check`,
+:func:`interrupt` and :func:`interrupt_all`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 from .._internal.fs import safe_name, utc_stamp
 from ..errors import CckitError, SiteLockedError
 
-__all__ = ["Run", "changed_nodes", "check", "in_use", "interrupt_all", "new_folder",
-           "record_state", "run"]
+__all__ = ["Run", "changed_nodes", "check", "in_use", "interrupt", "interrupt_all",
+           "new_folder", "record_state", "run"]
 
 #: how a run ended: complete, failed, waiting (for the CA), interrupted, locked (not started)
 STATES = ("complete", "failed", "waiting", "interrupted", "locked")
@@ -106,6 +106,14 @@ def in_use(folder: Path) -> bool:
             return False
     except SiteLockedError:
         return True
+
+
+def interrupt(folder: Path) -> bool:
+    """Interrupt the run writing into ``folder`` at its step (it ends ``interrupted``, to be
+    resumed); False while no run of this process writes there (not started yet, or over)."""
+    from ..headless import interrupt_run
+
+    return interrupt_run(folder)
 
 
 def interrupt_all() -> int:
