@@ -155,3 +155,27 @@ def test_a_secret_reference_may_be_a_runbook_parameter_a_secret_never(tmp_path):
     assert "Hunter2" not in str(e.value)
     with pytest.raises(InputError, match="passwords are never parameters"):
         check_parameters("ca_signed", {"ca_options": {"password": {"env": "X", "file": "y"}}})
+
+
+def test_a_pass_names_an_invalid_site_file_and_fails_touching_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(yaml.safe_dump({**BASE, "site": "broken",
+                                                        "autopilot": {**GOOD, "ca": "files"}}))
+    site_with(folder, None)  # a site without autopilot: never contacted
+    state = tmp_path / "state"
+    r = subprocess.run([sys.executable, "-m", "cckit.cli", "renew", "--sites", str(folder),
+                        "--state", str(state), "--dry-run"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "broken  invalid" in r.stdout and "files cannot renew unattended" in r.stdout
+    assert "east    off          no autopilot: block" in r.stdout
+    assert not state.exists()
+    r = subprocess.run([sys.executable, "-m", "cckit.cli", "renew", "--sites", str(folder),
+                        "--state", str(state), "--now", "2026-01-01T00:00:00Z"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "--now only goes with --dry-run or --status" in r.stderr
+    assert not state.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from typing import Any
 
@@ -20,6 +21,15 @@ def _when(text: str) -> dt.datetime:
     if when.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +01:00)")
     return when.astimezone(dt.UTC)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _site_lines(sites: list[dict[str, Any]]) -> list[str]:
@@ -71,6 +81,8 @@ def _renew(args: argparse.Namespace) -> int:
     if args.now is not None and not args.dry_run:
         raise InputError("--now only goes with --dry-run or --status: a real pass changes "
                          "sites at the real time, inside their windows")
+    # the runs' records name who ran them (a runbook reads CCKIT_OPERATOR)
+    os.environ.setdefault("CCKIT_OPERATOR", f"cckit renew ({_user()})")
     try:
         result = run_pass(args.sites, args.state, concurrency=args.concurrency,
                           dry_run=args.dry_run, now=args.now, timeout=args.timeout)
@@ -98,7 +110,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "renew",
         help="the renewal autopilot: renew what is due, inside each site's window (one pass)",
         epilog="exit status: 0 nothing failed, 1 an attempt failed, was refused or "
-        "interrupted, 130 the pass was interrupted. Scheduling it and what it guarantees: "
+        "interrupted, or a site file is invalid or an enabled site could not be read, 130 "
+        "the pass was interrupted. Scheduling it and what it guarantees: "
         "docs/autopilot.md")
     p.add_argument("--sites", nargs="+", metavar="DIR|FILE",
                    help="folders of site files, files listing them, or site files")

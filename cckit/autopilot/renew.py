@@ -48,8 +48,9 @@ __all__ = ["PassResult", "SiteView", "pause_file", "read_status", "run_pass"]
 
 LEDGER = "ledger.sqlite"
 SEEN = "seen.json"
-#: the outcomes that make a pass exit non-zero
-FAILED = frozenset({"failed", "refused", "interrupted"})
+#: the site states that make a pass exit non-zero: an attempt went wrong, or a site file is
+#: invalid, or an enabled site could not be read (its renewals would silently not happen)
+FAILED = frozenset({"failed", "refused", "interrupted", "invalid", "unread"})
 
 
 @dataclass
