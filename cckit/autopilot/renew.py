@@ -106,12 +106,19 @@ class _Pass:
                  timeout: float) -> None:
         self.state = state
         self.ledger = ledger
+        #: when the pass started, on its clock (``now`` may be pretended: tests, dry runs)
         self.now = now
+        self._offset = now - _utcnow()
         self.dry_run = dry_run
         self.timeout = timeout
         self.stop = threading.Event()
         self.seen: dict[str, str] = {}  # site identity -> the first file describing it
         self._seen_lock = threading.Lock()
+
+    def clock(self) -> dt.datetime:
+        """The time now on the pass's clock: a site read takes a while, and a window's
+        remaining time is what is left after it."""
+        return _utcnow() + self._offset
 
     # ------------------------------------------------------------------ one site
     def site(self, path: Path) -> SiteView:
@@ -150,7 +157,7 @@ class _Pass:
         policy = site.autopilot
         assert policy is not None
         self._settle_killed(site)
-        inv = collect_site(path, SweepOptions(now=self.now, timeout=self.timeout))
+        inv = collect_site(path, SweepOptions(now=self.clock(), timeout=self.timeout))
         unread = inv.error or "; ".join(f"{n.node}: {n.error}" for n in inv.nodes if n.error)
         if unread:
             view.state, view.message = "unread", f"not read: {unread}"
@@ -168,12 +175,13 @@ class _Pass:
                                       self.ledger.durations(site.identity, j.scenario))
                     for j, _ in jobs), dt.timedelta())
         view.expected_minutes = int(need.total_seconds() // 60)
-        open_now = current(policy.windows, self.now)
-        nxt = next_opening(policy.windows, self.now, need)
-        view.window = _window_json(policy, open_now, nxt, self.now)
+        now = self.clock()
+        open_now = current(policy.windows, now)
+        nxt = next_opening(policy.windows, now, need)
+        view.window = _window_json(policy, open_now, nxt, now)
         what = "; ".join(j.describe() + (f" (resumes {Path(r[0].run or '').name})" if r else "")
                          for j, r in jobs)
-        if open_now is None or open_now.end - self.now < need:
+        if open_now is None or open_now.end - now < need:
             view.state = "closed"
             why = ("no window open now" if open_now is None else
                    f"the open window ends at {_local(open_now.end, policy)}, too soon for "
@@ -184,7 +192,7 @@ class _Pass:
                                "15 days"))
             return view
         until = backoff_until(self.ledger, site.identity)
-        if until is not None and until > self.now:
+        if until is not None and until > now:
             view.state, view.backoff_until = "backoff", until.isoformat()
             view.message = (f"due: {what}; backing off after failures until "
                             f"{until:%Y-%m-%d %H:%M} UTC")
@@ -194,8 +202,7 @@ class _Pass:
             view.message = (f"would renew now (~{view.expected_minutes} min; window open until "
                             f"{_local(open_now.end, policy)}): {what}")
             return view
-        # the window's end on the real clock (``now`` may be pretended, in tests)
-        deadline = _utcnow() + (open_now.end - self.now)
+        deadline = open_now.end - self._offset  # the window's end on the real clock
         for job, resume in jobs:
             if self.stop.is_set():
                 view.state = view.state if view.attempts else "interrupted"
@@ -258,7 +265,7 @@ class _Pass:
         assert policy is not None
         attempt = f"{_utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         folder = (Path(resume[0].run or "") if resume else
-                  runner.new_folder(self.state / "runs", site.name, job.scenario, self.now))
+                  runner.new_folder(self.state / "runs", site.name, job.scenario, _utcnow()))
         params = {**job.parameters(), "ca": policy.ca,
                   "ca_options": ca_options(site, self.state), "apply": True,
                   "confirm": site.name, "change": f"autopilot {attempt}"}
