@@ -7,16 +7,13 @@ a locked site is skipped and recorded; a paused site is not even read."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import yaml
@@ -28,8 +25,11 @@ from cckit.autopilot.renew import pause_file, read_status, run_pass
 from cckit.inventory import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_sites
+from tests import test_sweep
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+#: a local webhook receiver: (url, the JSON bodies received)
+webhook = test_sweep.webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 #: every day, all day (in the tests that are not about windows)
@@ -168,27 +168,6 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
 
 
 # ------------------------------------------------------------------------------ failures
-
-
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self):
-        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hook.received = []
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
-    server.shutdown()
 
 
 def test_a_refused_certificate_is_never_uploaded_backs_off_and_alerts_once(sites, tmp_path,
