@@ -198,6 +198,8 @@ class _Pass:
                             f"{until:%Y-%m-%d %H:%M} UTC")
             return view
         if self.dry_run:
+            for job, _ in jobs:  # what the runbook would refuse, it says now
+                runner.check(job.scenario, self._parameters(site, job, "dry-run"))
             view.state = "would-renew"
             view.message = (f"would renew now (~{view.expected_minutes} min; window open until "
                             f"{_local(open_now.end, policy)}): {what}")
@@ -266,9 +268,7 @@ class _Pass:
         attempt = f"{_utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         folder = (Path(resume[0].run or "") if resume else
                   runner.new_folder(self.state / "runs", site.name, job.scenario, _utcnow()))
-        params = {**job.parameters(), "ca": policy.ca,
-                  "ca_options": ca_options(site, self.state), "apply": True,
-                  "confirm": site.name, "change": f"autopilot {attempt}"}
+        params = self._parameters(site, job, attempt)
         self.ledger.begin(attempt=attempt, site=site.name, site_key=site.identity,
                           site_file=str(path), scenario=job.scenario, unit=job.unit,
                           old=job.old, nodes=job.nodes, run=str(folder), started=_utcnow(),
@@ -294,6 +294,15 @@ class _Pass:
         if outcome in ALERTING:
             self._alert(site, attempt, outcome)
         return outcome, message, attempt, folder if outcome != "locked" else None
+
+    def _parameters(self, site: Site, job: Job, attempt: str) -> dict[str, Any]:
+        """The runbook's parameters: the job's, the site's CA, and the site's standing
+        confirmation (``enabled: true``) as ``confirm``."""
+        policy = site.autopilot
+        assert policy is not None
+        return {**job.parameters(), "ca": policy.ca,
+                "ca_options": ca_options(site, self.state), "apply": True,
+                "confirm": site.name, "change": f"autopilot {attempt}"}
 
     def _judge(self, site: Site, path: Path, job: Job, run: runner.Run
                ) -> tuple[str, str, dict[str, Held]]:
