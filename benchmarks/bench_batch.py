@@ -37,7 +37,7 @@ from pathlib import Path
 
 from cckit.batch import run_batch
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site, running_sites
 
 

@@ -23,9 +23,9 @@ from typing import TypeVar
 from . import topology
 from .audit import operation
 from .errors import CckitError, ProcedureError
-from .inventory import Node
 from .results import Action, RestartRecord, StepResult
 from .session import SiteSession
+from .sites import Node
 
 __all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves"]
 

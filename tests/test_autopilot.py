@@ -22,7 +22,7 @@ from cckit import probe, topology
 from cckit.audit import site_lock
 from cckit.autopilot.ledger import Ledger
 from cckit.autopilot.renew import pause_file, read_status, run_pass
-from cckit.inventory import load_site
+from cckit.sites import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_sites
 from tests import test_sweep

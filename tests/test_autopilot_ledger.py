@@ -13,7 +13,7 @@ from cckit.autopilot import ledger as L
 from cckit.autopilot.due import Held, find_due
 from cckit.autopilot.estimate import MARGIN, expected_duration, prior_seconds
 from cckit.fleet.records import CertRow, NodeRow, SiteInventory
-from cckit.inventory import parse_site
+from cckit.sites import parse_site
 
 T0 = dt.datetime(2026, 6, 6, 6, 0, tzinfo=dt.UTC)
 OLD = Held("uccx-pub", "tomcat-ECDSA", "0a", "AA:BB", T0 + dt.timedelta(days=20), 20)

@@ -10,7 +10,7 @@ import yaml
 
 from cckit.autopilot import renew
 from cckit.errors import SiteFileError
-from cckit.inventory import load_site
+from cckit.sites import load_site
 
 BASE = {
     "site": "east",
@@ -138,8 +138,9 @@ def test_secret_references_in_ca_options_and_where_the_ca_keeps_its_state(tmp_pa
 def test_a_secret_reference_may_be_a_runbook_parameter_a_secret_never(tmp_path):
     """What the autopilot hands a headless run: a reference passes the parameter check (the
     adapter resolves it in the kernel), a value never does."""
+    from cckit.credentials import secret_refs
     from cckit.errors import InputError
-    from cckit.headless import _reference_targets, check_parameters
+    from cckit.headless import check_parameters
 
     ok = {"ca": "acme", "ca_options": {"directory": "https://acme.example/dir",
                                        "dns": "rfc2136", "dns_options": {
@@ -147,7 +148,8 @@ def test_a_secret_reference_may_be_a_runbook_parameter_a_secret_never(tmp_path):
                                            "tsig_name": "k.",
                                            "tsig_secret": {"env": "ACME_TSIG_VAR"}}}}
     check_parameters("ca_signed", ok)
-    assert _reference_targets(ok) == ["ACME_TSIG_VAR"]  # scrubbed from the record after
+    refs, problems = secret_refs(ok)  # what headless scrubs from the record after the run
+    assert [t for r in refs for t in r.targets()] == ["ACME_TSIG_VAR"] and problems == []
     bad = {"ca": "acme", "ca_options": {**ok["ca_options"], "dns_options": {
         **ok["ca_options"]["dns_options"], "tsig_secret": "Hunter2-value"}}}
     with pytest.raises(InputError, match="passwords are never parameters") as e:

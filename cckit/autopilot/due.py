@@ -19,7 +19,7 @@ from typing import Any
 from .. import topology
 from ..certs import VOS_EC_CURVES
 from ..fleet.records import CertRow, NodeRow, SiteInventory
-from ..inventory import Site
+from ..sites import Site
 
 __all__ = ["Held", "Job", "Note", "find_due"]
 

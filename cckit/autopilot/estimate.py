@@ -15,8 +15,8 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 
-from ..inventory import Site
 from ..orchestration import restart_waves
+from ..sites import Site
 
 __all__ = ["HISTORY", "MARGIN", "expected_duration", "prior_seconds"]
 

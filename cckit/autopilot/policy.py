@@ -1,6 +1,6 @@
 """A site file's ``autopilot:`` block: the standing policy for unattended renewals.
 
-Validated with the rest of the site file (:func:`cckit.inventory.parse_site` calls
+Validated with the rest of the site file (:func:`cckit.sites.parse_site` calls
 :func:`parse_policy`), every problem one line naming its field. ``enabled: true`` is the
 site's standing confirmation (what ``confirm`` is to a runbook), and only for renewing what is
 already configured: the autopilot never moves a site to another scenario.
@@ -181,7 +181,7 @@ def _secrets(options: Any, where: str, base_dir: Path, problems: list[str]) -> N
 
 def _ca(block: Mapping[str, Any], base_dir: Path, problems: list[str]
         ) -> tuple[str, dict[str, Any]]:
-    from ..ca.base import check_options
+    from ..ca import check_options
 
     name = block.get("ca")
     options = block.get("ca_options", {}) or {}

@@ -37,7 +37,7 @@ from typing import Any
 from .._internal.fs import atomic_write, safe_name
 from ..credentials import looks_secret, parse_secret_ref, redact
 from ..errors import CckitError, InputError, SiteFileError, SiteLockedError
-from ..inventory import Site, load_site
+from ..sites import Site, load_site
 from . import runner
 from .due import Held, Job, find_due
 from .estimate import expected_duration
@@ -467,7 +467,7 @@ def _job_of(rows: list[Attempt]) -> Job:
 def ca_options(site: Site, state: Path) -> dict[str, Any]:
     """The CA adapter's options for a run: relative paths (and secret files) resolved against
     the site file's folder, the adapter's state kept under ``STATE/ca/<site>/<ca>``."""
-    from ..ca.base import check_options
+    from ..ca import check_options
 
     policy = site.autopilot
     assert policy is not None
