@@ -154,7 +154,7 @@ def _notify(value: Any, problems: list[str]) -> tuple[str, ...]:
         problems.append("autopilot.notify: expected a list such as [webhook=https://..., "
                         "'smtp=HOST:25?to=ADDR']")
         return ()
-    from ..fleet.alerts import parse_notifier
+    from ..notify import parse_notifier
 
     for i, spec in enumerate(value):
         try:

@@ -342,7 +342,7 @@ class _Pass:
 
     def _alert(self, site: Site, attempt: str, outcome: str) -> None:
         """One message per streak of attempts that went wrong, on the site's notifiers."""
-        from ..fleet.alerts import parse_notifier
+        from ..notify import parse_notifier
 
         policy = site.autopilot
         if policy is None or not policy.notify:
