@@ -13,6 +13,7 @@ from cckit.autopilot import ledger as L
 from cckit.autopilot.due import Held, find_due
 from cckit.autopilot.estimate import MARGIN, expected_duration, prior_seconds
 from cckit.fleet.records import CertRow, NodeRow, SiteInventory
+from cckit.scenarios import CA_SIGNED, RENEW_TOMCAT
 from cckit.sites import parse_site
 
 T0 = dt.datetime(2026, 6, 6, 6, 0, tzinfo=dt.UTC)
@@ -132,7 +133,7 @@ def test_a_ca_signed_tomcat_ecdsa_on_11_5_is_renewed_by_ca_signed_on_its_node_on
         cert("uccx-pub", "tomcat", 400, key="RSA", signed="RSA", bits=2048),
     ]), 30)
     [job] = jobs
-    assert (job.scenario, job.unit, job.nodes) == ("ca_signed", "tomcat-ECDSA", ("uccx-pub",))
+    assert (job.scenario, job.unit, job.nodes) == (CA_SIGNED, "tomcat-ECDSA", ("uccx-pub",))
     assert job.parameters() == {"nodes": ["uccx-pub"], "renew": True, "key_size": 384,
                                 "hash_algorithm": "SHA384"}
     assert job.old[0].serial == "uccx-pubtomcat-ECDSA20" and notes == []
@@ -159,7 +160,7 @@ def test_the_rsa_tomcat_on_12_5_and_a_multi_san_certificate_kept_as_one():
     jobs, _ = find_due(site, inv([cert("sm", "tomcat", 12, key="RSA", signed="RSA",
                                        bits=2048)], v), 30)
     [job] = jobs
-    assert (job.scenario, job.nodes, job.multi_san) == ("renew_tomcat", ("sm",), False)
+    assert (job.scenario, job.nodes, job.multi_san) == (RENEW_TOMCAT, ("sm",), False)
     assert job.parameters()["multi_san"] is False and job.key_size == 2048
     multi = ("DNS:uccx1.cc.example.com", "DNS:uccx2.cc.example.com")
     jobs, _ = find_due(site, inv([

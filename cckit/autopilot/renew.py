@@ -34,12 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import topology
 from .._internal.fs import atomic_write, safe_name
 from ..credentials import looks_secret, parse_secret_ref, redact
 from ..errors import CckitError, InputError, SiteFileError, SiteLockedError
+from ..scenarios import SCENARIOS
 from ..sites import Site, load_site
 from . import runner
-from .due import Held, Job, find_due
+from .due import Held, Job, find_due, own_cert
 from .estimate import expected_duration
 from .ledger import ALERTING, UNFINISHED, Attempt, Ledger, backoff_until
 from .windows import Interval, current, next_opening
@@ -172,7 +174,7 @@ class _Pass:
                             + (f"; {len(notes)} note(s)" if notes else ""))
             return view
         need = sum((expected_duration(site, j.nodes, j.unit,
-                                      self.ledger.durations(site.identity, j.scenario))
+                                      self.ledger.durations(site.identity, j.scenario.name))
                     for j, _ in jobs), dt.timedelta())
         view.expected_minutes = int(need.total_seconds() // 60)
         now = self.clock()
@@ -199,7 +201,7 @@ class _Pass:
             return view
         if self.dry_run:
             for job, _ in jobs:  # what the runbook would refuse, it says now
-                runner.check(job.scenario, self._parameters(site, job, "dry-run"))
+                runner.check(job.scenario.name, self._parameters(site, job, "dry-run"))
             view.state = "would-renew"
             view.message = (f"would renew now (~{view.expected_minutes} min; window open until "
                             f"{_local(open_now.end, policy)}): {what}")
@@ -235,8 +237,8 @@ class _Pass:
         unfinished run that changed something resumed even when nothing shows as due (a
         certificate imported but not yet presented is not due any more)."""
         out: list[tuple[Job, list[Attempt] | None]] = []
-        by_scenario = {j.scenario: j for j in due}
-        for scenario in ("ca_signed", "renew_tomcat"):
+        by_scenario = {j.scenario.name: j for j in due}
+        for scenario in (sc.name for sc in SCENARIOS.values() if sc.renews):
             last = self._unfinished(site, scenario)
             job = by_scenario.get(scenario)
             if last is not None and (job is not None
@@ -267,16 +269,16 @@ class _Pass:
         assert policy is not None
         attempt = f"{_utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         folder = (Path(resume[0].run or "") if resume else
-                  runner.new_folder(self.state / "runs", site.name, job.scenario, _utcnow()))
+                  runner.new_folder(self.state / "runs", site.name, job.scenario.name, _utcnow()))
         params = self._parameters(site, job, attempt)
         self.ledger.begin(attempt=attempt, site=site.name, site_key=site.identity,
-                          site_file=str(path), scenario=job.scenario, unit=job.unit,
+                          site_file=str(path), scenario=job.scenario.name, unit=job.unit,
                           old=job.old, nodes=job.nodes, run=str(folder), started=_utcnow(),
                           parameters={k: v for k, v in params.items() if k != "ca_options"},
                           resumes=resume[0].attempt if resume else None)
         over = _Deadline(folder, deadline)
         try:
-            run = runner.run(job.scenario, folder, path, params)
+            run = runner.run(job.scenario.name, folder, path, params)
         except CckitError as e:
             run = runner.Run(folder, "failed", None, redact(str(e).splitlines()[0]))
         except BaseException:
@@ -296,13 +298,18 @@ class _Pass:
         return outcome, message, attempt, folder if outcome != "locked" else None
 
     def _parameters(self, site: Site, job: Job, attempt: str) -> dict[str, Any]:
-        """The runbook's parameters: the job's, the site's CA, and the site's standing
-        confirmation (``enabled: true``) as ``confirm``."""
+        """The runbook's parameters: the job's, the site's CA (for a scenario that uses
+        one), and the site's standing confirmation (``enabled: true``) as ``confirm`` (for
+        one that takes it)."""
         policy = site.autopilot
         assert policy is not None
-        return {**job.parameters(), "ca": policy.ca,
-                "ca_options": ca_options(site, self.state), "apply": True,
-                "confirm": site.name, "change": f"autopilot {attempt}"}
+        sc = job.scenario
+        params = {**job.parameters(), "apply": True, "change": f"autopilot {attempt}"}
+        if sc.uses_ca:
+            params.update(ca=policy.ca, ca_options=ca_options(site, self.state))
+        if sc.takes_confirm:
+            params["confirm"] = site.name
+        return params
 
     def _judge(self, site: Site, path: Path, job: Job, run: runner.Run
                ) -> tuple[str, str, dict[str, Held]]:
@@ -314,8 +321,7 @@ class _Pass:
         inv = collect_site(path, SweepOptions(now=_utcnow(), timeout=self.timeout))
         new = {}
         for n in job.nodes:
-            row = next((c for c in inv.certs if c.node == n and c.store == "own"
-                        and c.unit == job.unit and c.file.endswith(f"{job.unit}.pem")), None)
+            row = own_cert(inv, n, job.unit)
             if row is not None:
                 new[n] = Held.of(row)
         if run.state != "complete":
@@ -323,7 +329,7 @@ class _Pass:
                 else run.state
             step = f" at {run.failed_step}" if run.failed_step else ""
             return outcome, f"{outcome}{step}: {run.message or ''}".strip(), new
-        client = "ecdsa" if job.unit == "tomcat-ECDSA" else "rsa"
+        client = "ecdsa" if job.unit == topology.ECDSA_UNIT else "rsa"
         old = {h.node: h.sha256 for h in job.old}
         problems = []
         for n in job.nodes:
@@ -444,7 +450,7 @@ def _window_json(policy: Any, open_now: Interval | None, nxt: Interval | None,
 
 
 def _job_json(job: Job, resume: list[Attempt] | None) -> dict[str, Any]:
-    return {"scenario": job.scenario, "unit": job.unit, "nodes": list(job.nodes),
+    return {"scenario": job.scenario.name, "unit": job.unit, "nodes": list(job.nodes),
             "multi_san": job.multi_san, "certificates": [h.as_json() for h in job.old],
             "resumes": resume[0].attempt if resume else None,
             "run": resume[0].run if resume else None}
@@ -459,7 +465,7 @@ def _job_of(rows: list[Attempt]) -> Job:
                      dt.datetime.fromisoformat(x.old_not_after) if x.old_not_after
                      else dt.datetime.min.replace(tzinfo=dt.UTC), 0)
                 for x in rows if x.old_sha256)
-    return Job(r.scenario, r.unit, tuple(params.get("nodes") or [x.node for x in rows]), old,
+    return Job(r.unit, tuple(params.get("nodes") or [x.node for x in rows]), old,
                bool(params.get("multi_san", False)), params.get("key_size"),
                params.get("hash_algorithm"))
 
