@@ -22,6 +22,8 @@ from cckit import probe, topology
 from cckit.audit import site_lock
 from cckit.autopilot.ledger import Ledger
 from cckit.autopilot.renew import pause_file, read_status, run_pass
+from cckit.runfolder import RunFolder, State
+from cckit.scenarios import CA_SIGNED
 from cckit.sites import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_sites
@@ -130,7 +132,7 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     # its ECDSA ports present the new certificate
     assert presented(open_site, "uccx-pub") == {row["new_sha256"]}
     run = Path(row["run"])
-    assert run.parent.parent == state / "runs"
+    assert run.relative_to(state / "runs").parts[:2] == ("site-001", "ca_signed")
     assert {p.name for p in run.iterdir()} >= {"ca_signed.ipynb", "ca_signed.html",
                                                "operations.jsonl", "status.json",
                                                "transcripts"}
@@ -216,7 +218,7 @@ def _wait_for(predicate, timeout: float = 180.0) -> None:
 
 
 def _uploaded(state: Path) -> bool:
-    for log in state.glob("runs/*/*/operations.jsonl"):
+    for log in state.glob("runs/*/*/*/operations.jsonl"):
         if any(json.loads(x).get("operation") == "upload_identity"
                and json.loads(x).get("outcome") == "ok"
                for x in log.read_text().splitlines() if x.strip()):
@@ -318,11 +320,12 @@ def test_a_locked_site_is_skipped_a_paused_one_not_read_a_killed_attempt_settled
                     state).sites[0]
     assert view.state == "off" and len(journal.read(site.state_dir)) == heard
 
-    # an autopilot killed mid-run (its row still running, its run folder unlocked): the next
-    # pass records it interrupted, even with the window closed
-    folder = state / "runs" / "site-006" / "killed"
-    folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({"status": "running", "steps": []}))
+    # an autopilot killed mid-run (its row still running, its run folder unlocked, its
+    # status as headless writes it before the kernel starts): the next pass records it
+    # interrupted in both, even with the window closed
+    folder = RunFolder.new(CA_SIGNED.name, root=state / "runs" / "site-006")
+    folder.start(CA_SIGNED.name, site=load_site(path), site_file=path, apply=True)
+    folder = folder.path
     led = Ledger(state / "ledger.sqlite")
     led.begin(attempt="killed", site=site.name, site_key=identity, site_file=str(path),
               scenario="ca_signed", unit="tomcat-ECDSA", old=[], nodes=["uccx-pub"],
@@ -331,6 +334,7 @@ def test_a_locked_site_is_skipped_a_paused_one_not_read_a_killed_attempt_settled
     closed = place(site, tmp_path / "closed", {"enabled": True, "ca": "lab",
                                                "windows": window("UTC", 5, 6)})
     view = run_pass([closed], state).sites[0]
-    assert view.state == "closed" and "resumes killed" in view.message, view
+    assert view.state == "closed" and "resumes attempt killed" in view.message, view
     killed = [r for r in rows(state) if r["attempt"] == "killed"]
     assert killed[0]["outcome"] == "interrupted" and "killed or crashed" in killed[0]["message"]
+    assert RunFolder(folder).read().status is State.INTERRUPTED

@@ -89,12 +89,20 @@ def test_one_alert_per_streak(tmp_path):
     assert not any(r.alerted for a in led.streak("k") for r in a)  # a new streak
 
 
-def test_last_attempt_passes_over_locked_ones(tmp_path):
+def test_the_attempt_of_a_run_passes_over_locked_ones(tmp_path):
     led = L.Ledger(tmp_path / "ledger.sqlite")
     failed = _attempt(led, "failed", T0)
+    run = led.all()[-1].run
     _attempt(led, "locked", T0 + dt.timedelta(hours=1))
-    assert led.last("k", "ca_signed")[0].attempt == failed
-    assert led.all()[-1].run is None  # a skipped attempt made no run folder
+    assert led.all()[-1].run is None  # a skipped new attempt made no run folder
+    # an attempt to resume the failed run, skipped: it keeps naming the run it would resume
+    led.begin(attempt="again", site="east", site_key="k", site_file="/s/east.yaml",
+              scenario="ca_signed", unit="tomcat-ECDSA", old=[OLD], run=run,
+              started=T0 + dt.timedelta(hours=2), parameters={}, resumes=failed)
+    led.end("again", outcome="locked", ended=T0 + dt.timedelta(hours=2))
+    assert led.all()[-1].run == run
+    assert [r.attempt for r in led.of_run(run)] == [failed]
+    assert led.of_run("/state/runs/east/elsewhere") is None
 
 
 # ------------------------------------------------------------------------------ what is due

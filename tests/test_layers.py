@@ -102,6 +102,16 @@ def test_the_boundaries_the_architecture_draws():
     assert {"cckit.runbook", "cckit.batch", "cckit.demo"}.isdisjoint(graph["cckit.autopilot"])
 
 
+def test_the_autopilot_starts_runs_through_its_one_seam():
+    """Only autopilot/runner.py starts a runbook or opens a run folder (docs/autopilot.md)."""
+    seam = {"cckit.headless", "cckit.runfolder"}
+    for path in sorted((CCKIT / "autopilot").glob("*.py")):
+        named = {n.module.lstrip(".") for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.ImportFrom) and n.module}
+        found = {m for m in named if f"cckit.{m}" in seam}
+        assert path.name == "runner.py" or not found, (path.name, found)
+
+
 def test_status_json_has_one_writer():
     """Only the run folder names the file (docs/status.md): nothing else can write it."""
     named = sorted(str(path.relative_to(ROOT)) for path in CCKIT.rglob("*.py")

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "FAILURES", "UNFINISHED", "Attempt", "Ledger",
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "FAILURES", "Attempt", "Ledger",
            "backoff_until"]
 
 SCHEMA = 1
@@ -39,8 +39,6 @@ BACKOFF_BASE = dt.timedelta(hours=1)
 BACKOFF_CAP = dt.timedelta(hours=24)
 #: outcomes that count towards the backoff (the attempt went wrong on the site's side)
 FAILURES = frozenset({"failed", "refused"})
-#: outcomes that leave a run to be resumed in the same folder by a later attempt
-UNFINISHED = frozenset({"failed", "refused", "interrupted", "waiting", "running"})
 #: outcomes that alert (once per streak of them)
 ALERTING = frozenset({"failed", "refused", "interrupted"})
 
@@ -210,12 +208,15 @@ class Ledger:
             grouped.setdefault(row.attempt, []).append(row)
         return list(grouped.values())
 
-    def last(self, site_key: str, scenario: str) -> list[Attempt] | None:
-        """The site's latest attempt of ``scenario`` that ran (its rows), or None; an attempt
-        skipped as ``locked`` changed nothing and is passed over."""
-        mine = [a for a in self.attempts(site_key)
-                if a[0].scenario == scenario and a[0].outcome != "locked"]
-        return mine[-1] if mine else None
+    def of_run(self, run: str) -> list[Attempt] | None:
+        """The latest attempt that ran in the run folder ``run`` (its rows), or None; an
+        attempt to resume it that was skipped as ``locked`` changed nothing and is passed
+        over."""
+        with self._lock:
+            rows = list(self._db.execute(_SELECT + " WHERE run = ? AND outcome != 'locked' "
+                                         "ORDER BY id", (run,)))
+        mine = [r for r in rows if r.attempt == rows[-1].attempt] if rows else []
+        return mine or None
 
     def streak(self, site_key: str) -> list[list[Attempt]]:
         """The site's attempts since its last renewal that went wrong (newest last);

@@ -3,17 +3,18 @@
 For every site file: nothing at all unless its ``autopilot:`` block is enabled and the site is
 not paused; then a read-only look (the inventory's collection) at what is due; then, only when
 one of its windows is open now with at least the expected run time left and no backoff holds
-it, the runbook run headless exactly as ``cckit run`` runs it, one run folder per attempt under
-``STATE/runs``, each attempt in the ledger. Sites are handled ``concurrency`` at a time; one
-failure never stops the others. A run left unfinished (failed, interrupted, killed, waiting for
-the CA) is resumed in its own folder by the next pass that may change the site, so nothing is
-left half-done; the runbook itself holds the site lock, and a site another run holds is
-skipped and recorded ``locked``.
+it, the runbook run headless exactly as ``cckit run`` runs it (through :mod:`.runner`, the one
+seam to the runbooks), one run folder per attempt under ``STATE/runs/<site>``, each attempt in
+the ledger. Sites are handled ``concurrency`` at a time; one failure never stops the others.
+The site's latest unfinished run of a scenario (failed, interrupted, killed, waiting for the
+CA: the run folder's rule) is resumed in its own folder by the next pass that may change the
+site, so nothing is left half-done; the runbook itself holds the site lock, and a site another
+run holds is skipped and recorded ``locked``.
 
 State folder::
 
     ledger.sqlite             every attempt (cckit.autopilot.ledger)
-    runs/<site>/<time>-<scenario>/   each attempt's record (notebook, HTML, operations, ...)
+    runs/<site>/<scenario>/<UTC time>/   each run's record (notebook, HTML, operations, ...)
     ca/<site>/<ca>/           the CA adapter's own state (lab CA, ACME account, AD CS requests)
     paused/<site>             a file here pauses the site (its first line: why)
     seen.json                 what the last pass saw on each site (for --status)
@@ -38,12 +39,12 @@ from .. import topology
 from .._internal.fs import atomic_write, safe_name
 from ..credentials import looks_secret, parse_secret_ref, redact
 from ..errors import CckitError, InputError, SiteFileError, SiteLockedError
-from ..scenarios import SCENARIOS
+from ..scenarios import SCENARIOS, Scenario
 from ..sites import Site, load_site
 from . import runner
 from .due import Held, Job, find_due, own_cert
 from .estimate import expected_duration
-from .ledger import ALERTING, UNFINISHED, Attempt, Ledger, backoff_until
+from .ledger import ALERTING, Attempt, Ledger, backoff_until
 from .windows import Interval, current, next_opening
 
 __all__ = ["PassResult", "SiteView", "pause_file", "read_status", "run_pass"]
@@ -181,7 +182,7 @@ class _Pass:
         open_now = current(policy.windows, now)
         nxt = next_opening(policy.windows, now, need)
         view.window = _window_json(policy, open_now, nxt, now)
-        what = "; ".join(j.describe() + (f" (resumes {Path(r[0].run or '').name})" if r else "")
+        what = "; ".join(j.describe() + (f" (resumes attempt {r[0].attempt})" if r else "")
                          for j, r in jobs)
         if open_now is None or open_now.end - now < need:
             view.state = "closed"
@@ -201,7 +202,7 @@ class _Pass:
             return view
         if self.dry_run:
             for job, _ in jobs:  # what the runbook would refuse, it says now
-                runner.check(job.scenario.name, self._parameters(site, job, "dry-run"))
+                runner.check(job.scenario, self._parameters(site, job, "dry-run"))
             view.state = "would-renew"
             view.message = (f"would renew now (~{view.expected_minutes} min; window open until "
                             f"{_local(open_now.end, policy)}): {what}")
@@ -223,14 +224,14 @@ class _Pass:
         return view
 
     # ------------------------------------------------------------------ resume
-    def _unfinished(self, site: Site, scenario: str) -> list[Attempt] | None:
-        last = self.ledger.last(site.identity, scenario)
-        if not last or last[0].outcome not in UNFINISHED or not last[0].run:
-            return None
-        folder = Path(last[0].run)
-        if not folder.is_dir() or runner.record_state(folder) in ("complete", "abandoned"):
-            return None
-        return last
+    def _unfinished(self, site: Site, scenario: Scenario) -> list[Attempt] | None:
+        """The attempt that ran the site's latest unfinished run of ``scenario`` (the run
+        folder's rule: neither complete nor abandoned), to be resumed in its folder."""
+        for folder in runner.unfinished(runner.site_root(self.state, site), scenario, site):
+            rows = self.ledger.of_run(str(folder))
+            if rows:
+                return rows
+        return None
 
     def _with_resumes(self, site: Site, due: list[Job]) -> list[tuple[Job, list[Attempt] | None]]:
         """The due jobs, an unfinished run of the same scenario resumed instead; and an
@@ -238,9 +239,9 @@ class _Pass:
         certificate imported but not yet presented is not due any more)."""
         out: list[tuple[Job, list[Attempt] | None]] = []
         by_scenario = {j.scenario.name: j for j in due}
-        for scenario in (sc.name for sc in SCENARIOS.values() if sc.renews):
+        for scenario in (sc for sc in SCENARIOS.values() if sc.renews):
             last = self._unfinished(site, scenario)
-            job = by_scenario.get(scenario)
+            job = by_scenario.get(scenario.name)
             if last is not None and (job is not None
                                      or runner.changed_nodes(Path(last[0].run or ""))):
                 out.append((_job_of(last), last))
@@ -250,13 +251,14 @@ class _Pass:
 
     def _settle_killed(self, site: Site) -> None:
         """An attempt still ``running`` whose run nobody runs any more: the autopilot died
-        with it. Its folder's record says how far it got; the ledger says interrupted."""
+        with it. Its folder's record now says interrupted, after the step it got to; so does
+        the ledger."""
         for rows in self.ledger.attempts(site.identity):
             r = rows[0]
             if r.outcome != "running" or self.dry_run:
                 continue
-            if r.run and runner.in_use(Path(r.run)):
-                continue
+            if r.run and not runner.settle(Path(r.run)):
+                continue  # a run still going (another process's)
             self.ledger.end(r.attempt, outcome="interrupted", ended=_utcnow(),
                             message="the autopilot stopped during this attempt (killed or "
                             "crashed); the next pass in a window resumes it")
@@ -268,8 +270,12 @@ class _Pass:
         policy = site.autopilot
         assert policy is not None
         attempt = f"{_utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        folder = (Path(resume[0].run or "") if resume else
-                  runner.new_folder(self.state / "runs", site.name, job.scenario.name, _utcnow()))
+        root = runner.site_root(self.state, site)
+        folder = (Path(resume[0].run or "") if resume else runner.new_folder(root, job.scenario))
+        if resume:  # any older unfinished run of the scenario is replaced by this one
+            for other in runner.unfinished(root, job.scenario, site):
+                if other != folder:
+                    runner.abandon(other, folder, "the autopilot resumed a later run")
         params = self._parameters(site, job, attempt)
         self.ledger.begin(attempt=attempt, site=site.name, site_key=site.identity,
                           site_file=str(path), scenario=job.scenario.name, unit=job.unit,
@@ -278,9 +284,9 @@ class _Pass:
                           resumes=resume[0].attempt if resume else None)
         over = _Deadline(folder, deadline)
         try:
-            run = runner.run(job.scenario.name, folder, path, params)
+            run = runner.run(job.scenario, folder, site, params)
         except CckitError as e:
-            run = runner.Run(folder, "failed", None, redact(str(e).splitlines()[0]))
+            run = runner.Run(folder, runner.State.FAILED, None, redact(str(e).splitlines()[0]))
         except BaseException:
             self.ledger.end(attempt, outcome="interrupted", ended=_utcnow(),
                             message="the autopilot was stopped during this attempt")
@@ -295,7 +301,9 @@ class _Pass:
                         failed_step=run.failed_step, message=message)
         if outcome in ALERTING:
             self._alert(site, attempt, outcome)
-        return outcome, message, attempt, folder if outcome != "locked" else None
+        if run.locked and not resume:
+            runner.discard(folder, self.state)
+        return outcome, message, attempt, None if run.locked else folder
 
     def _parameters(self, site: Site, job: Job, attempt: str) -> dict[str, Any]:
         """The runbook's parameters: the job's, the site's CA (for a scenario that uses
@@ -316,7 +324,7 @@ class _Pass:
         """The attempt's outcome, its one-line message and each node's certificate now."""
         from ..fleet.collect import SweepOptions, collect_site
 
-        if run.state == "locked":
+        if run.locked:
             return "locked", f"skipped: {run.message}", {}
         inv = collect_site(path, SweepOptions(now=_utcnow(), timeout=self.timeout))
         new = {}
@@ -324,9 +332,10 @@ class _Pass:
             row = own_cert(inv, n, job.unit)
             if row is not None:
                 new[n] = Held.of(row)
-        if run.state != "complete":
-            outcome = "refused" if run.state == "failed" and run.failed_step == "gate" \
-                else run.state
+        if run.state is not runner.State.COMPLETE:
+            outcome = ("refused" if run.state is runner.State.FAILED and run.failed_step == "gate"
+                       else "interrupted" if run.state is runner.State.RUNNING  # its kernel died
+                       else str(run.state))
             step = f" at {run.failed_step}" if run.failed_step else ""
             return outcome, f"{outcome}{step}: {run.message or ''}".strip(), new
         client = "ecdsa" if job.unit == topology.ECDSA_UNIT else "rsa"
@@ -514,7 +523,6 @@ def run_pass(sites: Sequence[str | os.PathLike], state: str | os.PathLike, *,
     reads the sites and the ledger and writes nothing at all."""
     from ..audit import folder_lock
     from ..fleet.sweep import site_files
-    from ..headless import interrupt_on_signals
 
     if concurrency < 1:
         raise InputError(f"concurrency must be at least 1, not {concurrency}")
@@ -540,7 +548,7 @@ def run_pass(sites: Sequence[str | os.PathLike], state: str | os.PathLike, *,
                                   hint="passes never overlap; this one changed nothing") from None
         ledger = Ledger(state_dir / LEDGER)
         stack.callback(ledger.close)
-        with interrupt_on_signals():
+        with runner.on_signals():
             result = _sweep(_Pass(state_dir, ledger, now, False, timeout), paths, concurrency)
         atomic_write(state_dir / SEEN, json.dumps(result.as_json(), indent=1).encode())
         return result

@@ -1,31 +1,44 @@
-"""The one seam between the autopilot and the runbooks: make a run folder, run a runbook
-headless in it exactly as ``cckit run`` does, and read what its record says.
+"""The one seam between the autopilot and the runbooks: a run folder for an attempt, the
+runbook run headless in it exactly as ``cckit run`` runs it, and what its record says.
 
-Nothing else in :mod:`cckit.autopilot` knows how a run is started, where its record lives or
-how ``status.json`` reads; when runs get one owner (the scenario registry and run folder of
-issue 24), the functions here are what is re-pointed: :func:`new_folder`, :func:`run`,
-:func:`record_state`, :func:`changed_nodes`, :func:`in_use`, :func:`check`,
-:func:`interrupt` and :func:`interrupt_all`.
+Nothing else in :mod:`cckit.autopilot` starts a run or opens a run folder
+(``tests/test_layers.py`` holds that). What a run is belongs to the scenario registry
+(:mod:`cckit.scenarios`) and to :class:`~cckit.runfolder.RunFolder`, which owns its folder's
+layout, its ``status.json`` (:class:`~cckit.runfolder.RunStatus`), its locks, which of a
+site's runs are unfinished, and settling one that was killed; this module only puts them
+together for the autopilot:
+
+* a site's attempts live under ``STATE/runs/<site>/`` in RunFolder's layout
+  (``<scenario>/<UTC time>/``, :func:`site_root`, :func:`new_folder`), so
+  :func:`unfinished` is RunFolder's rule for what a start resumes;
+* :func:`run` is :func:`cckit.headless.run_runbook` (which holds the site and the folder,
+  settles a killed run there, keeps an earlier record and writes the HTML), read back as a
+  :class:`Run` from the folder's :class:`~cckit.runfolder.RunStatus`;
+* :func:`settle` tells a run still going from one whose process died, through the folder's
+  lock, and records the dead one as interrupted.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import uuid
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._internal.fs import safe_name, utc_stamp
+from .._internal.fs import safe_name
 from ..errors import CckitError, SiteLockedError
+from ..runfolder import RunFolder, State
+from ..scenarios import Scenario
+from ..sites import Site
 
-__all__ = ["Run", "changed_nodes", "check", "in_use", "interrupt", "interrupt_all",
-           "new_folder", "record_state", "run"]
+__all__ = ["CHANGES", "Run", "State", "abandon", "changed_nodes", "check", "discard", "interrupt",
+           "interrupt_all", "new_folder", "on_signals", "run", "settle", "site_root",
+           "unfinished"]
 
-#: how a run ended: complete, failed, waiting (for the CA), interrupted, locked (not started)
-STATES = ("complete", "failed", "waiting", "interrupted", "locked")
+#: the operations after which a site is not as it was: an unfinished run that did one is
+#: resumed even when nothing shows as due any more (an identity imported, not yet presented)
+CHANGES = frozenset({"upload_trust", "upload_identity", "restart"})
 
 
 @dataclass(frozen=True)
@@ -33,79 +46,100 @@ class Run:
     """How one runbook run ended, and where its record is."""
 
     folder: Path
-    state: str
+    #: the run's state as its record says (None: it never started, the site was locked)
+    state: State | None
     failed_step: str | None = None
     message: str | None = None
     seconds: float = 0.0
 
-
-def new_folder(root: Path, site: str, scenario: str, now: dt.datetime) -> Path:
-    """A new, unused run folder for one attempt: ``root/<site>/<UTC time>-<scenario>``."""
-    base = Path(root) / safe_name(site) / f"{utc_stamp(now)}-{scenario}"
-    folder = base
-    while folder.exists():
-        folder = base.with_name(f"{base.name}-{uuid.uuid4().hex[:6]}")
-    return folder
+    @property
+    def locked(self) -> bool:
+        return self.state is None
 
 
-def check(scenario: str, parameters: Mapping[str, Any]) -> None:
+def site_root(state: Path, site: Site) -> Path:
+    """Where ``site``'s attempts go: ``STATE/runs/<site>`` (RunFolder's layout below it)."""
+    return Path(state) / "runs" / safe_name(site.name)
+
+
+def new_folder(root: Path, scenario: Scenario) -> Path:
+    """A new run folder for one attempt: ``root/<scenario>/<UTC time>`` (created)."""
+    return RunFolder.new(scenario.name, root=root).path
+
+
+def unfinished(root: Path, scenario: Scenario, site: Site) -> list[Path]:
+    """``site``'s runs of ``scenario`` under ``root`` that neither completed nor were
+    abandoned, newest first: what the next attempt resumes."""
+    return [f.path for f in RunFolder.unfinished(scenario.name, site.name, root=root)]
+
+
+def abandon(folder: Path, by: Path, why: str) -> None:
+    """The unfinished run in ``folder`` will not be resumed: ``by`` continues the work."""
+    RunFolder(folder).abandon(RunFolder(by), why)
+
+
+def discard(folder: Path, root: Path) -> None:
+    """A run folder never used (the site was locked): removed, with the parents it leaves
+    empty up to ``root``."""
+    folder, root = Path(folder), Path(root)
+    with contextlib.suppress(OSError):
+        while folder != root and root in folder.parents:
+            folder.rmdir()  # only ever an empty one
+            folder = folder.parent
+
+
+def check(scenario: Scenario, parameters: Mapping[str, Any]) -> None:
     """Refuse parameters the runbook would refuse, before anything is started."""
     from ..headless import check_parameters
 
-    check_parameters(scenario, parameters)
+    check_parameters(scenario.name, parameters)
 
 
-def run(scenario: str, folder: Path, site_file: Path, parameters: Mapping[str, Any]) -> Run:
+def run(scenario: Scenario, folder: Path, site: Site, parameters: Mapping[str, Any]) -> Run:
     """Run ``scenario`` headless into ``folder`` (a new one, or an unfinished run's folder:
     the runbook then resumes, its earlier notebook kept beside the new one). Never raises for
-    a failed step; a site another run holds is ``locked`` and nothing is written."""
+    a failed step; a site another run holds gives a ``locked`` run and nothing is written."""
     from ..headless import run_runbook
 
     try:
-        outcome = run_runbook(scenario, folder, site_file=site_file, parameters=parameters,
-                              progress=False)
+        outcome = run_runbook(scenario.name, folder, site_file=site.path, site=site,
+                              parameters=parameters, progress=False)
     except SiteLockedError as e:
-        return Run(folder, "locked", None, e.message)
-    state = "complete" if outcome.status == "ok" else outcome.status
-    if state == "failed" and "SiteLockedError" in (outcome.message or ""):
-        state = "locked"  # taken by another run between the check and the runbook's start
-    return Run(folder, state, outcome.failed_step, outcome.message, outcome.seconds)
-
-
-def record_state(folder: Path) -> str | None:
-    """What a run folder's record says now: ``complete``, ``failed``, ``waiting``,
-    ``interrupted``, ``running`` (or killed: see :func:`in_use`), ``abandoned``; None when it
-    has no record."""
-    try:
-        status = json.loads((Path(folder) / "status.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return str(status.get("status")) if isinstance(status, dict) else None
+        return Run(Path(folder), None, None, e.message)
+    status = RunFolder(folder).read()
+    if status is None:  # no record at all: as the outcome says
+        state = State.COMPLETE if outcome.ok else State(outcome.status)
+        return Run(Path(folder), state, outcome.failed_step, outcome.message, outcome.seconds)
+    if (status.status is State.FAILED and status.failed_step == "start"
+            and "SiteLockedError" in (status.message or "")):
+        # taken by another run between the check and the runbook's start
+        return Run(Path(folder), None, None, status.message, outcome.seconds)
+    return Run(Path(folder), status.status, status.failed_step, status.message,
+               outcome.seconds)
 
 
 def changed_nodes(folder: Path) -> set[str]:
-    """The nodes on which the run in ``folder`` changed something (its operation log)."""
-    from ..audit import read
-
+    """The nodes on which the run in ``folder`` did one of :data:`CHANGES` (its operation
+    log)."""
     try:
-        return {str(r.get("node")) for r in read(Path(folder) / "operations.jsonl")
-                if r.get("outcome") == "ok" and r.get("node")
-                and r.get("operation") in ("upload_trust", "upload_identity", "restart")}
+        ops = RunFolder(folder).operations()
     except CckitError:
         return set()
+    return {o.node for o in ops if o.outcome == "ok" and o.node and o.operation in CHANGES}
 
 
-def in_use(folder: Path) -> bool:
-    """Whether a process is running a runbook in ``folder`` now (it holds its lock)."""
-    from ..audit import folder_lock
-
-    if not Path(folder).exists():
-        return False
-    try:
-        with folder_lock(Path(folder)):
-            return False
-    except SiteLockedError:
+def settle(folder: Path) -> bool:
+    """Whether no process runs in ``folder`` any more; if so, a record still ``running`` (its
+    process was killed) now says ``interrupted``. False while a run holds the folder."""
+    rf = RunFolder(folder)
+    if not rf.path.is_dir():
         return True
+    try:
+        with rf.hold():
+            rf.settle_killed()
+    except SiteLockedError:
+        return False
+    return True
 
 
 def interrupt(folder: Path) -> bool:
@@ -121,3 +155,12 @@ def interrupt_all() -> int:
     from ..headless import interrupt_running
 
     return interrupt_running()
+
+
+@contextlib.contextmanager
+def on_signals() -> Iterator[None]:
+    """SIGTERM handled like Ctrl-C while a pass runs (the runs' steps stop as for Ctrl-C)."""
+    from ..headless import interrupt_on_signals
+
+    with interrupt_on_signals():
+        yield
