@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..credentials import looks_secret, parse_secret_ref
+from ..credentials import secret_refs
 from ..errors import CckitError
 from .windows import DAYS, Window
 
@@ -164,21 +164,6 @@ def _notify(value: Any, problems: list[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _secrets(options: Any, where: str, base_dir: Path, problems: list[str]) -> None:
-    """A secret in ca_options is a reference (env, keyring, file), never the value."""
-    if isinstance(options, Mapping):
-        for k, v in options.items():
-            path = f"{where}.{k}"
-            if looks_secret(k):
-                _, errs = parse_secret_ref(v, path, base_dir)
-                problems.extend(errs)
-            else:
-                _secrets(v, path, base_dir, problems)
-    elif isinstance(options, list):
-        for i, v in enumerate(options):
-            _secrets(v, f"{where}[{i}]", base_dir, problems)
-
-
 def _ca(block: Mapping[str, Any], base_dir: Path, problems: list[str]
         ) -> tuple[str, dict[str, Any]]:
     from ..ca import check_options
@@ -194,7 +179,8 @@ def _ca(block: Mapping[str, Any], base_dir: Path, problems: list[str]
         return "", options
     name = name.strip()
     n0 = len(problems)
-    _secrets(options, "autopilot.ca_options", base_dir, problems)
+    # a secret in ca_options is a reference (env, keyring, file), never the value
+    problems += secret_refs(options, path="autopilot.ca_options", base_dir=base_dir)[1]
     if len(problems) > n0:
         return name, options
     try:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .. import topology
 from .._internal.fs import atomic_write, safe_name
-from ..credentials import looks_secret, parse_secret_ref, redact
+from ..credentials import mask_secrets, parse_secret_ref, redact
 from ..errors import CckitError, InputError, SiteFileError, SiteLockedError
 from ..scenarios import SCENARIOS, Scenario
 from ..sites import Site, load_site
@@ -488,7 +488,12 @@ def ca_options(site: Site, state: Path) -> dict[str, Any]:
     assert policy is not None
     cls = check_options(policy.ca, policy.ca_options, complete=False)
     base = site.path.parent if site.path else Path.cwd()
-    opts = _absolute_secret_files(dict(policy.ca_options), base)
+
+    def absolute(where: str, value: Any) -> Any:  # a secret file, named as the site file does
+        ref = parse_secret_ref(value, where, base)[0]
+        return {"file": ref.targets()[0]} if ref is not None and ref.kind == "file" else value
+
+    opts = mask_secrets(dict(policy.ca_options), reference=absolute)
     for key in cls.path_options:
         if isinstance(opts.get(key), str) and not Path(opts[key]).expanduser().is_absolute():
             opts[key] = str(base / opts[key])
@@ -498,19 +503,6 @@ def ca_options(site: Site, state: Path) -> dict[str, Any]:
     if "site" in inspect.signature(cls).parameters:
         opts.setdefault("site", site.name)
     return opts
-
-
-def _absolute_secret_files(value: Any, base: Path, name: str = "") -> Any:
-    if isinstance(value, dict):
-        if looks_secret(name):
-            ref, problems = parse_secret_ref(value, name, base)
-            if ref is not None and not problems and ref.kind == "file":
-                return {"file": str(ref.targets()[0])}
-            return value
-        return {k: _absolute_secret_files(v, base, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_absolute_secret_files(v, base) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ entry points
