@@ -38,17 +38,32 @@ ROOT = Path(__file__).resolve().parent.parent
 ALWAYS = [{"start": "00:00", "end": "24:00", "tz": "UTC"}]
 
 
-def cckit(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cckit.cli", *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, **kw)
+def cckit_here(capsys, *args: str) -> tuple[int, str]:
+    """``cckit ARGS`` in this process (no interpreter to start; the test of a pass as a
+    process of its own, stopped by SIGTERM, is the interrupted renewal's): exit status,
+    stdout."""
+    from cckit.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    return code, capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
-    """Seven mock UCCX 11.5 sites, each publisher's tomcat-ECDSA EC-CA-signed with 20 days
-    left; a restart takes 2 s (time to interrupt one)."""
+    """Four mock UCCX 11.5 sites, each publisher's tomcat-ECDSA EC-CA-signed with 20 days
+    left, for the tests that do not stop a run: each uses its own site, or only reads one."""
     root = tmp_path_factory.mktemp("autopilot")
-    with running_sites(root / "mock", 7, seed="expiring", site_dir=root / "files",
+    with running_sites(root / "mock", 4, seed="expiring", site_dir=root / "files",
+                       restart_seconds=0.2) as running:
+        yield {s.name: s for s in running}
+
+
+@pytest.fixture(scope="module")
+def slow_sites(tmp_path_factory):
+    """Two more, whose restarts take 2 s each: time to stop a run during one."""
+    root = tmp_path_factory.mktemp("autopilot-slow")
+    with running_sites(root / "mock", 2, seed="expiring", site_dir=root / "files",
                        restart_seconds=2) as running:
         yield {s.name: s for s in running}
 
@@ -97,7 +112,8 @@ def rows(state: Path) -> list[dict]:
 # ------------------------------------------------------------------------------ the issue's test
 
 
-def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, tmp_path):
+def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, tmp_path,
+                                                                       capsys, monkeypatch):
     folder, state = tmp_path / "sites", tmp_path / "state"
     on = {"enabled": True, "ca": "lab", "renew_before": "30d"}
     open_site, closed_site, off_site = sites["site-001"], sites["site-002"], sites["site-003"]
@@ -109,9 +125,10 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     heard = {s.name: len(journal.read(s.state_dir)) for s in (closed_site, off_site)}
 
     # a dry run says what would happen where and when, and writes nothing at all
-    dry = cckit("renew", "--sites", str(folder), "--state", str(state), "--dry-run", "--json")
-    assert dry.returncode == 0, dry.stderr
-    seen = {s["site"]: s for s in json.loads(dry.stdout)["sites"]}
+    code, out = cckit_here(capsys, "renew", "--sites", str(folder), "--state", str(state),
+                           "--dry-run", "--json")
+    assert code == 0, out
+    seen = {s["site"]: s for s in json.loads(out)["sites"]}
     assert [seen[n]["state"] for n in ("site-001", "site-002", "site-003")] == [
         "would-renew", "closed", "off"]
     assert seen["site-002"]["due"][0]["nodes"] == ["uccx-pub"]
@@ -119,9 +136,13 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     assert dt.timedelta(hours=5) < nxt - dt.datetime.now(dt.UTC) < dt.timedelta(hours=8)
     assert not state.exists()
 
-    first = cckit("renew", "--sites", str(folder), "--state", str(state), "--json")
-    assert first.returncode == 0, first.stderr + first.stdout
-    seen = {s["site"]: s for s in json.loads(first.stdout)["sites"]}
+    # unset, restored after the test: the command names the autopilot as its runs' operator
+    monkeypatch.setenv("CCKIT_OPERATOR", "")
+    monkeypatch.delenv("CCKIT_OPERATOR")
+    code, out = cckit_here(capsys, "renew", "--sites", str(folder), "--state", str(state),
+                           "--json")
+    assert code == 0, out
+    seen = {s["site"]: s for s in json.loads(out)["sites"]}
     assert [seen[n]["state"] for n in ("site-001", "site-002", "site-003")] == [
         "renewed", "closed", "off"]
     [row] = rows(state)
@@ -136,7 +157,9 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     assert {p.name for p in run.iterdir()} >= {"ca_signed.ipynb", "ca_signed.html",
                                                "operations.jsonl", "status.json",
                                                "transcripts"}
-    assert json.loads((run / "status.json").read_text())["status"] == "complete"
+    status = RunFolder(run).read()
+    assert status.status is State.COMPLETE
+    assert status.record["operator"].startswith("cckit renew (")
     # the others: nothing changed; the closed site only read, the one without autopilot
     # not even contacted
     for s in (closed_site, off_site):
@@ -146,16 +169,17 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     assert len(journal.read(off_site.state_dir)) == heard["site-003"]
 
     renewed = node_files(open_site)
-    second = cckit("renew", "--sites", str(folder), "--state", str(state), "--json")
-    assert second.returncode == 0, second.stderr
-    seen = {s["site"]: s for s in json.loads(second.stdout)["sites"]}
+    code, out = cckit_here(capsys, "renew", "--sites", str(folder), "--state", str(state),
+                           "--json")
+    assert code == 0, out
+    seen = {s["site"]: s for s in json.loads(out)["sites"]}
     assert seen["site-001"]["state"] == "nothing-due" and seen["site-002"]["state"] == "closed"
     assert rows(state) == [row]  # no attempt added
     assert node_files(open_site) == renewed
 
-    status = cckit("renew", "--state", str(state), "--status", "--json")
-    assert status.returncode == 0, status.stderr
-    shown = json.loads(status.stdout)
+    code, out = cckit_here(capsys, "renew", "--state", str(state), "--status", "--json")
+    assert code == 0, out
+    shown = json.loads(out)
     assert [{k: a[k] for k in ("site", "node", "unit", "outcome", "run")}
             for a in shown["attempts"]] == [
         {"site": "site-001", "node": "uccx-pub", "unit": "tomcat-ECDSA", "outcome": "renewed",
@@ -164,9 +188,9 @@ def test_one_pass_renews_the_open_site_only_and_a_second_renews_nothing(sites, t
     assert by_site["site-002"]["due"][0]["scenario"] == "ca_signed"
     assert by_site["site-002"]["window"]["next_start"] == seen["site-002"]["window"][
         "next_start"]
-    text = cckit("renew", "--state", str(state), "--status")
-    assert "site-001  uccx-pub  tomcat-ECDSA  renewed" in text.stdout
-    assert "site-002  closed" in text.stdout and "next window" in text.stdout
+    code, text = cckit_here(capsys, "renew", "--state", str(state), "--status")
+    assert "site-001  uccx-pub  tomcat-ECDSA  renewed" in text
+    assert "site-002  closed" in text and "next window" in text
 
 
 # ------------------------------------------------------------------------------ failures
@@ -226,11 +250,11 @@ def _uploaded(state: Path) -> bool:
     return False
 
 
-def test_an_interrupted_renewal_is_resumed_by_the_next_pass(sites, tmp_path):
+def test_an_interrupted_renewal_is_resumed_by_the_next_pass(slow_sites, tmp_path):
     """SIGTERM (a systemd stop, a reboot) after the new certificate was imported: the run
     stops at its step, the ledger says interrupted; the next pass resumes the same run in its
     folder and finishes it, without a second certificate."""
-    site = sites["site-005"]
+    site = slow_sites["site-001"]
     path = place(site, tmp_path / "sites", {"enabled": True, "ca": "lab", "windows": ALWAYS})
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "cckit.cli", "renew", "--sites", str(path),
@@ -264,14 +288,14 @@ def test_an_interrupted_renewal_is_resumed_by_the_next_pass(sites, tmp_path):
     assert len(list(run.glob("ca_signed*.ipynb"))) == 2
 
 
-def test_a_renewal_still_running_at_the_window_end_is_stopped_there(sites, tmp_path,
+def test_a_renewal_still_running_at_the_window_end_is_stopped_there(slow_sites, tmp_path,
                                                                    monkeypatch):
     """A run outlasting its estimate is interrupted at the window's end (no step starts
     after it), recorded interrupted, and left for the next window to resume."""
     from cckit.autopilot import renew
     from cckit.autopilot.windows import Interval
 
-    site = sites["site-007"]
+    site = slow_sites["site-002"]
     path = place(site, tmp_path / "sites", {"enabled": True, "ca": "lab", "windows": ALWAYS})
     closes = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)
     monkeypatch.setattr(renew, "current", lambda windows, now: Interval(
@@ -294,7 +318,7 @@ def test_a_renewal_still_running_at_the_window_end_is_stopped_there(sites, tmp_p
 
 def test_a_locked_site_is_skipped_a_paused_one_not_read_a_killed_attempt_settled(sites,
                                                                                  tmp_path):
-    site = sites["site-006"]
+    site = sites["site-003"]  # the site without autopilot of the first test: only read here
     path = place(site, tmp_path / "sites", {"enabled": True, "ca": "lab", "windows": ALWAYS})
     state = tmp_path / "state"
     identity = load_site(path).identity
@@ -323,7 +347,7 @@ def test_a_locked_site_is_skipped_a_paused_one_not_read_a_killed_attempt_settled
     # an autopilot killed mid-run (its row still running, its run folder unlocked, its
     # status as headless writes it before the kernel starts): the next pass records it
     # interrupted in both, even with the window closed
-    folder = RunFolder.new(CA_SIGNED.name, root=state / "runs" / "site-006")
+    folder = RunFolder.new(CA_SIGNED.name, root=state / "runs" / site.name)
     folder.start(CA_SIGNED.name, site=load_site(path), site_file=path, apply=True)
     folder = folder.path
     led = Ledger(state / "ledger.sqlite")
