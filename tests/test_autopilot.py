@@ -271,10 +271,16 @@ def test_an_interrupted_renewal_is_resumed_by_the_next_pass(slow_sites, tmp_path
     [row] = rows(state)
     assert row["outcome"] == "interrupted", row
     run = Path(row["run"])
-    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert RunFolder(run).read().status is State.INTERRUPTED
+    # an older run of the site left unfinished (an earlier autopilot's): the run folder's rule
+    # resumes the latest and marks this one abandoned by it
+    older = RunFolder.new(CA_SIGNED.name, root=run.parent.parent, stamp="20260101T000000Z")
+    older.start(CA_SIGNED.name, site=load_site(path), site_file=path, apply=True)
 
     result = run_pass([path], state)
     assert result.sites[0].state == "renewed", result.sites[0]
+    gone = older.read()
+    assert gone.status is State.ABANDONED and gone.abandoned_by == str(run.resolve())
     first, second = rows(state)
     assert second["resumes"] == first["attempt"] and second["run"] == str(run)
     assert second["outcome"] == "renewed" and second["old_sha256"] == first["old_sha256"]
