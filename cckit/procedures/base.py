@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import ProcedureError
+from ..orchestration import IN_SERVICE_TIMEOUT, REPLICATION_TIMEOUT
 from ..results import StepResult
 from ..session import SiteSession
 
@@ -21,7 +22,14 @@ F = TypeVar("F", bound=Callable[..., StepResult])
 
 
 class Procedure:
-    """A scenario over one :class:`SiteSession`: ``plan()`` and one method per step."""
+    """A scenario over one :class:`SiteSession`: ``plan()`` and one method per step.
+
+    The bounds of its waits on the nodes, in seconds (set them on the object to wait longer,
+    e.g. ``proc.replication_timeout = 1200``): trust uploaded on a publisher reaching its
+    subscribers, and a restarted node passing its readiness check (Finesse IN_SERVICE)."""
+
+    replication_timeout: float = REPLICATION_TIMEOUT
+    in_service_timeout: float = IN_SERVICE_TIMEOUT
 
     def __init__(self, session: SiteSession) -> None:
         self.session = session

@@ -70,7 +70,8 @@ class RsaOnly(Procedure):
             for node in nodes:
                 for service in node.restart_services():
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
-                          "the COP takes effect after the restart (subscriber first)",
+                          "the COP takes effect after the restart (subscriber first; the "
+                          "publisher once it is back: TLS, then Finesse IN_SERVICE)",
                           stage=2 + wave)
         return p
 
@@ -104,7 +105,8 @@ class RsaOnly(Procedure):
         want_ecdsa = self.action == "rollback"
         return restart_nodes(self.session, timeout=timeout,
                              skip=lambda n: bool(n.web_ports)
-                             and self._offers_ecdsa(n) == want_ecdsa)
+                             and self._offers_ecdsa(n) == want_ecdsa,
+                             in_service_timeout=self.in_service_timeout)
 
     def _offers_ecdsa(self, node: Node) -> bool:
         return any(v.cert is not None and v.cert.key_type == "EC"
