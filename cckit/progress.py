@@ -87,7 +87,7 @@ class NodeProgress:
             parts.append(f"in service after {self.restart['ready'] - t0:.1f} s")
         for op, label in (("wait_serving", "TLS"), ("wait_in_service", self.ready_label)):
             if op in self.running:
-                parts.append(f"waiting for {label}: {now - t0:.0f} s")
+                parts.append(f"waiting for {label}: {now - self.running[op][0]:.0f} s")
         if not self.running and self.failed:
             parts.append(self.last)
         elif "restart_service" in self.running:
