@@ -229,7 +229,7 @@ def wait_replicated(session: SiteSession, wanted: Mapping[str, Sequence[x509.Cer
                 have = t.trust_files(needed.values(), seen=seen, named_only=not every_file)
             return [c for fp, c in needed.items() if fp not in have]
 
-        start, pause = time.monotonic(), 0.5
+        start, pause = time.monotonic(), 0.25
         lacking = missing()
         first = set(map(certs.fingerprint_sha256, lacking))
         with session.events.span(node.name, "wait_replication", f"tomcat-trust from {src}"):
@@ -250,7 +250,7 @@ def wait_replicated(session: SiteSession, wanted: Mapping[str, Sequence[x509.Cer
                         "it resumes at this wait and uploads nothing twice (to wait longer, "
                         "set replication_timeout on the procedure)")
                 time.sleep(pause)
-                pause = min(pause * 2, 2.0)  # a poll is one listing command
+                pause = min(pause * 2, 1.0)  # a poll is one listing command
                 lacking = missing()
         arrived = time.monotonic() - start
         return [TrustRecord(node.name, certs.describe(c).subject_cn, Action.REPLICATED, fp,

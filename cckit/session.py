@@ -163,7 +163,7 @@ class SiteSession:
         """Wait until ``node`` passes its role's readiness check (topology; on UCCX:
         Finesse's SystemInfo says IN_SERVICE); seconds waited. No check: 0.
 
-        Polled often at first, then every 2 s. Raises :class:`NodeTimeout` naming the last
+        Polled often at first, then every second. Raises :class:`NodeTimeout` naming the last
         answer when ``timeout`` runs out."""
         check = node.spec.readiness
         if check is None:
@@ -193,7 +193,7 @@ class SiteSession:
                     "node says IN_SERVICE rerun the restart step: it resumes with the next "
                     "wave")
             time.sleep(pause)
-            pause = min(pause * 2, 2.0)
+            pause = min(pause * 2, 1.0)  # a poll is one HTTPS GET
 
 
 def _sni(node: Node) -> str | None:

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +235,14 @@ def stored_pem(state_dir: os.PathLike, node: str, unit: str = "tomcat") -> str:
     return (Path(state_dir) / "nodes" / node / "own" / unit / f"{unit}.pem").read_text()
 
 
+def finesse_pems(state_dir: os.PathLike, node: str) -> str:
+    """The RSA certificates `node`'s Finesse may present: the `tomcat` it stores and the one
+    its Finesse listener presents now (they differ between an import and the restart)."""
+    active = (Path(state_dir) / "nodes" / node / "active-services" / "cisco-finesse-tomcat"
+              / "tomcat" / "tomcat.pem")
+    return stored_pem(state_dir, node) + (active.read_text() if active.exists() else "")
+
+
 def finesse_status(port: int, cadata: str, *, host: str = "127.0.0.1",
                    auth: tuple[str, str] | None = None, timeout: float = 2.0) -> str:
     """`GET /finesse/api/SystemInfo` once: its `<status>` (IN_SERVICE, OUT_OF_SERVICE), or
@@ -270,12 +279,12 @@ def finesse_status(port: int, cadata: str, *, host: str = "127.0.0.1",
 
 class FinesseWatch(threading.Thread):
     """Polls Finesse on several UCCX nodes every `interval` seconds until `stop()`:
-    `targets` maps a name to (port, the node's tomcat PEM). Per sample, the nodes not
-    IN_SERVICE: `.out[name]` counts a node's samples out, `.both_out` those with none in
-    service (agents with no desktop), `.samples` all of them."""
+    `targets` maps a name to (port, the PEM(s) to trust, or a function giving them at each
+    sample). Per sample, the nodes not IN_SERVICE: `.out[name]` counts a node's samples
+    out, `.both_out` those with none in service (agents with no desktop), `.samples` all."""
 
-    def __init__(self, targets: dict[str, tuple[int, str]], interval: float = 0.25,
-                 host: str = "127.0.0.1"):
+    def __init__(self, targets: dict[str, tuple[int, str | Callable[[], str]]],
+                 interval: float = 0.25, host: str = "127.0.0.1"):
         super().__init__(daemon=True, name="finesse-watch")
         self.targets, self.interval, self.host = targets, interval, host
         self.samples = 0
@@ -287,7 +296,8 @@ class FinesseWatch(threading.Thread):
         start = time.monotonic()
         while not self._halt.is_set():
             down = [name for name, (port, pem) in self.targets.items()
-                    if finesse_status(port, pem, host=self.host) != "IN_SERVICE"]
+                    if finesse_status(port, pem() if callable(pem) else pem,
+                                      host=self.host) != "IN_SERVICE"]
             self.samples += 1
             for name in down:
                 self.out[name] += 1
