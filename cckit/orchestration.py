@@ -150,9 +150,15 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
     ``unit``/``client``: the changed unit and the TLS client that sees it (``rsa`` for
     ``tomcat``)."""
 
-    def in_service(node: Node) -> float | None:
+    def checked(node: Node) -> topology.ReadinessCheck | None:
+        # the site file lists the ports this machine reaches; without the check's port the
+        # check is not made (and the record says so)
         check = node.spec.readiness
-        if check is None or not node.web_ports:
+        return check if check and check.port in {wp.port for wp in node.web_ports} else None
+
+    def in_service(node: Node) -> float | None:
+        check = checked(node)
+        if check is None:
             return None
         start = time.monotonic()
         with session.events.span(node.name, "wait_in_service", check.label):
@@ -161,7 +167,12 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
 
     def ready_when(node: Node) -> str:
         check = node.spec.readiness
-        return "TLS up" + (f", {check.label}" if check and node.web_ports else "")
+        if check is None or not node.web_ports:
+            return "TLS up" if node.web_ports else ""
+        if checked(node) is None:
+            return (f"TLS up ({check.name} not checked: {check.port} is not among the "
+                    "node's web_ports)")
+        return f"TLS up, {check.label}"
 
     def one(node: Node) -> RestartRecord:
         services = node.restart_services(unit)

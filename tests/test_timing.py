@@ -274,3 +274,21 @@ def test_progress_reads_as_the_waits_and_the_milestones():
     assert board.lines(1090)[0].startswith(
         "uccx-sub: stopped \N{RIGHTWARDS ARROW} TLS up after 42.0 s \N{RIGHTWARDS ARROW} in "
         "service after 60.0 s")
+
+
+def test_a_node_whose_web_ports_leave_finesse_out_is_not_checked_and_says_so(tmp_path):
+    import yaml
+
+    with running_site(tmp_path / "m", restart_seconds=0.1) as mock:
+        data = yaml.safe_load(mock.site_file.read_text())
+        for node in data["nodes"]:
+            node["web_ports"].pop(8445, None)
+        site = parse_site(data, base_dir=mock.site_file.parent)
+        mock.faults.set("finesse_out_of_service", True)
+        with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
+            result = restart_nodes(s, in_service_timeout=1)
+    records = {r.node: r for r in result.records}
+    assert records["uccx-sub"].in_service_after is None
+    assert records["uccx-sub"].check == (
+        "TLS up (Finesse not checked: 8445 is not among the node's web_ports)")
+    assert records["sm"].check == "TLS up"
