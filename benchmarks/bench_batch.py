@@ -39,7 +39,7 @@ from pathlib import Path
 
 from cckit.batch import run_batch
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
+from cckit.sites import load_site
 from cckit.vosmock.testing import finesse_pems, finesse_status, running_site, running_sites
 
 #: a site's two UCCX nodes' Finesse: (port, the PEMs to trust, read at each sample)

@@ -42,12 +42,12 @@ from bench_batch import Sampler, uccx_views
 from cckit import audit
 from cckit.ca import get_adapter
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
 from cckit.orchestration import restart_waves
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.results import Action
+from cckit.sites import load_site
 from cckit.vosmock.latency import PROFILE
 from cckit.vosmock.testing import running_site
 

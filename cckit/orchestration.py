@@ -29,9 +29,9 @@ from cryptography import x509
 from . import certs, topology
 from .audit import operation
 from .errors import CckitError, NodeTimeout, ProcedureError
-from .inventory import Node
 from .results import Action, RestartRecord, StepResult, TrustRecord
 from .session import SiteSession
+from .sites import Node
 
 __all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves",
            "wait_replicated"]

@@ -28,16 +28,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from cryptography import x509
 from cryptography.x509 import verification
 
 from .certs import CertInfo, describe, load_certificates, verify_chain
 from .errors import CckitError, ProbeError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "CLIENTS",
@@ -47,7 +44,6 @@ __all__ = [
     "parse_target",
     "probe",
     "probe_many",
-    "to_dataframe",
 ]
 
 Client = Literal["ecdsa", "rsa"]
@@ -373,17 +369,6 @@ def probe_many(
     with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)),
                             thread_name_prefix="cckit-probe") as pool:
         return list(pool.map(run, tasks))
-
-
-def to_dataframe(results: Iterable[Presented]) -> pd.DataFrame:
-    """One tidy row per handshake: host, port, client, tls, status, cn, key, issuer, sha256,
-    trusted, detail."""
-    import pandas as pd
-
-    rows = [r.as_row() for r in results]
-    columns = ["host", "port", "client", "tls", "status", "cn", "key", "issuer", "sha256",
-               "trusted", "detail"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- command line

@@ -9,22 +9,29 @@ rendered table.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
 
+from .audit import subject_of
 from .certs import CertInfo, GateReason
+from .scenarios import SCENARIOS
 
 __all__ = [
+    "DONE",
+    "NONE",
     "Action",
+    "Advice",
     "CertRecord",
     "CopRecord",
     "CsrRecord",
     "GateRecord",
     "IdentityRecord",
     "NodeRecord",
+    "OperationRecord",
     "Outcome",
     "Plan",
     "PlannedCommand",
@@ -240,6 +247,69 @@ class CopRecord:
     action: Action = col("action")
 
 
+#: the advice when no scenario is to run: the procedure does not apply, or it is done
+NONE, DONE = "none", "done"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Which scenario preflight recommends for a site, why, and how to run it next."""
+
+    #: a scenario's name (:mod:`cckit.scenarios`), or :data:`NONE` / :data:`DONE`
+    scenario: str
+    reasons: tuple[str, ...]
+    #: the runbook to run next with its exact parameters, and the same as a command line
+    next_step: str = ""
+    command: str = ""
+
+    @property
+    def headline(self) -> str:
+        if self.scenario == DONE:
+            return "Nothing to do: the site is CA-signed"
+        if self.scenario == NONE:
+            return "Nothing to do: the procedure does not apply"
+        return f"Recommended scenario: {self.scenario}"
+
+    def with_next(self, site_file: str, site: str) -> Advice:
+        """This advice naming the runbook to run next on ``site`` and its exact parameters."""
+        sc = SCENARIOS.get(self.scenario)
+        if sc is None or sc.advice is None:
+            return self
+        params = {"site_file": site_file, **({"confirm": site} if sc.takes_confirm else {}),
+                  **sc.advice}
+        text = (f"next: runbooks/{self.scenario}.ipynb with "
+                + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
+                            *(f"-p {k} {shlex.quote(v)}" for k, v in params.items()
+                              if k != "site_file")])
+        return replace(self, next_step=text, command=command)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """One state-changing operation of a run, as its operation log has it."""
+
+    time: str = col("time")
+    node: str = col("node")
+    operation: str = col("operation")
+    #: what it worked on: the service restarted, the certificate or COP file, the unit
+    subject: str = col("on")
+    outcome: str = col("outcome")
+    before: tuple[str, ...] = col("before")
+    after: tuple[str, ...] = col("after")
+
+    @classmethod
+    def from_log(cls, entry: Mapping[str, Any]) -> OperationRecord:
+        """From one line of ``operations.jsonl`` (:func:`cckit.audit.read`)."""
+        def fps(key: str) -> tuple[str, ...]:
+            return tuple(f"{unit} {fp}" for unit, fp in (entry.get(key) or {}).items() if fp)
+
+        return cls(str(entry.get("time") or ""), str(entry.get("node") or ""),
+                   str(entry.get("operation") or ""), subject_of(entry.get("arguments")),
+                   str(entry.get("outcome") or ""), fps("fingerprints_before"),
+                   fps("fingerprints_after"))
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """One line of a run's summary and of ``status.json``'s ``steps``."""
@@ -256,22 +326,8 @@ class StepRecord:
 # ------------------------------------------------------------------------------ results
 
 
-class _Shown:
-    """Shown through :mod:`display` (imported late: display imports this module)."""
-
-    def __str__(self) -> str:
-        from .display import text
-
-        return text(self)  # type: ignore[arg-type]
-
-    def _repr_html_(self) -> str:
-        from .display import html
-
-        return html(self)  # type: ignore[arg-type]
-
-
 @dataclass(repr=False)
-class StepResult(_Shown):
+class StepResult:
     """What one step did: an outcome, a one-line verdict and its records."""
 
     step: str
@@ -295,17 +351,10 @@ class StepResult(_Shown):
         return cls(step, verdict.format(n=n, rest=len(records) - n), records,
                    Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
-    def table(self) -> Any:
-        from .display import table
-
-        return table(self.records)
-
     def __repr__(self) -> str:
-        # The verdict only: notebooks show the table as HTML; a plain-text table's padding
-        # would change with every fingerprint and port.
-        from .display import badge_text
-
-        return f"[{badge_text(self.outcome)}] {self.step}: {self.verdict}"
+        # The verdict only: notebooks show the table as HTML (display.py); a plain-text
+        # table's padding would change with every fingerprint and port.
+        return f"[{self.outcome.value.upper()}] {self.step}: {self.verdict}"
 
 
 @dataclass(frozen=True)
@@ -320,7 +369,7 @@ class PlannedCommand:
 
 
 @dataclass(repr=False)
-class Plan(_Shown):
+class Plan:
     """The exact per-node commands a procedure would send; building it changes nothing."""
 
     procedure: str
@@ -341,11 +390,6 @@ class Plan(_Shown):
                     f"{step} on {', '.join(nodes)}" + (" at once" if len(nodes) > 1 else "")
                     for step, nodes in steps.items())
                 for n, steps in sorted(stages.items())]
-
-    def table(self) -> Any:
-        from .display import table
-
-        return table(self.commands, PlannedCommand)
 
     def __repr__(self) -> str:
         return f"Plan for {self.procedure}: {len(self.commands)} command(s)"

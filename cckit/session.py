@@ -17,8 +17,8 @@ from . import certs, readiness
 from . import probe as _probe
 from .audit import AuditLog, site_lock
 from .errors import NodeTimeout, TransportError
-from .inventory import Node, Site, WebPort
 from .results import PortView
+from .sites import Node, Site, WebPort
 from .vos import Transport, connect, transport_class
 
 __all__ = ["SiteSession"]

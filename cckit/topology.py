@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "COP_ACTIONS",
+    "COP_KEYS",
     "ECDSA_UNIT",
     "RSA_UNIT",
     "TOMCAT",
@@ -209,6 +211,11 @@ _SPECS: dict[Role, RoleSpec] = {
 }
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+#: what a COP does to tomcat-ECDSA
+COP_ACTIONS = ("disable", "rollback")
+#: the site file's ``cop_files`` keys: ``<family>_<action>`` for each role's COP family
+COP_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
+    f"{s.cop_family}_{a}" for s in _SPECS.values() if s.cop_family for a in COP_ACTIONS))
 
 
 def spec(role: Role | str) -> RoleSpec:

@@ -10,11 +10,11 @@ import pytest
 
 from cckit import topology
 from cckit.ca import get_adapter
-from cckit.inventory import load_site
 from cckit.orchestration import restart_order
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned, trust_targets
 from cckit.results import Action
+from cckit.sites import load_site
 from cckit.vosmock import running_site
 
 pytestmark = pytest.mark.timeout(240)

@@ -10,11 +10,11 @@ import pytest
 
 from cckit.ca import get_adapter
 from cckit.errors import CommandError, GateError, ProcedureError
-from cckit.inventory import parse_site
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.results import Action, Outcome
 from cckit.session import SiteSession
+from cckit.sites import parse_site
 from cckit.vos import fake
 
 SITE = {
@@ -113,7 +113,9 @@ def test_a_step_out_of_order_refuses_and_changes_nothing(fake_site, tmp_path, st
     proc = CaSigned(s, get_adapter("lab", directory=tmp_path / "ca"))
     with pytest.raises(ProcedureError, match="first; nothing was done") as e:
         getattr(proc, step)()
-    assert "run the " in str(e.value)
+    # the earliest step missing, whichever step was run too early: one refusal is enough
+    assert f"{step} needs generate_csrs" in str(e.value)
+    assert "run the generate_csrs cell first" in str(e.value)
     assert all(n.journal == [] for n in nodes.values())
 
 

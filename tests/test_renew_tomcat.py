@@ -18,9 +18,9 @@ from cckit._internal import x509build
 from cckit.ca import CertificateAuthority, SignedCertificate, get_adapter
 from cckit.certs import GateCode
 from cckit.errors import GateError, InputError, ProcedureError
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.renew_tomcat import RenewTomcat
+from cckit.sites import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_site
 from tests import certfactory

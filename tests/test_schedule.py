@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from cckit import audit
+from cckit import audit, display
 from cckit.ca import get_adapter
 from cckit.errors import CckitError, ProcedureError, TransportError
 from cckit.orchestration import parallel, restart_nodes, restart_waves
 from cckit.procedures.ca_signed import CaSigned
-from cckit.results import Action
+from cckit.results import Action, PlannedCommand
 
 from .test_procedures import mock, session  # noqa: F401  (the same fixtures)
 
@@ -196,7 +196,8 @@ def test_the_plan_shows_the_schedule(session, tmp_path):  # noqa: F811
     assert lines[0].startswith("stage 1: generate_csrs on ") and lines[0].endswith("at once")
     assert lines[2] == f"stage 3: upload_trust on {sub}"
     assert lines[-1] == f"stage 6: restart on {pub}"
-    assert "Schedule stage 5: restart on" in str(plan) and "stage" in plan.table().columns
+    assert "Schedule stage 5: restart on" in display.text(plan)
+    assert "stage" in display.table(plan.commands, PlannedCommand).columns
 
 
 def test_preflight_reads_every_node_at_once(session):  # noqa: F811

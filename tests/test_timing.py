@@ -17,12 +17,12 @@ from cckit import audit, certs, progress
 from cckit.ca import get_adapter
 from cckit.errors import AuthenticationError, NodeTimeout, SiteFileError
 from cckit.events import OperationEvent
-from cckit.inventory import load_site, parse_site
 from cckit.orchestration import restart_nodes
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.results import Action
+from cckit.sites import load_site, parse_site
 from cckit.vosmock.testing import FinesseWatch, finesse_status, running_site, stored_pem
 
 pytestmark = pytest.mark.timeout(240)

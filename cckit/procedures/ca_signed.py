@@ -19,7 +19,6 @@ from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
-from ..inventory import Node
 from ..orchestration import parallel, restart_nodes, restart_waves, wait_replicated
 from ..results import (
     Action,
@@ -33,7 +32,9 @@ from ..results import (
     TrustRecord,
     VerifyRecord,
 )
+from ..scenarios import CA_SIGNED
 from ..session import SiteSession
+from ..sites import Node
 from ..topology import ECDSA_UNIT as UNIT
 from .base import Procedure, step
 
@@ -63,7 +64,7 @@ class CaSigned(Procedure):
     #: the unit renewed and the TLS client that sees it (renew_tomcat: tomcat, rsa)
     unit: str = UNIT
     client: str = "ecdsa"
-    scenario: str = "ca_signed"
+    scenario: str = CA_SIGNED.name
     key_sizes: tuple[int, ...] = tuple(certs.VOS_EC_CURVES.values())
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,

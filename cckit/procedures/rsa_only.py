@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ..audit import operation
 from ..errors import InputError
-from ..inventory import Node
 from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
+from ..scenarios import RSA_ONLY
 from ..session import SiteSession
+from ..sites import Node
 from .base import Procedure, step
 
 __all__ = ["RsaOnly"]
@@ -56,7 +57,7 @@ class RsaOnly(Procedure):
     def plan(self) -> Plan:
         """The commands this would send, read-only (installed COPs are looked up)."""
         s = self.session
-        p = Plan(f"rsa_only ({self.action})")
+        p = Plan(f"{RSA_ONLY.name} ({self.action})")
         repo = s.site.cop_repository
         for node in s.nodes:
             cop = self._cop(node)

@@ -31,7 +31,7 @@ from ..topology import ECDSA_UNIT, RSA_UNIT, TOMCAT, cop_installed
 
 if TYPE_CHECKING:
     from ..credentials import Secret
-    from ..inventory import CopRepository, Node
+    from ..sites import CopRepository, Node
 
 __all__ = [
     "CertEntry",
