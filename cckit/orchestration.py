@@ -259,7 +259,8 @@ def wait_replicated(session: SiteSession, wanted: Mapping[str, Sequence[x509.Cer
                         f"replication ('utils dbreplication runtimestate' on {src}); once "
                         f"'show cert list trust' on {node.name} lists the CA, rerun this step: "
                         "it resumes at this wait and uploads nothing twice (to wait longer, "
-                        "set replication_timeout on the procedure)")
+                        "raise replication_timeout: the parameters cell, or -p "
+                        "replication_timeout SECONDS)")
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)  # a poll is one listing command
                 lacking = missing()

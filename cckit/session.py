@@ -191,7 +191,8 @@ class SiteSession:
                     f"UCCX node; check {check.service} and what it depends on ('utils service "
                     "list': Cisco Unified CCX Engine, Notification Service), and once the "
                     "node says IN_SERVICE rerun the restart step: it resumes with the next "
-                    "wave")
+                    "wave (to wait longer, raise in_service_timeout: the parameters cell, or "
+                    "-p in_service_timeout SECONDS)")
             time.sleep(pause)
             pause = min(pause * 2, 1.0)  # a poll is one HTTPS GET
 

@@ -148,7 +148,7 @@ def test_replication_that_never_arrives_fails_bounded_and_the_rerun_resumes(tmp_
         ca = get_adapter("lab", directory=tmp_path / "ca")
         with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
             proc = CaSigned(s, ca)
-            proc.replication_timeout = 1.5
+            proc.set_waits(replication_timeout=1.5)
             for step in (proc.generate_csrs, proc.sign, proc.gate):
                 step()
             mock.faults.set("replication_stalled", True, node="uccx-sub")
@@ -164,6 +164,7 @@ def test_replication_that_never_arrives_fails_bounded_and_the_rerun_resumes(tmp_
             assert "[node uccx-sub, unit tomcat-trust]" in text
             assert "cckit lab EC issuing CA (lab)" in text and "replicate from uccx-pub" in text
             assert "s of waiting" in text and "rerun this step" in text
+            assert "-p replication_timeout SECONDS" in text  # how to wait longer
             assert any("waiting for tomcat-trust to replicate to uccx-sub: " in x for x in lines)
             assert _state(mock, "uccx-sub") == before  # nothing changed on the subscriber
             assert mock.status()["nodes"]["uccx-sub"]["trust_held"] == 2
@@ -184,7 +185,7 @@ def test_a_node_never_in_service_stops_the_schedule_and_a_rerun_checks_it_again(
         site = load_site(mock.site_file)
         with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
             proc = RsaOnly(s, "disable")
-            proc.in_service_timeout = 1.0
+            proc.set_waits(in_service_timeout=1.0)
             proc.install_cops()
             mock.faults.set("finesse_out_of_service", True, node="uccx-sub")
             with pytest.raises(NodeTimeout) as e:
@@ -192,6 +193,7 @@ def test_a_node_never_in_service_stops_the_schedule_and_a_rerun_checks_it_again(
             assert "[node uccx-sub]" in str(e.value)
             assert "Finesse did not say IN_SERVICE" in str(e.value)
             assert "OUT_OF_SERVICE" in str(e.value)
+            assert "within 1 s" in str(e.value) and "-p in_service_timeout" in str(e.value)
 
             def restarted(node):
                 return [r for r in audit.read(s.audit.path)
@@ -292,3 +294,78 @@ def test_a_node_whose_web_ports_leave_finesse_out_is_not_checked_and_says_so(tmp
     assert records["uccx-sub"].check == (
         "TLS up (Finesse not checked: 8445 is not among the node's web_ports)")
     assert records["sm"].check == "TLS up"
+
+
+# --------------------------------------------------------------------------- the bounds
+
+
+@pytest.mark.parametrize(("scenario", "params", "expected"), [
+    ("ca_signed", {"replication_timeout": 0}, "bad parameter replication_timeout: expected a "
+     "number of seconds above 0 (e.g. -p replication_timeout 600), got 0 or less"),
+    ("rsa_only", {"in_service_timeout": -5}, "in_service_timeout: expected a number of seconds "
+     "above 0 (e.g. -p in_service_timeout 900), got 0 or less"),
+    ("renew_tomcat", {"in_service_timeout": float("inf")}, "got no finite number"),
+    ("ca_signed", {"in_service_timeout": "ten"}, "in_service_timeout: expected a number"),
+    ("rsa_only", {"replication_timeout": 60}, "replication_timeout: not a parameter of rsa_only"),
+])
+def test_a_bad_wait_bound_is_one_line_before_anything_runs(scenario, params, expected):
+    from cckit.errors import InputError
+    from cckit.headless import check_parameters
+
+    with pytest.raises(InputError) as e:
+        check_parameters(scenario, params)
+    assert expected in str(e.value)
+    check_parameters(scenario, {"in_service_timeout": 1200, **(
+        {"replication_timeout": 90.5} if scenario != "rsa_only" else {})})
+
+
+def test_a_procedure_takes_only_its_own_waits_and_only_seconds(tmp_path):
+    from cckit import runbook
+    from cckit.errors import InputError
+
+    proc = RsaOnly(None, "disable")  # type: ignore[arg-type]  (no node is asked)
+    with pytest.raises(InputError, match="replication_timeout: RsaOnly has no such wait"):
+        proc.set_waits(replication_timeout=60)
+    with pytest.raises(InputError, match="in_service_timeout: expected a number of seconds "
+                                         "above 0"):
+        proc.set_waits(in_service_timeout=float("nan"))
+    assert proc.in_service_timeout == 900  # refused: unchanged
+    proc.set_waits(in_service_timeout=30)
+    assert proc.in_service_timeout == 30.0
+    # a start with a bad bound refuses before anything starts (no mock, no run folder)
+    with pytest.raises(InputError, match="bad parameter in_service_timeout"):
+        runbook.start("rsa_only", artifacts=tmp_path / "run", waits={"in_service_timeout": 0})
+    assert not (tmp_path / "run").exists()
+
+
+def test_cckit_run_passes_the_bounds_to_the_procedure_and_the_record(tmp_path):
+    """``cckit run ca_signed -p replication_timeout 120``: the plan the run shows keeps the
+    bound, and the record has it; a bound of 0 stops the command before any kernel."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    import nbformat
+
+    def cckit(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cckit", *args], capture_output=True,
+                              text=True, timeout=200)
+
+    bad = cckit("run", "ca_signed", "--out", str(tmp_path / "bad"), "-q",
+                "-p", "replication_timeout", "0")
+    assert bad.returncode == 1 and "bad parameter replication_timeout" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad" / "ca_signed.ipynb").exists()
+    out = tmp_path / "run"
+    r = cckit("run", "ca_signed", "--out", str(out), "-q", "-p", "apply", "false",
+              "-p", "replication_timeout", "120", "-p", "in_service_timeout", "300")
+    assert r.returncode == 0, r.stdout + r.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["record"]["parameters"]["replication_timeout"] == "120.0"
+    assert status["record"]["parameters"]["in_service_timeout"] == "300.0"
+    nb = nbformat.read(out / "ca_signed.ipynb", as_version=4)
+    [plan] = [c for c in nb.cells if c.cell_type == "code" and "rb.plan(proc)" in c.source]
+    shown = re.sub(r"<span[^>]*>|</span>|<wbr>", "", "".join(
+        o.get("data", {}).get("text/html", "") for o in plan.outputs))
+    assert "replicated from uccx-pub (at most 120 s)" in shown, shown
+    assert "Finesse IN_SERVICE, at most 300 s" in shown, shown

@@ -66,6 +66,7 @@ class CaSigned(Procedure):
     client: str = "ecdsa"
     scenario: str = CA_SIGNED.name
     key_sizes: tuple[int, ...] = tuple(certs.VOS_EC_CURVES.values())
+    waits = ("replication_timeout", "in_service_timeout")
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,
                  min_days: int = 30, key_size: int | None = None,
@@ -163,7 +164,8 @@ class CaSigned(Procedure):
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
                           "unless it already presents the new certificate; subscriber first, "
                           "the publisher once the others are back (this node is back at: "
-                          + _back(node) + ")", stage=stage + 1 + wave)
+                          + _back(node, self.in_service_timeout) + ")",
+                          stage=stage + 1 + wave)
         return p
 
     # ------------------------------------------------------------------ steps
@@ -392,10 +394,11 @@ class CaSigned(Procedure):
                 self.upload_identities(), self.restart(), self.verify()]
 
 
-def _back(node: Node) -> str:
-    """What "back" means for ``node`` before the next wave (topology)."""
+def _back(node: Node, in_service_timeout: float) -> str:
+    """What "back" means for ``node`` before the next wave (topology), and its bound."""
     check = node.spec.readiness
-    return "TLS up, then " + check.label if check else "TLS up"
+    return (f"TLS up, then {check.label}, at most {in_service_timeout:.0f} s" if check
+            else "TLS up")
 
 
 def _csr_record(node: str, action: Action,

@@ -24,6 +24,8 @@ ACTIONS = ("disable", "rollback")
 class RsaOnly(Procedure):
     """The RSA-only procedure (``action`` ``disable``) or its rollback, one method per step."""
 
+    waits = ("in_service_timeout",)
+
     def __init__(self, session: SiteSession, action: str = "disable") -> None:
         if action not in ACTIONS:
             raise InputError(f"action must be disable or rollback, not {action!r}")
@@ -72,7 +74,8 @@ class RsaOnly(Procedure):
                 for service in node.restart_services():
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
                           "the COP takes effect after the restart (subscriber first; the "
-                          "publisher once it is back: TLS, then Finesse IN_SERVICE)",
+                          "publisher once it is back: TLS, then Finesse IN_SERVICE, at most "
+                          f"{self.in_service_timeout:.0f} s)",
                           stage=2 + wave)
         return p
 
