@@ -333,9 +333,12 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
 
     def progress_shot() -> None:  # the live display, if the restart lasts long enough
         with contextlib.suppress(playwright_api.TimeoutError):
-            page.wait_for_function(  # both nodes of the first wave on the display
+            page.wait_for_function(  # the first wave back (the subscriber in service), the
+                # publisher going down: the whole schedule on one display
                 "() => [...document.querySelectorAll('.cckit-progress')].some(e =>"
-                " e.textContent.includes('uccx-sub:') && e.textContent.includes('sm:'))",
+                " e.textContent.includes('in service after')"
+                " && e.textContent.includes('sm: stopped')"
+                " && e.textContent.includes('uccx-pub: stopped'))",
                 timeout=10_000)
             cells.nth(restart).screenshot(path=str(folder / "jupyterlab-renew-progress.png"))
     for i, c in enumerate(nb.cells):
