@@ -27,6 +27,7 @@ from ._internal.fs import atomic_write, out_folder
 from .ca import check_options
 from .credentials import looks_secret, mask_secrets, parse_secret_ref, redact, secret_refs
 from .errors import CckitError, InputError
+from .procedures.base import WAITS, wait_problem
 from .runfolder import RunFolder, State
 from .scenarios import get as get_scenario
 from .sites import Site, load_site, resolve_site_file
@@ -182,6 +183,8 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
                             f"got {_kind(value)}")
             continue
         problems += _not_plain(value, name)
+        if name in WAITS:  # a bound of a wait on the nodes: seconds above 0
+            problems += [p for p in [wait_problem(name, value)] if p]
     if problems:
         raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
                          "bad parameters:\n  - " + "\n  - ".join(problems),
