@@ -33,8 +33,15 @@ from .results import Action, RestartRecord, StepResult, TrustRecord
 from .session import SiteSession
 from .sites import Node
 
-__all__ = ["in_schedule_order", "parallel", "restart_nodes", "restart_order", "restart_waves",
-           "wait_replicated"]
+__all__ = [
+    "in_schedule_order",
+    "parallel",
+    "readiness_checked",
+    "restart_nodes",
+    "restart_order",
+    "restart_waves",
+    "wait_replicated",
+]
 
 T = TypeVar("T")
 
@@ -131,6 +138,14 @@ REPLICATION_TIMEOUT = 600.0
 IN_SERVICE_TIMEOUT = 900.0
 
 
+def readiness_checked(node: Node) -> topology.ReadinessCheck | None:
+    """The readiness check a restart of ``node`` waits for (its role's), or None: none, or
+    its port is not among the node's web ports (the site file lists the ports this machine
+    reaches; without the check's port the check is not made, and the record says so)."""
+    check = node.spec.readiness
+    return check if check and check.port in {wp.port for wp in node.web_ports} else None
+
+
 def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = None, *,
                   timeout: float = 600,
                   skip: Callable[[Node], bool] | None = None,
@@ -150,14 +165,8 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
     ``unit``/``client``: the changed unit and the TLS client that sees it (``rsa`` for
     ``tomcat``)."""
 
-    def checked(node: Node) -> topology.ReadinessCheck | None:
-        # the site file lists the ports this machine reaches; without the check's port the
-        # check is not made (and the record says so)
-        check = node.spec.readiness
-        return check if check and check.port in {wp.port for wp in node.web_ports} else None
-
     def in_service(node: Node) -> float | None:
-        check = checked(node)
+        check = readiness_checked(node)
         if check is None:
             return None
         start = time.monotonic()
@@ -169,7 +178,7 @@ def restart_nodes(session: SiteSession, expected: Mapping[str, str] | None = Non
         check = node.spec.readiness
         if check is None or not node.web_ports:
             return "TLS up" if node.web_ports else ""
-        if checked(node) is None:
+        if readiness_checked(node) is None:
             return (f"TLS up ({check.name} not checked: {check.port} is not among the "
                     "node's web_ports)")
         return f"TLS up, {check.label}"

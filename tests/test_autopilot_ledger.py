@@ -195,3 +195,19 @@ def test_expected_run_time_prior_and_history():
     assert expected_duration(site, ["uccx-pub"], "tomcat-ECDSA", hist) == dt.timedelta(
         minutes=30)
     json.dumps(expected_duration(site, ["sm"], "tomcat").total_seconds())
+
+
+def test_expected_run_time_counts_the_runbooks_waits(monkeypatch):
+    """The waits the runbook makes (issue 22) are in the prior: trust replicating to a
+    renewed subscriber, and Finesse in service after a UCCX node's restart."""
+    from cckit.autopilot import estimate
+    from cckit.vosmock.latency import PROFILE
+
+    site = parse_site(SITE)
+    pub, sub = (prior_seconds(site, [n], "tomcat-ECDSA") for n in ("uccx-pub", "uccx-sub"))
+    # the same services restarted, in a wave of its own; only the subscriber's trust replicates
+    assert sub - pub == PROFILE["trust_replication"]
+    sm = prior_seconds(site, ["sm"], "tomcat-ECDSA")
+    monkeypatch.setattr(estimate, "_profile", lambda: {**PROFILE, "finesse_ready": 0.0})
+    assert pub - prior_seconds(site, ["uccx-pub"], "tomcat-ECDSA") == PROFILE["finesse_ready"]
+    assert prior_seconds(site, ["sm"], "tomcat-ECDSA") == sm  # no Finesse on SocialMiner
