@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "runs/lab/<UTC time>/); copies already there are kept")
     lab.set_defaults(func=_lab)
 
+    from .autopilot.cli import add_parser as add_renew
+
+    add_renew(sub)
+
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
     demo.set_defaults(func=_demo)

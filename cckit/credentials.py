@@ -43,6 +43,7 @@ __all__ = [
     "parse_secret_ref",
     "redact",
     "resolve",
+    "secret_refs",
 ]
 
 #: what a masked secret reads as, in every record (it says what happened)
@@ -133,13 +134,19 @@ DROP: Any = object()
 def mask_secrets(value: Any, *, path: str = "",
                  secret: Callable[[str], Any] = lambda where: MASK,
                  leaf: Callable[[Any], Any] = lambda v: v,
-                 key: Callable[[Any], Any] = lambda k: k) -> Any:
+                 key: Callable[[Any], Any] = lambda k: k,
+                 reference: Callable[[str, Any], Any] | None = None) -> Any:
     """The one walk over nested data (mappings, lists, tuples, sets) for secrets, at any
     depth: a copy in which a value under a secret-looking key (:func:`looks_secret`) becomes
     ``secret(where)`` and any other leaf ``leaf(value)``; either may return :data:`DROP` to
     leave the entry out. ``where`` is the entry's path from ``path`` (``ca_options.password``,
     ``nodes[0].token``), for messages; ``key`` makes each kept key (the audit log scrubs
     them). Lists and tuples come back as lists, sets as lists sorted by text.
+
+    ``reference``, for data whose secret-named entries may rightly say *where* a secret is
+    (CA options as a site file gives them: ``{env|keyring|file}``, never the value): given,
+    such an entry becomes ``reference(where, value)`` instead, and the caller judges it with
+    :func:`parse_secret_ref` (:func:`secret_refs` does).
 
     Parameters refused for a secret, a run's recorded parameters and the operation log's
     arguments all go through here, so "what looks like a secret" is decided once.
@@ -148,14 +155,17 @@ def mask_secrets(value: Any, *, path: str = "",
         out = {}
         for k, v in value.items():
             where = f"{path}.{k}" if path else str(k)
-            new = (secret(where) if looks_secret(k) else
-                   mask_secrets(v, path=where, secret=secret, leaf=leaf, key=key))
+            new = ((secret(where) if reference is None else reference(where, v))
+                   if looks_secret(k) else
+                   mask_secrets(v, path=where, secret=secret, leaf=leaf, key=key,
+                                reference=reference))
             if new is not DROP:
                 out[key(k)] = new
         return out
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        walked = (mask_secrets(v, path=f"{path}[{i}]", secret=secret, leaf=leaf, key=key)
+        walked = (mask_secrets(v, path=f"{path}[{i}]", secret=secret, leaf=leaf, key=key,
+                               reference=reference)
                   for i, v in enumerate(items))
         return [v for v in walked if v is not DROP]
     return leaf(value)
@@ -218,6 +228,25 @@ def parse_secret_ref(value: object, where: str, base_dir: Path | None = None
             path = base_dir / path
         return SecretRef("file", str(path), where=where), []
     return None, [f"{where}: unknown secret source (use env, keyring or file)"]
+
+
+def secret_refs(value: Any, *, path: str = "", base_dir: Path | None = None
+                ) -> tuple[list[SecretRef], list[str]]:
+    """The references in nested options whose every secret-named entry must be one (a CA's
+    ``ca_options`` as a site file gives them), and the problems with the entries that are
+    not, one line each, naming the entry and never its value."""
+    refs: list[SecretRef] = []
+    problems: list[str] = []
+
+    def judge(where: str, v: Any) -> Any:
+        ref, errs = parse_secret_ref(v, where, base_dir)
+        if ref is not None:
+            refs.append(ref)
+        problems.extend(errs)
+        return v
+
+    mask_secrets(value, path=path, reference=judge)
+    return refs, problems
 
 
 def resolve(ref: SecretRef, *, node: str | None = None) -> Secret:

@@ -25,8 +25,9 @@ from typing import Any
 
 from ._internal.fs import atomic_write, out_folder
 from .ca import check_options
-from .credentials import mask_secrets, redact
+from .credentials import looks_secret, mask_secrets, parse_secret_ref, redact, secret_refs
 from .errors import CckitError, InputError
+from .procedures.base import WAITS, wait_problem
 from .runfolder import RunFolder, State
 from .scenarios import get as get_scenario
 from .sites import Site, load_site, resolve_site_file
@@ -34,8 +35,8 @@ from .sites import Site, load_site, resolve_site_file
 # papermill and nbclient report through cckit's outcome; no stray log lines on stderr
 logging.getLogger("papermill").addHandler(logging.NullHandler())
 
-__all__ = ["RunOutcome", "check_parameters", "interrupt_on_signals", "interrupt_running",
-           "run_runbook"]
+__all__ = ["RunOutcome", "check_parameters", "interrupt_on_signals", "interrupt_run",
+           "interrupt_running", "run_runbook"]
 
 
 @functools.cache
@@ -146,6 +147,17 @@ def _not_plain(value: Any, path: str) -> list[str]:
     return [f"{path}: {_kind(value)} is not a parameter value (quote it to pass it as text)"]
 
 
+def _secrets_in(value: Any, path: str) -> list[str]:
+    """Where in a parameter's value a secret-named entry holds more than a reference to
+    where the secret is: a CA option such as ``tsig_secret`` or ``password`` may be given as
+    a site file gives it (``{env: VAR}``, ``{keyring: ...}``, ``{file: PATH}``); the
+    adapter resolves it at run time."""
+    found: list[str] = []
+    mask_secrets(value, path=path, reference=lambda where, v: (
+        v if parse_secret_ref(v, where)[0] else found.append(where)))
+    return found
+
+
 def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     """Refuse unknown parameter names, values of the wrong type (checked against the
     runbook's parameters cell) and anything that looks like a secret, at any depth.
@@ -155,8 +167,7 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     specs = sc.parameters()
     problems = []
     for name, value in parameters.items():
-        secret: list[str] = []
-        mask_secrets({name: value}, secret=secret.append)
+        secret = [name] if looks_secret(name) else _secrets_in(value, name)
         if secret:
             problems += [f"{where}: passwords are never parameters; the site file says where "
                          "each one is (env, keyring or a 0600 file)" for where in secret]
@@ -172,6 +183,8 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
                             f"got {_kind(value)}")
             continue
         problems += _not_plain(value, name)
+        if name in WAITS:  # a bound of a wait on the nodes: seconds above 0
+            problems += [p for p in [wait_problem(name, value)] if p]
     if problems:
         raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
                          "bad parameters:\n  - " + "\n  - ".join(problems),
@@ -252,7 +265,9 @@ def run_runbook(
             _record_stop(outcome, folder, State.INTERRUPTED, message, kernel.cell)
         elif status == "failed" and _still_running(folder):  # an error the runbook did not catch
             _record_stop(outcome, folder, State.FAILED, message, kernel.cell)
-        scrub(folder.path, _site_secrets(folder, site), before=before)
+        # what a CA option's secret reference names (an operator may have pasted the secret)
+        refs = [t for r in secret_refs(params)[0] for t in r.targets()]
+        scrub(folder.path, _site_secrets(folder, site) + refs, before=before)
         outcome.html = folder.export_html(notebook)
         return outcome
 
@@ -304,6 +319,8 @@ class _Kernel:
         self.km = Manager(kernel_name=kernel_name or "python3")
         self._clients = clients
         self._log = log_file
+        #: the run folder it writes into (kernel.log is there)
+        self.folder = log.parent.resolve()
         self.interrupted = False
         #: (index, source) of the cell started last: the step a stopped run was in
         self.cell: tuple[int, str] | None = None
@@ -367,6 +384,17 @@ def interrupt_running() -> int:
     with _running_lock:
         kernels = list(_running)
     return sum(k.interrupt() for k in kernels)
+
+
+def interrupt_run(out_dir: str | os.PathLike) -> bool:
+    """Interrupt the run writing into ``out_dir`` (its running cell; no further cell starts,
+    even when its kernel is still starting); False when no such run is going on here."""
+    folder = Path(out_dir).resolve()
+    with _running_lock:
+        kernels = [k for k in _running if k.folder == folder]
+    for k in kernels:
+        k.interrupt()
+    return bool(kernels)
 
 
 @contextlib.contextmanager

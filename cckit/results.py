@@ -71,6 +71,7 @@ class Action(enum.StrEnum):
     REUSED = "reused pending CSR"
     ALREADY_CA_SIGNED = "already CA-signed"
     UPLOADED = "uploaded"
+    REPLICATED = "replicated"
     ALREADY_PRESENT = "already present"
     IMPORTED = "imported"
     ALREADY_STORED = "already stored"
@@ -199,10 +200,14 @@ class GateRecord:
 
 @dataclass(frozen=True)
 class TrustRecord:
+    """A CA certificate in one node's tomcat-trust: uploaded there, already there, or
+    replicated from the publisher (``arrived_after``: seconds waited after the upload)."""
+
     node: str = col("node")
     certificate: str = col("certificate")
     action: Action = col("action")
     sha256: str = col("sha256")
+    arrived_after: float | None = col("arrived after", default=None)
 
 
 @dataclass(frozen=True)
@@ -215,10 +220,17 @@ class IdentityRecord:
 
 @dataclass(frozen=True)
 class RestartRecord:
+    """One node's restart: from its first service going down, when every web port served
+    TLS again, and when it passed its readiness check (Finesse IN_SERVICE on UCCX; a node
+    left alone is checked too before the next wave)."""
+
     node: str = col("node")
     action: Action = col("action")
     service: str = col("service", default="")
     serving_after: float | None = col("serving TLS again after", default=None)
+    in_service_after: float | None = col("in service after", default=None)
+    #: what "in service" meant for it (topology): "Finesse in service", or "" (TLS only)
+    check: str = col("back when", default="")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,11 @@ from typing import Any
 from . import display, progress
 from ._internal.imports import skip_iri_format_checker
 from .audit import read as read_operations
-from .ca import CertificateAuthority, get_adapter
+from .ca import CertificateAuthority, check_options, get_adapter
 from .credentials import looks_secret, mask_secrets, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
 from .orchestration import in_schedule_order
+from .procedures.base import WAITS, wait_problem
 from .results import (
     NodeRecord,
     OperationRecord,
@@ -120,6 +121,9 @@ class Runbook:
     ended: dt.datetime | None = None
     #: the run's parameters as the record shows them (never a secret)
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: the bounds of the procedure's waits on the nodes (its parameters of those names,
+    #: :data:`~cckit.procedures.base.WAITS`), handed to the procedure with its plan
+    waits: dict[str, float] = field(default_factory=dict)
     node_versions: dict[str, str] = field(default_factory=dict)
     #: when this run was continued by a later start (kernel restart, stop button, rerun)
     resumed: list[str] = field(default_factory=list)
@@ -258,6 +262,8 @@ class Runbook:
         """Show what the procedure would send. Required before any step that changes state."""
         self._check_current("the plan")
         try:
+            procedure.set_waits(**{name: seconds for name, seconds in self.waits.items()
+                                   if name in procedure.waits})
             p = procedure.plan()
         except CckitError as e:
             self._record("plan", Outcome.FAILED, str(e))
@@ -440,8 +446,10 @@ class Runbook:
             opts.setdefault("outbox", "csr-outbox")
             opts.setdefault("inbox", "cert-inbox")
             opts.setdefault("site", self.site.name)
+        paths = check_options(name, opts, complete=False).path_options
         for key in ("directory", "outbox", "inbox", "state_dir"):
-            if key in opts and not Path(opts[key]).is_absolute():
+            # the adapter's own paths only: acme's ``directory`` is a URL
+            if key in opts and key in paths and not Path(opts[key]).is_absolute():
                 opts[key] = self.artifacts / opts[key]
         return get_adapter(name, **opts)
 
@@ -466,12 +474,16 @@ def start(
     change: str | None = None,
     operator: str = "",
     fresh: bool | None = None,
+    waits: Mapping[str, float] | None = None,
 ) -> Runbook:
     """Open a run.
 
     Called from a notebook, what is not given is taken from its parameters cell
-    (``site_file``, ``nodes``, ``apply``, ``artifacts``, ``confirm``, ``change``, ``fresh``);
-    if that cell has not run in this kernel, nothing starts and the message says so.
+    (``site_file``, ``nodes``, ``apply``, ``artifacts``, ``confirm``, ``change``, ``fresh``,
+    and the bounds of the procedure's waits, ``replication_timeout`` and
+    ``in_service_timeout``, which ``waits`` overrides); if that cell has not run in this
+    kernel, nothing starts and the message says so. A bound that is not a number of seconds
+    above 0 is refused before anything starts.
 
     ``artifacts`` is the run folder (default: a new ``runs/<scenario>/<UTC time>``;
     ``CCKIT_RUNS_DIR`` replaces ``runs``). With no ``site_file`` (and no
@@ -509,6 +521,12 @@ def start(
         args = {k: (v if v is not None else
                     namespace.get(k, _START_PARAMETERS[k]) if k in names else _START_PARAMETERS[k])
                 for k, v in given.items()}
+        bounds = {n: namespace[n] for n in names if n in WAITS and n in namespace}
+        bounds.update(waits or {})
+        problems = [p for n, v in bounds.items() if (p := wait_problem(n, v))]
+        if problems:
+            raise InputError("bad parameter " + "; ".join(problems),
+                             hint="fix it in the parameters cell, then run this cell again")
         mark = _capture_mark()
         rb = _start(sc, site_file=args["site_file"] or None, nodes=args["nodes"],
                     artifacts=args["artifacts"] or None, apply=bool(args["apply"]),
@@ -516,6 +534,7 @@ def start(
                     mock_restart_seconds=mock_restart_seconds, confirm=args["confirm"],
                     change=args["change"], fresh=bool(args["fresh"]))
         rb._capture_mark = mark
+        rb.waits = {n: float(v) for n, v in bounds.items()}
         rb.operator = operator or os.environ.get("CCKIT_OPERATOR") or _os_user()
         rb.parameters.update({n: _masked(n, namespace[n]) for n in names if n in namespace})
         rb.parameters.update({"scenario": scenario,
@@ -523,6 +542,7 @@ def start(
                               "nodes": ", ".join(args["nodes"] or []) or "all",
                               "apply": bool(args["apply"]), "change": args["change"] or "",
                               "confirmed": rb.confirmed(), "fresh": bool(args["fresh"])})
+        rb.parameters.update(rb.waits)
     except Exception as e:
         _start_failure = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise

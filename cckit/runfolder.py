@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ._internal.fs import atomic_write, utc_stamp
 from .audit import LockHolder, check_site_unlocked, folder_lock
 from .credentials import redact
-from .results import Outcome, StepRecord
+from .results import OperationRecord, Outcome, StepRecord
 
 if TYPE_CHECKING:
     from .session import SiteSession
@@ -308,6 +308,13 @@ class RunFolder:
                            lock_dir=self.local_locks if embedded else None, **kw)
 
     # ------------------------------------------------------------------ the record
+    def operations(self) -> list[OperationRecord]:
+        """What the run changed, oldest first: its operation log (``operations.jsonl``)."""
+        from .audit import read as read_operations
+
+        return [OperationRecord.from_log(o)
+                for o in read_operations(self.path / "operations.jsonl")]
+
     def keep_previous(self, notebook: Path) -> None:
         """A rerun into the same folder (e.g. after waiting for the CA) keeps the earlier
         record: ``<scenario>.ipynb``, its HTML and ``status.json`` become
@@ -329,9 +336,7 @@ class RunFolder:
         import nbformat
         from nbconvert import HTMLExporter
 
-        from .audit import read as read_operations
         from .display import record_html, report_html
-        from .results import OperationRecord
 
         nb = nbformat.read(str(notebook), as_version=4)
         exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
@@ -341,7 +346,7 @@ class RunFolder:
         data = status.to_json() if status else {}
         title = (f"cckit {status.scenario or notebook.stem} on {status.site or '?'}: "
                  f"{status.status.value}" if status else f"cckit {notebook.stem}")
-        ops = [OperationRecord.from_log(o) for o in read_operations(self.path / "operations.jsonl")]
+        ops = self.operations()
         html = notebook.with_suffix(".html")
         html.write_text(report_html(body, title=title,
                                     record=record_html(data, ops) if status else ""),

@@ -18,6 +18,7 @@ import yaml
 
 from . import topology
 from ._internal import yamlsafe
+from .autopilot.policy import Policy, parse_policy
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
 from .errors import CredentialError, InputError, SiteFileError
 from .topology import Role, RoleSpec
@@ -146,6 +147,11 @@ class Site:
     cop_repository: CopRepository | None = None
     cop_files: CopFiles = CopFiles()
     path: Path | None = None
+    #: the credential (a name under ``credentials``) sent to Finesse's SystemInfo, the
+    #: in-service check after a restart; None: the request carries none
+    finesse_credential: str | None = None
+    #: the renewal autopilot's policy (docs/autopilot.md), None without an autopilot: block
+    autopilot: Policy | None = None
 
     @property
     def publisher(self) -> Node:
@@ -174,6 +180,19 @@ class Site:
         products = {n.spec.product for n in self.nodes if n.name in chosen}
         return tuple(n for n in self.nodes if n.spec.trust_target and (
             n.name in chosen or (n.spec.publisher and n.spec.product in products)))
+
+    def replicas(self, among: Iterable[Node] | None = None) -> tuple[Node, ...]:
+        """The nodes of ``among`` (default: all) that receive tomcat-trust from their
+        cluster's publisher by replication instead of their own upload (topology)."""
+        return tuple(n for n in (self.nodes if among is None else among)
+                     if n.spec.replicates_trust and self.trust_source(n) is not None)
+
+    def trust_source(self, node: Node) -> Node | None:
+        """The publisher whose tomcat-trust ``node`` receives by replication, if any."""
+        if not node.spec.replicates_trust:
+            return None
+        return next((n for n in self.nodes
+                     if n.spec.publisher and n.spec.product is node.spec.product), None)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -319,7 +338,7 @@ def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool =
 _NODE_KEYS = {"name", "role", "host", "address", "ssh_port", "transport", "credential",
               "web_ports", "rest", "services", "include_ou"}
 _SITE_KEYS = {"site", "domain", "credentials", "known_hosts", "nodes", "cop_repository",
-              "cop_files"}
+              "cop_files", "finesse", "autopilot"}
 
 
 def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Site:
@@ -426,12 +445,33 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
                     vals[k] = v
             cop_files = CopFiles(vals)
 
+    finesse_credential = _finesse(data.get("finesse"), creds, problems)
+    autopilot = parse_policy(data.get("autopilot"), base_dir, problems)
+
     if problems:
         raise SiteFileError(problems, file=source)
     nodes = [replace(n, domain=domain) for n in nodes]
     return Site(name=name, nodes=tuple(nodes), credentials=credentials, domain=domain,
                 known_hosts=known_hosts, cop_repository=repo, cop_files=cop_files,
-                path=Path(source) if source else None)
+                path=Path(source) if source else None, finesse_credential=finesse_credential,
+                autopilot=autopilot)
+
+
+def _finesse(value: Any, creds: dict, problems: list[str]) -> str | None:
+    """``finesse: {credential: NAME}``: which credential the in-service check sends."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append("finesse: expected {credential: NAME}")
+        return None
+    for k in sorted(set(value) - {"credential"}):
+        hint = " (secrets go under credentials:, by reference)" if "pass" in str(k) else ""
+        problems.append(f"finesse: unknown key {k!r}{hint}")
+    name = _str(value, "credential", "finesse", problems)
+    if name and name not in creds:
+        problems.append(f"finesse.credential: no credential named {name!r}")
+        return None
+    return name
 
 
 def _role_problems(roles: list[Any], raw_nodes: list[Any]) -> list[str]:

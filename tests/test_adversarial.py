@@ -229,8 +229,8 @@ def test_one_secret_name_rule_for_logs_and_parameters():
     (["-p", "ca_options", "{when: 2026-01-01, n: {1: x}}"], "ca_options.n: a key is a whole"),
     (["-p", "nodes", "&a [x]"], "-p nodes: the value is not plain YAML (anchors and aliases"),
     (["-p", "colour", "blue"], "colour: not a parameter of ca_signed (known: apply, artifacts, "
-     "ca, ca_options, change, confirm, fresh, hash_algorithm, key_size, nodes, renew, "
-     "site_file)"),
+     "ca, ca_options, change, confirm, fresh, hash_algorithm, in_service_timeout, key_size, "
+     "nodes, renew, replication_timeout, site_file)"),
 ])
 def test_bad_parameters_are_one_line_errors(args, expected, tmp_path):
     # --plan checks the parameters and touches nothing

@@ -333,17 +333,21 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
 
     def progress_shot() -> None:  # the live display, if the restart lasts long enough
         with contextlib.suppress(playwright_api.TimeoutError):
-            page.wait_for_function(  # both nodes of the first wave on the display
+            page.wait_for_function(  # the first wave back (the subscriber in service), the
+                # publisher going down: the whole schedule on one display
                 "() => [...document.querySelectorAll('.cckit-progress')].some(e =>"
-                " e.textContent.includes('uccx-sub:') && e.textContent.includes('sm:'))",
+                " e.textContent.includes('in service after')"
+                " && e.textContent.includes('sm: stopped')"
+                " && e.textContent.includes('uccx-pub: stopped'))",
                 timeout=10_000)
             cells.nth(restart).screenshot(path=str(folder / "jupyterlab-renew-progress.png"))
     for i, c in enumerate(nb.cells):
         if i == restart:
             # the plan was shown (and read) before anything changed, and is still there
-            assert plan < first_change and "Plan for renew_tomcat: 15 command(s)" in shown[plan]
-            assert "stage 4: restart on uccx-sub, sm at once" in shown[plan]
-            assert "stage 5: restart on uccx-pub" in shown[plan]
+            assert plan < first_change and "Plan for renew_tomcat: 16 command(s)" in shown[plan]
+            assert "stage 3: upload_trust on uccx-sub" in shown[plan]  # its replication
+            assert "stage 5: restart on uccx-sub, sm at once" in shown[plan]
+            assert "stage 6: restart on uccx-pub" in shown[plan]
             assert "utils service restart Cisco Tomcat" in shown[plan]
             if folder is not None:
                 cells.nth(plan).locator(".jp-Cell-outputArea").scroll_into_view_if_needed()
@@ -366,7 +370,7 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
     # the live display: each node's restart while it ran, emptied once the step ended
     seen = page.evaluate("window.cckitProgress")
     for node in ("uccx-pub", "uccx-sub", "sm"):
-        assert any(f"{node}: restart" in t for t in seen), seen
+        assert any(f"{node}: stopped" in t for t in seen), seen
     assert not any(cells.nth(restart).locator(".cckit-progress").all_text_contents())
     assert "[OK] restart: 3 node(s) restarted in HA-safe order" in shown[restart] \
         or "OK restart: 3 node(s) restarted in HA-safe order" in shown[restart]
@@ -388,6 +392,58 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
         cells.nth(verify).screenshot(path=str(folder / "jupyterlab-renew-done.png"))
         cells.nth(index("rb.compare")).screenshot(
             path=str(folder / "jupyterlab-renew-compare.png"))
+
+
+def test_the_restart_cell_shows_the_in_service_wait(browser, lab, tmp_path):
+    """ca_signed on a mock with real timing (trust replicates seconds after the upload,
+    Finesse is in service seconds after its Tomcat answers TLS): Run All, and the live
+    progress shows the replication wait in the trust cell and, in the restart cell, each
+    UCCX node stopped, TLS up, then waiting for Finesse IN_SERVICE before the next wave."""
+    import nbformat
+
+    from cckit.vosmock.testing import running_site
+
+    url, token, root = lab
+    with running_site(tmp_path / "vosmock", restart_seconds=0.5, replication_seconds=3,
+                      finesse_ready_seconds=5) as mock:
+        nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+        params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        params.source += f"\nsite_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'\n"
+        nbformat.write(nb, str(root / "ca_signed.ipynb"))
+        page = open_notebook(browser, url, token, "ca_signed.ipynb")
+        page.evaluate(_WATCH_PROGRESS)
+        folder = shots()
+        menu(page, "Run", "Run All Cells")
+        for wanted, cell, name in (
+                (["uccx-sub: waiting for tomcat-trust to replicate to uccx-sub"],
+                 'rb.step("upload_trust")', "jupyterlab-replication-wait.png"),
+                (["uccx-sub: stopped", "waiting for Finesse IN_SERVICE"], 'rb.step("restart")',
+                 "jupyterlab-in-service-wait.png"),
+                (["in service after", "uccx-pub: stopped", "waiting for Finesse IN_SERVICE"],
+                 'rb.step("restart")', "jupyterlab-in-service-wait-publisher.png")):
+            page.wait_for_function(
+                "(w) => [...document.querySelectorAll('.cckit-progress')].some(e =>"
+                " w.every(x => e.textContent.includes(x)))", arg=wanted, timeout=120_000)
+            if folder is not None:
+                c = page.locator(f".jp-CodeCell:has-text('{cell}')").first
+                c.scroll_into_view_if_needed()
+                c.screenshot(path=str(folder / name))
+        run_all_done(page, 14)
+        no_error_cell(page)
+    seen = page.evaluate("window.cckitProgress")
+    arrow = "\N{RIGHTWARDS ARROW}"
+    for node in ("uccx-sub", "uccx-pub"):  # each UCCX node: stopped, TLS up, in service
+        assert any(f"{node}: stopped {arrow} TLS up after" in t
+                   and "waiting for Finesse IN_SERVICE" in t for t in seen), seen
+    # the publisher went down only once the subscriber was in service
+    first = next(t for t in seen if "uccx-pub: stopped" in t)
+    sub = next(line for line in first.splitlines() if line.startswith("uccx-sub:"))
+    assert "in service after" in sub, first
+    restart = page.locator(".jp-CodeCell:has-text('rb.step(\"restart\")')").first
+    rows = {r["node"]: r for r in html_rows(restart)}
+    assert rows["uccx-sub"]["back when"] == "TLS up, Finesse IN_SERVICE"
+    assert rows["sm"]["back when"] == "TLS up" and rows["sm"]["in service after"] == ""
+    assert float(rows["uccx-sub"]["in service after"].split()[0]) >= 5
 
 
 def select_and_run(page, cell) -> str:

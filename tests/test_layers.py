@@ -12,8 +12,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CCKIT = ROOT / "cckit"
 
 
+#: modules with a place of their own, apart from their package's: the site file's
+#: ``autopilot:`` block (policy.py, and the windows it holds) is read by sites.py, below the
+#: rest of the autopilot, which reads sites
+APART = ("cckit.autopilot.policy", "cckit.autopilot.windows")
+
+
 def unit(module: str) -> str:
     """A module's place in the picture: its package below cckit, else itself."""
+    for apart in APART:
+        if module == apart or module.startswith(apart + "."):
+            return apart
     parts = module.split(".")
     return ".".join(parts[:2])
 
@@ -83,6 +92,24 @@ def test_the_boundaries_the_architecture_draws():
     for above in ("cckit.runbook", "cckit.headless", "cckit.batch", "cckit.cli",
                   "cckit.demo"):
         assert above not in graph["cckit.procedures"] | graph["cckit.fleet"], above
+    # the autopilot: its site-file part lies below sites, the rest above headless and the
+    # fleet, and only the command line imports it
+    assert graph["cckit.autopilot.windows"] == set()
+    assert graph["cckit.autopilot.policy"] <= {"cckit.autopilot.windows", "cckit.ca",
+                                               "cckit.credentials", "cckit.errors",
+                                               "cckit.notify"}
+    assert {u for u, deps in graph.items() if "cckit.autopilot" in deps} == {"cckit.cli"}
+    assert {"cckit.runbook", "cckit.batch", "cckit.demo"}.isdisjoint(graph["cckit.autopilot"])
+
+
+def test_the_autopilot_starts_runs_through_its_one_seam():
+    """Only autopilot/runner.py starts a runbook or opens a run folder (docs/autopilot.md)."""
+    seam = {"cckit.headless", "cckit.runfolder"}
+    for path in sorted((CCKIT / "autopilot").glob("*.py")):
+        named = {n.module.lstrip(".") for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.ImportFrom) and n.module}
+        found = {m for m in named if f"cckit.{m}" in seam}
+        assert path.name == "runner.py" or not found, (path.name, found)
 
 
 def test_status_json_has_one_writer():

@@ -17,7 +17,7 @@ import pytest
 
 from cckit import scenarios
 from cckit.errors import InputError
-from cckit.procedures.base import Procedure
+from cckit.procedures.base import WAITS, Procedure
 from cckit.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,10 @@ def test_each_entry_agrees_with_its_procedure_and_notebook(sc):
     assert set(sc.advice or {}) <= set(params)
     assert set(sc.demo or {}) <= set(params)
     assert sc.clients and set(sc.clients) <= {"ecdsa", "rsa"}
+    # a parameter for each bound of a wait its procedure keeps, with the library's default
+    assert set(params) & set(WAITS) == set(cls.waits)
+    for name in cls.waits:
+        assert float(params[name]["default"]) == WAITS[name], name
 
 
 def test_one_error_for_an_unknown_scenario():

@@ -334,6 +334,15 @@ class AcmeCA(CertificateAuthority):
     """An ACME server signs each node's own CSR after DNS-01 proves its names."""
 
     name = "acme"
+    state_option = "state_dir"
+    path_options = ("state_dir", "ca_bundle", "roots")
+
+    @classmethod
+    def unattended(cls, options: Mapping[str, Any]) -> str | None:
+        if options.get("dns", "manual") == "manual":
+            return ("dns: manual waits for a person to create each _acme-challenge TXT record; "
+                    "use dns: rfc2136 (a zone that takes dynamic updates)")
+        return None
 
     def __init__(
         self,

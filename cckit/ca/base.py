@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cryptography import x509
 
@@ -67,6 +67,17 @@ class CertificateAuthority(abc.ABC):
 
     #: the name used in site parameters and on the command line
     name: ClassVar[str]
+    #: the option naming the folder the adapter keeps its state in (a CA, an account, open
+    #: orders), if any: the renewal autopilot gives it one lasting home per site
+    state_option: ClassVar[str | None] = None
+    #: options that name files or folders (in a site file, relative to the site file)
+    path_options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def unattended(cls, options: Mapping[str, Any]) -> str | None:
+        """Why this adapter, with ``options``, needs a person to sign (None: it signs on its
+        own). The renewal autopilot uses only adapters that sign on their own."""
+        return f"the {cls.name} CA adapter does not say that it signs without a person"
 
     @abc.abstractmethod
     def submit(self, node: str, csr: x509.CertificateSigningRequest) -> None:

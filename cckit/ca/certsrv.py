@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,14 @@ class ADCSCA(CertificateAuthority):
     """Submit CSRs to an AD CS web enrollment server and fetch the certificates and chain."""
 
     name = "adcs"
+    state_option = "state_dir"
+    path_options = ("state_dir", "cafile")
+
+    @classmethod
+    def unattended(cls, options: Mapping[str, Any]) -> str | None:
+        # a template that needs a CA manager's approval makes a run wait (WaitingForCA); the
+        # next run collects the certificate: no person at the node is needed either way
+        return None
 
     def __init__(
         self,

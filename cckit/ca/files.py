@@ -14,8 +14,9 @@ The module also holds small helpers the other adapters share: :func:`issuer_path
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -113,6 +114,12 @@ class FilesCA(CertificateAuthority):
     """
 
     name = "files"
+    path_options = ("outbox", "inbox", "issuing_cert")
+
+    @classmethod
+    def unattended(cls, options: Mapping[str, Any]) -> str | None:
+        return ("it waits for a person to take the CSRs from its outbox to a CA and put the "
+                "signed certificates in its inbox")
 
     def __init__(self, outbox: str | Path, inbox: str | Path, *, site: str = "site",
                  issuing_cert: str | Path | None = None) -> None:

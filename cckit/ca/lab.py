@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,6 +61,12 @@ class LabCA(CertificateAuthority):
     """
 
     name = "lab"
+    state_option = "directory"
+    path_options = ("directory",)
+
+    @classmethod
+    def unattended(cls, options: Mapping[str, Any]) -> str | None:
+        return None  # it signs at once
 
     def __init__(
         self,

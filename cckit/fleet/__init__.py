@@ -4,7 +4,7 @@ watches (CSV/Parquet, an HTML dashboard, a Prometheus textfile). ``cckit invento
 ``runbooks/inventory.ipynb`` call :func:`run_sweep`; docs/inventory.md says how to schedule it.
 """
 
-from .alerts import Notifier, parse_notifier
+from ..notify import Notifier, parse_notifier
 from .records import CertRow, Code, CsrRow, Finding, NodeRow, PortRow, Severity, SiteInventory
 from .rules import Policy
 from .sweep import Sweep, run_sweep, site_files

@@ -4,10 +4,9 @@ The state file (JSON, rewritten atomically) remembers each finding's key with wh
 first seen and whether its message went out, and each pending CSR's first sighting (VOS
 shows no date for a CSR). A finding is *new* when no earlier sweep saw it, or, with
 notifiers, until a message about it has gone out; one that disappears and comes back is new
-again. Notifiers: ``webhook=URL`` (an HTTP POST of
-JSON per finding) and ``smtp=HOST[:PORT]?to=ADDR[&to=...][&from=ADDR][&starttls=1]
-[&user=NAME&password_env=VAR]`` (one mail per finding). A notifier that fails is reported
-and its findings stay new, so the next sweep tries again.
+again. One message per new finding goes out on every notifier (:mod:`cckit.notify`:
+``webhook=URL``, ``smtp=HOST?to=ADDR``); a notifier that fails is reported and its findings
+stay new, so the next sweep tries again.
 """
 
 from __future__ import annotations
@@ -15,21 +14,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from .._internal.fs import atomic_write
 from ..credentials import redact
 from ..errors import InputError
+from ..notify import Notifier
 from .records import CsrRow, Finding
 from .rules import TITLES
 
-__all__ = ["Notifier", "SweepState", "notify", "parse_notifier"]
+__all__ = ["SweepState", "notify"]
 
 STATE_SCHEMA = 1
 
@@ -108,60 +105,6 @@ def payload(f: Finding) -> dict[str, Any]:
             "message": f.message, "runbook": f.runbook, "fix": f.fix}
 
 
-@dataclass(frozen=True)
-class Notifier:
-    kind: str  # webhook | smtp
-    target: str  # URL, or host:port (what is shown; no secret)
-    options: tuple[tuple[str, str], ...] = ()
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.target}"
-
-    def opt(self, name: str, default: str = "") -> str:
-        return next((v for k, v in self.options if k == name), default)
-
-    def send(self, f: Finding, *, timeout: float = 10.0) -> None:
-        if self.kind == "webhook":
-            import requests
-
-            r = requests.post(self.target, json=payload(f), timeout=timeout)
-            r.raise_for_status()
-            return
-        host, _, port = self.target.partition(":")
-        msg = EmailMessage()
-        msg["Subject"] = _subject(f)
-        msg["From"] = self.opt("from", "cckit@localhost")
-        msg["To"] = ", ".join(v for k, v in self.options if k == "to")
-        body = payload(f)
-        msg.set_content("\n".join(f"{k}: {v}" for k, v in body.items() if k != "text") + "\n")
-        with smtplib.SMTP(host, int(port or 25), timeout=timeout) as smtp:
-            if self.opt("starttls"):
-                smtp.starttls()
-            if self.opt("user"):
-                smtp.login(self.opt("user"), os.environ.get(self.opt("password_env"), ""))
-            smtp.send_message(msg)
-
-
-def parse_notifier(text: str) -> Notifier:
-    """``webhook=URL`` or ``smtp=HOST[:PORT]?to=ADDR&...`` (see the module's doc)."""
-    kind, _, value = text.partition("=")
-    if kind == "webhook" and value.startswith(("http://", "https://")):
-        return Notifier("webhook", value)
-    if kind == "smtp" and value:
-        parts = urlsplit(f"smtp://{value}")
-        opts = tuple((k, v) for k, vs in parse_qs(parts.query).items() for v in vs)
-        if "password" in {k for k, _ in opts}:
-            raise InputError("--notify smtp: a password is never an option",
-                             hint="name the environment variable that holds it: "
-                             "password_env=VAR")
-        if not any(k == "to" for k, _ in opts) or not parts.hostname:
-            raise InputError(f"--notify {redact(text)}: smtp needs a host and to=ADDR",
-                             hint="e.g. smtp=mail.example.com:25?to=noc@example.com")
-        return Notifier("smtp", parts.netloc, opts)
-    raise InputError(f"--notify {redact(text)!r} is not webhook=URL or smtp=HOST?to=ADDR",
-                     hint="e.g. webhook=https://hooks.example.com/cckit")
-
-
 def notify(notifiers: Sequence[Notifier], new: Sequence[Finding]) -> tuple[set[str], list[str]]:
     """Send one message per new finding on every notifier; (keys sent everywhere, problems)."""
     sent = {f.key for f in new}
@@ -170,7 +113,7 @@ def notify(notifiers: Sequence[Notifier], new: Sequence[Finding]) -> tuple[set[s
         ok = set()
         for f in new:
             try:
-                n.send(f)
+                n.deliver(_subject(f), payload(f))
             except Exception as e:  # a notifier's failure never stops the sweep
                 problems.append(f"{n.describe()}: {type(e).__name__}: {redact(str(e))}")
                 break

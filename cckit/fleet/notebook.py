@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .. import display
 from .._internal.fs import utc_stamp
+from ..notify import parse_notifier
 from ..results import StepResult
-from .alerts import parse_notifier
 from .rules import Policy
 from .sweep import Sweep, run_sweep, site_files
 

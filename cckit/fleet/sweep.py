@@ -18,10 +18,11 @@ from typing import Any
 
 from ..errors import InputError
 from ..executors import make_executor
+from ..notify import Notifier
 from ..results import Outcome as _Outcome
 from ..results import StepResult, col
 from ..sites import discover_sites
-from .alerts import Notifier, SweepState, notify
+from .alerts import SweepState, notify
 from .collect import SweepOptions, collect_site
 from .records import CertRow, CsrRow, Finding, NodeRow, PortRow, Severity, SiteInventory
 from .rules import Policy, findings

@@ -24,6 +24,8 @@ ACTIONS = ("disable", "rollback")
 class RsaOnly(Procedure):
     """The RSA-only procedure (``action`` ``disable``) or its rollback, one method per step."""
 
+    waits = ("in_service_timeout",)
+
     def __init__(self, session: SiteSession, action: str = "disable") -> None:
         if action not in ACTIONS:
             raise InputError(f"action must be disable or rollback, not {action!r}")
@@ -71,7 +73,9 @@ class RsaOnly(Procedure):
             for node in nodes:
                 for service in node.restart_services():
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
-                          "the COP takes effect after the restart (subscriber first)",
+                          "the COP takes effect after the restart (subscriber first; the "
+                          "publisher once it is back: TLS, then Finesse IN_SERVICE, at most "
+                          f"{self.in_service_timeout:.0f} s)",
                           stage=2 + wave)
         return p
 
@@ -105,7 +109,8 @@ class RsaOnly(Procedure):
         want_ecdsa = self.action == "rollback"
         return restart_nodes(self.session, timeout=timeout,
                              skip=lambda n: bool(n.web_ports)
-                             and self._offers_ecdsa(n) == want_ecdsa)
+                             and self._offers_ecdsa(n) == want_ecdsa,
+                             in_service_timeout=self.in_service_timeout)
 
     def _offers_ecdsa(self, node: Node) -> bool:
         return any(v.cert is not None and v.cert.key_type == "EC"

@@ -24,6 +24,13 @@ rules they break are Cisco's, see the fleet inventory's findings]:
 | rollback-cop-self-signed | uccx-pub | disable COP, then the rollback COP; all self-signed |
 | old-csr | uccx-pub | a pending tomcat-ECDSA CSR |
 
+Not in the `fleet` rotation (a state to renew rather than a defect to find, for the renewal
+autopilot's tests):
+
+| seed | node | state |
+|---|---|---|
+| expiring-tomcat | uccx-pub | every node at 12.5(1); tomcat signed by an RSA CA, 20 days left |
+
 CA roots go into tomcat-trust of every node (as the CA-signed procedure leaves them), except
 where the defect is the missing trust. The seed CAs' keys are not kept.
 """
@@ -175,13 +182,18 @@ def rsa_signed_ecdsa(site, cas) -> None:
     _signed(site.nodes["sm"], ECDSA, ca)
 
 
-def no_client_auth(site, cas) -> None:
+def _rsa_tomcat_at_12_5(site, cas, **signed) -> None:
+    """Every node at 12.5(1), the publisher's tomcat signed by the RSA seed CA."""
     for node in site.nodes.values():
         node.version = RELEASE_12_5
         node.save()
     ca = cas.get("rsa")
     _trust(site, ca)
-    _signed(site.nodes["uccx-pub"], RSA, ca, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    _signed(site.nodes["uccx-pub"], RSA, ca, **signed)
+
+
+def no_client_auth(site, cas) -> None:
+    _rsa_tomcat_at_12_5(site, cas, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
 
 
 def trust_missing_ca(site, cas) -> None:
@@ -194,6 +206,10 @@ def port_mismatch(site, cas) -> None:
     ca = cas.get("ec")
     _trust(site, ca)
     _signed(site.nodes["uccx-sub"], ECDSA, ca, activate=False)
+
+
+def expiring_tomcat(site, cas) -> None:
+    _rsa_tomcat_at_12_5(site, cas, days_left=20)
 
 
 def disable_cop_ca_signed(site, cas) -> None:
@@ -233,6 +249,10 @@ DEFECTS: dict[str, Callable] = {
     "rollback-cop-self-signed": rollback_cop_self_signed,
     "old-csr": old_csr,
 }
+#: seeds outside the fleet rotation
+MORE: dict[str, Callable] = {
+    "expiring-tomcat": expiring_tomcat,
+}
 FLEET = "fleet"
 
 
@@ -248,10 +268,11 @@ def defects_for(site_name: str, seed: str | list[str] | tuple[str, ...]) -> list
             order = list(DEFECTS)
             if i % (len(order) + 1) < len(order):
                 out.append(order[i % (len(order) + 1)])
-        elif n in DEFECTS:
+        elif n in DEFECTS or n in MORE:
             out.append(n)
         else:
-            raise ValueError(f"unknown seed {n!r} (use {FLEET} or {', '.join(DEFECTS)})")
+            raise ValueError(f"unknown seed {n!r} (use {FLEET} or "
+                             f"{', '.join([*DEFECTS, *MORE])})")
     return out
 
 
@@ -261,7 +282,7 @@ def apply_seed(site, seed) -> list[str]:
     cas = _CAs(site)
     for n in names:
         try:
-            DEFECTS[n](site, cas)
+            (DEFECTS.get(n) or MORE[n])(site, cas)
         except KeyError as exc:
             raise ValueError(f"seed {n!r} needs node {exc} (a uccx site)") from None
     write_json(site.state_dir / "seed.json", {
