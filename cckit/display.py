@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from . import topology
 from .certs import CertInfo
 from .results import (
     Outcome,
@@ -24,8 +25,8 @@ from .results import (
     VerifyRecord,
 )
 
-__all__ = ["badge_text", "cell", "html", "html_table", "presented_table", "presented_text",
-           "table", "text"]
+__all__ = ["agent_prompts", "badge_text", "cell", "html", "html_table", "presented_table",
+           "presented_text", "table", "text"]
 
 # Left/top-aligned cells (!important beats JupyterLab's right-aligned tables). Long
 # fingerprints wrap at the break points _breakable() gives them instead of widening the page;
@@ -39,6 +40,8 @@ _STYLE = ("<style>table.cckit td, table.cckit th {text-align: left !important; "
 
 _NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
             "refused": "port closed", "timeout": "no answer"}
+#: each TLS client's column: a browser offers RSA and ECDSA (the server chooses)
+CLIENT_LABELS = {"browser": "browser", "ecdsa": "ECDSA client", "rsa": "RSA client"}
 
 
 def badge_text(outcome: Outcome) -> str:
@@ -68,6 +71,29 @@ def presented_text(entry: dict[str, Any]) -> str:
     return _line(entry["cn"], entry["key_type"], entry["self_signed"], entry["issuer"])
 
 
+def agent_prompts(views: Iterable[PortView]) -> list[str]:
+    """In agents' words, what their browsers are shown today that troubles them
+    (:func:`cckit.topology.browser_problem`): one line per problem, naming the gadgets and
+    the ports (from the ``browser`` views)."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for v in views:
+        c = v.cert
+        problem = (topology.browser_problem(c.key_type, c.self_signed, c.signed_with)
+                   if v.client == "browser" and c is not None else None)
+        if problem:
+            gadget = v.serves or v.service or "web port"
+            groups.setdefault(problem, {}).setdefault(gadget, []).append(f"{v.node} {v.port}")
+    lines = []
+    for problem, per in groups.items():
+        where = " and ".join(f"{g} ({', '.join(ps)})" for g, ps in per.items())
+        effect = ("agents are asked to accept it there, and a browser that trusts the CA-signed "
+                  "RSA certificates blocks it" if "self-signed" in problem else
+                  "it should not be presented at all; on SocialMiner it breaks chat and email "
+                  "(CSCvb58580)")
+        lines.append(f"today agents' browsers are shown {problem} in {where}: {effect}")
+    return lines
+
+
 def cell(value: Any) -> Any:
     """One value as a table shows it: no None/NaN, enums by value, tuples joined."""
     if value is None:
@@ -87,8 +113,9 @@ def cell(value: Any) -> Any:
 
 def _verify_row(r: VerifyRecord) -> dict[str, Any]:
     v = r.view
-    return {"node": v.node, "port": v.port_label, "presented": _cert(v.cert, v.status),
-            "expected": r.expected, "as expected": cell(r.ok), "sha256": cell(v.sha256)}
+    return {"node": v.node, "port": v.port_label, "client": v.client,
+            "presented": _cert(v.cert, v.status), "expected": r.expected,
+            "as expected": cell(r.ok), "sha256": cell(v.sha256)}
 
 
 def _port_row(v: PortView) -> dict[str, Any]:
@@ -134,12 +161,16 @@ def _grid(records: Sequence[Any], cls: type | None = None) -> Grid:
 
 
 def _presented_grid(views: Iterable[PortView]) -> Grid:
+    """One row per (node, port), a column per client; the browser's certificate is one of
+    the other two, so only theirs show a fingerprint."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for v in views:
+    order = list(CLIENT_LABELS)
+    for v in sorted(views, key=lambda v: order.index(v.client) if v.client in order else 9):
         row = rows.setdefault((v.node, v.port), {"node": v.node, "port": v.port_label})
-        kind = v.client.upper()
-        row[f"{kind} client"] = _cert(v.cert, v.status)
-        row[f"{kind} sha256"] = cell(v.sha256)
+        label = CLIENT_LABELS.get(v.client, f"{v.client.upper()} client")
+        row[label] = _cert(v.cert, v.status)
+        if v.client != "browser":
+            row[f"{label.split()[0]} sha256"] = cell(v.sha256)
     return _grid(list(rows.values()))
 
 
@@ -156,7 +187,8 @@ def table(records: Sequence[Any], cls: type | None = None) -> Any:
 
 
 def presented_table(views: Iterable[PortView]) -> Any:
-    """One row per (node, port): what an ECDSA-only and an RSA-only client are shown."""
+    """One row per (node, port): what a browser, an ECDSA-only and an RSA-only client are
+    shown."""
     return _frame(_presented_grid(views))
 
 

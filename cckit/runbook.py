@@ -76,9 +76,10 @@ _mocks = _EmbeddedMocks()
 #: the release the embedded mock simulates per scenario (default: the mock's, UCCX 11.5)
 EMBEDDED_VERSION = {"renew_tomcat": "12.5.1.10000-22"}
 #: the TLS clients whose view of the web ports a scenario's before/after shows (default:
-#: ECDSA-only and RSA-only). renew_tomcat changes what an RSA client is shown, on releases
-#: with no tomcat-ECDSA (11.6+, Cisco 118855): an ECDSA column there would only be empty.
-PRESENTED_TO = {"renew_tomcat": ("rsa",)}
+#: a browser, ECDSA-only and RSA-only). renew_tomcat changes what an RSA client (and so a
+#: browser) is shown, on releases with no tomcat-ECDSA (11.6+, Cisco 118855): an ECDSA
+#: column there would only be empty.
+PRESENTED_TO = {"renew_tomcat": ("browser", "rsa")}
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
 #: every call of start() in this process increments it; only the run it created may act
@@ -176,11 +177,11 @@ class Runbook:
     @property
     def clients(self) -> tuple[str, ...]:
         """The TLS clients this scenario's port views are for (:data:`PRESENTED_TO`)."""
-        return PRESENTED_TO.get(self.scenario, ("ecdsa", "rsa"))
+        return PRESENTED_TO.get(self.scenario, ("browser", "ecdsa", "rsa"))
 
     def presented(self, label: str = "now") -> StepResult:
-        """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client
-        (only the clients the scenario concerns: :data:`PRESENTED_TO`)."""
+        """What each web port presents to a browser and to an ECDSA-only and an RSA-only
+        TLS 1.2 client (only the clients the scenario concerns: :data:`PRESENTED_TO`)."""
         self._check_current("to probe the ports")
         only = "" if len(self.clients) > 1 else f" to an {self.clients[0].upper()} client"
         return StepResult("presented", f"what the web ports present{only} {label}",
