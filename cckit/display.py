@@ -76,6 +76,10 @@ def agent_prompts(views: Iterable[PortView]) -> list[str]:
     (:func:`cckit.topology.browser_problem`): one line per problem, naming the gadgets and
     the ports (from the ``browser`` views)."""
     groups: dict[str, dict[str, list[str]]] = {}
+    views = list(views)
+    # where the RSA certificates browsers are shown are CA-signed, a self-signed one is blocked
+    blocked = any(v.client == "browser" and v.cert is not None and v.cert.key_type == "RSA"
+                  and not v.cert.self_signed for v in views)
     for v in views:
         c = v.cert
         problem = (topology.browser_problem(c.key_type, c.self_signed, c.signed_with)
@@ -86,10 +90,10 @@ def agent_prompts(views: Iterable[PortView]) -> list[str]:
     lines = []
     for problem, per in groups.items():
         where = " and ".join(f"{g} ({', '.join(ps)})" for g, ps in per.items())
-        effect = ("agents are asked to accept it there, and a browser that trusts the CA-signed "
-                  "RSA certificates blocks it" if "self-signed" in problem else
-                  "it should not be presented at all; on SocialMiner it breaks chat and email "
-                  "(CSCvb58580)")
+        effect = ("it should not be presented at all; on SocialMiner it breaks chat and "
+                  "email (CSCvb58580)" if "RSA" in problem else
+                  "their browsers block it (the other web certificates are CA-signed)"
+                  if blocked else "agents are asked to accept it there")
         lines.append(f"today agents' browsers are shown {problem} in {where}: {effect}")
     return lines
 
@@ -163,15 +167,19 @@ def _grid(records: Sequence[Any], cls: type | None = None) -> Grid:
 def _presented_grid(views: Iterable[PortView]) -> Grid:
     """One row per (node, port), a column per client; the browser's certificate is one of
     the other two, so only theirs show a fingerprint."""
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    views = list(views)
+    rows = {(v.node, v.port): {"node": v.node, "port": v.port_label} for v in views}
     order = list(CLIENT_LABELS)
+    columns: dict[str, None] = dict.fromkeys(("node", "port"))
     for v in sorted(views, key=lambda v: order.index(v.client) if v.client in order else 9):
-        row = rows.setdefault((v.node, v.port), {"node": v.node, "port": v.port_label})
+        row = rows[(v.node, v.port)]
         label = CLIENT_LABELS.get(v.client, f"{v.client.upper()} client")
         row[label] = _cert(v.cert, v.status)
+        columns.setdefault(label)
         if v.client != "browser":
             row[f"{label.split()[0]} sha256"] = cell(v.sha256)
-    return _grid(list(rows.values()))
+            columns.setdefault(f"{label.split()[0]} sha256")
+    return list(columns), list(rows.values())
 
 
 def _frame(grid: Grid) -> Any:

@@ -44,10 +44,11 @@ def test_words_stay_whole_and_long_values_break_at_separators():
     assert FP in text  # what a reader copies is the fingerprint, unchanged
 
 
-def test_renew_tomcat_shows_only_the_rsa_client():
+def test_renew_tomcat_shows_only_the_rsa_client_and_a_browser():
     """renew_tomcat's nodes (11.6+) have no tomcat-ECDSA: its port views are for the client
-    the procedure verifies with, and a one-client before/after has no client column."""
-    assert PRESENTED_TO["renew_tomcat"] == (RenewTomcat.client,)
+    the procedure verifies with and a browser, and a one-client before/after has no client
+    column."""
+    assert PRESENTED_TO["renew_tomcat"] == ("browser", RenewTomcat.client)
 
     view = PortView("uccx-pub", 8443, "Cisco Tomcat", "rsa", "refused", None)
     one = StepResult("before/after", "v", [PortChange(view, view)])
@@ -57,6 +58,12 @@ def test_renew_tomcat_shows_only_the_rsa_client():
     assert "client" in display._result_grid(two)[0]
     columns, _ = display._result_grid(StepResult("presented", "v", [view]))
     assert columns == ["node", "port", "RSA client", "RSA sha256"]
+    # a browser's column first; its certificate is one of the others: no fingerprint of its own
+    browser = PortView("uccx-pub", 12015, "Cisco Unified CCX Socket.IO Service", "browser",
+                       "refused", None, serves="Live Data")
+    columns, rows = display._result_grid(StepResult("presented", "v", [view, browser]))
+    assert columns == ["node", "port", "browser", "RSA client", "RSA sha256"]
+    assert [r["port"] for r in rows] == ["8443 (Cisco Tomcat)", "12015 (Live Data)"]
 
 
 ROWS = [{"node": "uccx-pub", "value": "a < b & 'c'"}, {"node": "sm", "extra": 'x "y"'}]

@@ -370,7 +370,8 @@ class CaSigned(Procedure):
                 records.append(VerifyRecord(v, f"the CA-signed {self.unit}",
                                             want is not None and v.sha256 == want))
             else:  # the other identity, as before; only its key type is ours to check
-                records.append(VerifyRecord(v, f"{unit} (210528)", v.cert is not None
+                records.append(VerifyRecord(v, f"{unit}, as Cisco 210528 says",
+                                            v.cert is not None
                                             and v.cert.key_type == topology.KEY_TYPES[unit]))
         bad = sum(not r.ok for r in records)
         shown = sorted({r.view.port_label for r in records

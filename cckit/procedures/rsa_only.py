@@ -135,7 +135,7 @@ class RsaOnly(Procedure):
                      and e.key_type == "EC" else topology.EcdsaState.NOT_OFFERED)
             unit = nodes[v.node].spec.to_browser(v.port, state) or topology.RSA_UNIT
             want_ec = unit == topology.ECDSA_UNIT
-            records.append(VerifyRecord(v, f"{unit} (210528)", ec == want_ec))
+            records.append(VerifyRecord(v, f"{unit}, as Cisco 210528 says", ec == want_ec))
         bad = sum(not r.ok for r in records)
         want = ("offers ECDSA again (browsers: where 210528 says)" if rollback
                 else "shows no ECDSA certificate to any client")
