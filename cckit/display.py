@@ -279,10 +279,26 @@ def html(obj: StepResult | Plan) -> str:
     return out
 
 
+def _by_port(records: Sequence[VerifyRecord | PortChange]) -> list[Any]:
+    """Each port's views together (node and port in the order first seen), so what a
+    browser and the other clients are shown on one port read side by side."""
+    def port(r: VerifyRecord | PortChange) -> tuple[str, int]:
+        v = r.view if isinstance(r, VerifyRecord) else r.after
+        return v.node, v.port
+
+    first: dict[tuple[str, int], int] = {}
+    for r in records:
+        first.setdefault(port(r), len(first))
+    return sorted(records, key=lambda r: first[port(r)])
+
+
 def _result_grid(result: StepResult) -> Grid:
-    if result.records and all(isinstance(r, PortView) for r in result.records):
-        return _presented_grid(result.records)
-    columns, rows = _grid(result.records)
+    records = result.records
+    if records and all(isinstance(r, PortView) for r in records):
+        return _presented_grid(records)
+    if records and all(isinstance(r, VerifyRecord | PortChange) for r in records):
+        records = _by_port(records)
+    columns, rows = _grid(records)
     if (all(isinstance(r, PortChange) for r in result.records)
             and len({r.after.client for r in result.records}) == 1):
         columns.remove("client")  # one kind of client: the verdict names it

@@ -22,6 +22,7 @@ presented chain is trusted by a CA bundle is then checked separately and reporte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import re
@@ -409,10 +410,17 @@ def probe_each(
     openssl: str | None = "openssl",
     max_workers: int = MAX_WORKERS,
     clients: Sequence[str] = CLIENTS,
+    reuse: bool = False,
 ) -> list[Presented]:
     """Every handshake of :func:`probe` for each ``(host, port, server_name)``, at most
     ``max_workers`` at once; results in the order of ``targets``, then of :func:`probe`.
-    ``server_name`` None: the host unless it is an IP address."""
+    ``server_name`` None: the host unless it is an IP address.
+
+    ``reuse``: where the browser's handshake was TLS 1.2, the TLS 1.2 view of the client
+    of the key type it was shown is that handshake's (``cipher`` says the browser's): a web
+    server holds one certificate per key type (a VOS keystore: ``tomcat``, ``tomcat-ECDSA``;
+    an OpenSSL context: one per type), so an ECDSA-only client is shown the very EC chain a
+    browser was. The other key type is still asked for. One handshake in three saved."""
     checked = [(*parse_target((h, p)), sni) for h, p, sni in targets]
     _check_timeout(timeout)
     if max_workers < 1:
@@ -427,11 +435,29 @@ def probe_each(
         (h, p, c, v), sni = task
         return _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
 
-    if len(tasks) == 1:
-        return [run(tasks[0])]
     with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)),
                             thread_name_prefix="cckit-probe") as pool:
-        return list(pool.map(run, tasks))
+        if not (reuse and "browser" in clients):
+            return list(pool.map(run, tasks))
+        first = [i for i, (t, _) in enumerate(tasks) if t[2] == "browser"]
+        done = dict(zip(first, pool.map(run, [tasks[i] for i in first]), strict=True))
+        shown = {(r.host, r.port): r for r in done.values()
+                 if r.status == "ok" and r.tls_version == "1.2" and r.cert is not None}
+        rest = []
+        for i, ((h, p, c, v), _) in enumerate(tasks):
+            b = shown.get((h, p))
+            if i in done:
+                continue
+            if b is not None and v == "1.2" and b.cert.key_type == _KEY_TYPE[c]:
+                done[i] = dataclasses.replace(b, client=c)
+            else:
+                rest.append(i)
+        done.update(zip(rest, pool.map(run, [tasks[i] for i in rest]), strict=True))
+        return [done[i] for i in range(len(tasks))]
+
+
+#: the key type of the certificate each single-type client is shown
+_KEY_TYPE = {"ecdsa": "EC", "rsa": "RSA"}
 
 
 def to_dataframe(results: Iterable[Presented]) -> pd.DataFrame:

@@ -140,7 +140,7 @@ class SiteSession:
         ports = [(node, wp) for node in nodes for wp in node.web_ports]
         results = _probe.probe_each([(n.address, wp.connect, _sni(n)) for n, wp in ports],
                                     timeout=self.tls_timeout, versions=("1.2",),
-                                    cafile=cafile, clients=clients)
+                                    cafile=cafile, clients=clients, reuse=True)
         views = {(n.name, wp.port, r.client): self._view(n, wp, r)
                  for (n, wp), rs in zip(ports, _chunks(results, len(clients)), strict=True)
                  for r in rs}

@@ -305,6 +305,20 @@ _BROKEN_WORDS = """(out) => [...out.querySelectorAll('table td')].filter(td => {
   }).map(td => td.textContent)"""
 
 
+def cell_shot(page, cell, path: Path) -> None:
+    """A screenshot of one cell, whole: the window grows to the cell's height meanwhile
+    (JupyterLab draws only what is in view, so a cell taller than the window would not be)."""
+    size = page.viewport_size
+    height = cell.evaluate("e => e.getBoundingClientRect().height")
+    page.set_viewport_size({"width": size["width"],
+                            "height": max(size["height"], min(int(height) + 300, 6000))})
+    try:
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
+
+
 def html_rows(cell) -> list[dict[str, str]]:
     """The rows of the (last) table a cell shows, by column name."""
     return cell.locator("table").last.evaluate(
@@ -359,7 +373,7 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
     for i, c in enumerate(nb.cells):
         if i == restart:
             # the plan was shown (and read) before anything changed, and is still there
-            assert plan < first_change and "Plan for renew_tomcat: 15 command(s)" in shown[plan]
+            assert plan < first_change and "Plan for renew_tomcat: 20 command(s)" in shown[plan]
             assert "stage 4: restart on uccx-sub, sm at once" in shown[plan]
             assert "stage 5: restart on uccx-pub" in shown[plan]
             assert "utils service restart Cisco Tomcat" in shown[plan]
@@ -371,10 +385,10 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
                              during=progress_shot if i == restart and folder else None)
         if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
             assert shown[i].strip(), f"cell {i} shows nothing: {c.source}"
-        if i == before:  # 12.5 has no tomcat-ECDSA: what an RSA client is shown, only
+        if i == before:  # 12.5 has no tomcat-ECDSA: what an RSA client and a browser are shown
             assert "ECDSA" not in cells.nth(i).locator("table thead").inner_text()
             if folder is not None:
-                cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-before.png"))
+                cell_shot(page, cells.nth(i), folder / "jupyterlab-renew-before.png")
         if i == index("proc.generate_csrs") and folder is not None:
             cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-csrs.png"))
     # cells ran one by one, in order
@@ -396,13 +410,63 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
                 map(json.loads, (run / "operations.jsonl").read_text().splitlines())
                 if o["operation"] == "upload_identity"}
     old = {(r["node"], r["port"]): r for r in html_rows(cells.nth(before))}
-    assert sorted(uploaded) == ["sm", "uccx-pub", "uccx-sub"] and len(rows) == len(old) == 7
+    # each port to an RSA client and to a browser (12.5: both are shown the renewed tomcat)
+    assert sorted(uploaded) == ["sm", "uccx-pub", "uccx-sub"] and len(rows) == 2 * len(old) == 24
     for r in rows:
         assert r["as expected"] == "yes" and r["sha256"] == uploaded[r["node"]], r
         assert "self-signed" not in r["presented"] and r["presented"].startswith(
             {"uccx-pub": "uccx1.", "uccx-sub": "uccx2.", "sm": "sm1."}[r["node"]]), r
         assert r["sha256"] not in str(old[r["node"], r["port"]]), r
     if folder is not None:
-        cells.nth(verify).screenshot(path=str(folder / "jupyterlab-renew-done.png"))
-        cells.nth(index("rb.compare")).screenshot(
-            path=str(folder / "jupyterlab-renew-compare.png"))
+        cell_shot(page, cells.nth(verify), folder / "jupyterlab-renew-done.png")
+        cell_shot(page, cells.nth(index("rb.compare")),
+                  folder / "jupyterlab-renew-compare.png")
+
+
+def test_ca_signed_in_jupyterlab_shows_what_agents_browsers_are_shown(browser, lab):
+    """ca_signed stepped in JupyterLab: the before table has a browser column (the
+    self-signed tomcat-ECDSA on Live Data and chat only, Cisco 210528), and verify shows
+    browsers the CA-signed tomcat-ECDSA on exactly those ports, the RSA tomcat elsewhere;
+    no word of a table breaks."""
+    import nbformat
+
+    url, token, root = lab
+    shutil.copy(ROOT / "runbooks" / "ca_signed.ipynb", root)
+    nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+
+    def index(code: str) -> int:
+        return next(i for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and code in c.source)
+
+    before, verify, compare = (index('rb.presented("before'), index("proc.verify"),
+                               index("rb.compare"))
+    page = open_notebook(browser, url, token, "ca_signed.ipynb")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cells.nth(0).click()
+    page.keyboard.press("Escape")
+    folder = shots()
+    agents = {"12015 (Live Data)", "7443 (chat and email)"}
+    for i, c in enumerate(nb.cells):
+        step_cell(page, cells.nth(i), code=c.cell_type == "code")
+        if i == before:
+            rows = html_rows(cells.nth(i))
+            assert len(rows) == 12 and list(rows[0])[:5] == [
+                "node", "port", "browser", "ECDSA client", "ECDSA sha256"]
+            for r in rows:
+                ecdsa = r["port"] in agents
+                assert ("-EC." in r["browser"]) == ecdsa, r  # 210528, port by port
+                assert "self-signed" in r["browser"], r
+            if folder is not None:
+                cell_shot(page, cells.nth(i), folder / "jupyterlab-ca-signed-before.png")
+        if i == verify:
+            rows = html_rows(cells.nth(i))
+            assert len(rows) == 24 and all(r["as expected"] == "yes" for r in rows)
+            shown = {r["port"] for r in rows
+                     if r["client"] == "browser" and "issuer cckit lab EC" in r["presented"]}
+            assert shown == agents
+            assert all("(RSA, self-signed)" in r["presented"] for r in rows
+                       if r["client"] == "browser" and r["port"] not in agents)
+            if folder is not None:
+                cell_shot(page, cells.nth(i), folder / "jupyterlab-ca-signed-verify.png")
+    if folder is not None:
+        cell_shot(page, cells.nth(compare), folder / "jupyterlab-ca-signed-compare.png")

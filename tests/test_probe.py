@@ -170,6 +170,20 @@ def test_browser_is_shown_what_the_server_prefers(pki, dual):
         assert got["rsa", "1.2"].cert.key_type == "RSA"
 
 
+def test_reuse_takes_a_browser_s_tls12_view_for_its_key_type_only(pki, rsa_only):
+    """``reuse``: the view of the single-type client of the key type a TLS 1.2 browser was
+    shown is that handshake's; the other type is still asked: the same views as without."""
+    with tls_server([pki["files"]["rsa"], pki["files"]["ec"]], prefer="aRSA:aECDSA") as port:
+        targets = [("127.0.0.1", port, None), ("127.0.0.1", rsa_only, None)]
+        plain = P.probe_each(targets, versions=("1.2",))
+        reused = P.probe_each(targets, versions=("1.2",), reuse=True)
+    key = [(r.port, r.client, r.status, r.cert and r.cert.sha256) for r in plain]
+    assert key == [(r.port, r.client, r.status, r.cert and r.cert.sha256) for r in reused]
+    assert [r.cipher.startswith("ECDHE-RSA") for r in reused if r.port == port] == [
+        True, False, True]  # the RSA view is the browser's handshake, the ECDSA one its own
+    assert reused[1].cipher.startswith("ECDHE-ECDSA") and reused[1].cert.key_type == "EC"
+
+
 def test_json_per_target(pki, dual, rsa_only, capsys):
     assert P.main([f"127.0.0.1:{dual}", f"127.0.0.1:{rsa_only}", "--json",
                    "--cafile", str(pki["root"])]) == 0
