@@ -142,7 +142,7 @@ def _ports(site_name: str, node: Node, options: SweepOptions) -> list[PortRow]:
     for the latter two), the node's handshakes at once."""
     sni = None if probe.is_ip(node.fqdn) else node.fqdn
     results = probe.probe_each([(node.address, wp.connect, sni) for wp in node.web_ports],
-                               timeout=options.tls_timeout, versions=("1.2",))
+                               timeout=options.tls_timeout, versions=("1.2",), reuse=True)
     ports = {wp.connect: wp for wp in node.web_ports}
     rows = []
     for r in results:
