@@ -423,50 +423,51 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
                   folder / "jupyterlab-renew-compare.png")
 
 
-def test_ca_signed_in_jupyterlab_shows_what_agents_browsers_are_shown(browser, lab):
-    """ca_signed stepped in JupyterLab: the before table has a browser column (the
-    self-signed tomcat-ECDSA on Live Data and chat only, Cisco 210528), and verify shows
-    browsers the CA-signed tomcat-ECDSA on exactly those ports, the RSA tomcat elsewhere;
-    no word of a table breaks."""
+def test_ca_signed_tables_show_what_agents_browsers_are_shown(browser, lab):
+    """ca_signed's tables as JupyterLab shows them (its golden copy: the outputs of a real
+    run, nbval keeps them current; nothing is executed here): the before table has a
+    browser column (the self-signed tomcat-ECDSA on Live Data and chat only, Cisco 210528),
+    verify shows browsers the CA-signed tomcat-ECDSA on exactly those ports and the RSA
+    tomcat elsewhere; no word of a table breaks."""
     import nbformat
 
     url, token, root = lab
-    shutil.copy(ROOT / "runbooks" / "ca_signed.ipynb", root)
-    nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+    golden = ROOT / "tests" / "golden" / "ca_signed.ipynb"
+    shutil.copy(golden, root)
+    nb = nbformat.read(golden, as_version=4)
+    # outputs the engineer's own kernel wrote are trusted; a copy's are sanitized (no styles)
+    subprocess.run([sys.executable, "-m", "jupyter", "trust", str(root / "ca_signed.ipynb")],
+                   check=True, capture_output=True)
 
     def index(code: str) -> int:
         return next(i for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and code in c.source)
 
-    before, verify, compare = (index('rb.presented("before'), index("proc.verify"),
-                               index("rb.compare"))
     page = open_notebook(browser, url, token, "ca_signed.ipynb")
     cells = page.locator(".jp-Notebook .jp-Cell")
-    cells.nth(0).click()
-    page.keyboard.press("Escape")
     folder = shots()
     agents = {"12015 (Live Data)", "7443 (chat and email)"}
-    for i, c in enumerate(nb.cells):
-        step_cell(page, cells.nth(i), code=c.cell_type == "code")
-        if i == before:
-            rows = html_rows(cells.nth(i))
-            assert len(rows) == 12 and list(rows[0])[:5] == [
-                "node", "port", "browser", "ECDSA client", "ECDSA sha256"]
-            for r in rows:
-                ecdsa = r["port"] in agents
-                assert ("-EC." in r["browser"]) == ecdsa, r  # 210528, port by port
-                assert "self-signed" in r["browser"], r
-            if folder is not None:
-                cell_shot(page, cells.nth(i), folder / "jupyterlab-ca-signed-before.png")
-        if i == verify:
-            rows = html_rows(cells.nth(i))
-            assert len(rows) == 24 and all(r["as expected"] == "yes" for r in rows)
-            shown = {r["port"] for r in rows
-                     if r["client"] == "browser" and "issuer cckit lab EC" in r["presented"]}
-            assert shown == agents
-            assert all("(RSA, self-signed)" in r["presented"] for r in rows
-                       if r["client"] == "browser" and r["port"] not in agents)
-            if folder is not None:
-                cell_shot(page, cells.nth(i), folder / "jupyterlab-ca-signed-verify.png")
-    if folder is not None:
-        cell_shot(page, cells.nth(compare), folder / "jupyterlab-ca-signed-compare.png")
+
+    def shown(i: int, name: str) -> list[dict[str, str]]:
+        cell = cells.nth(i)
+        cell.scroll_into_view_if_needed()
+        out = cell.locator(".jp-Cell-outputArea")
+        out.locator("table").last.wait_for(timeout=30_000)
+        assert out.evaluate(_BROKEN_WORDS) == [], "a table cell's word wraps inside"
+        if folder is not None:
+            cell_shot(page, cell, folder / f"jupyterlab-ca-signed-{name}.png")
+        return html_rows(cell)
+
+    rows = shown(index('rb.presented("before'), "before")
+    assert len(rows) == 12 and list(rows[0])[:5] == [
+        "node", "port", "browser", "ECDSA client", "ECDSA sha256"]
+    for r in rows:
+        assert ("-EC." in r["browser"]) == (r["port"] in agents), r  # 210528, port by port
+        assert "self-signed" in r["browser"], r
+    rows = shown(index("proc.verify"), "verify")
+    assert len(rows) == 24 and all(r["as expected"] == "yes" for r in rows)
+    assert {r["port"] for r in rows if r["client"] == "browser"
+            and "issuer cckit lab EC" in r["presented"]} == agents
+    assert all("(RSA, self-signed)" in r["presented"] for r in rows
+               if r["client"] == "browser" and r["port"] not in agents)
+    assert len(shown(index("rb.compare"), "compare")) == 36
