@@ -235,10 +235,9 @@ class Preflight(Procedure):
         self.inventory = records
         self.browser_views = [v for _, vs in done for v in vs]
         prompts = agent_prompts(self.browser_views)
-        verdict = (f"certificate inventory of {len(s.nodes)} node(s)"
-                   + (f"; {prompts[0]}" if len(prompts) == 1 else
-                      f"; agents' browsers prompt on {len(prompts)} kinds of port"
-                      if prompts else "; agents' browsers are shown nothing new to accept"))
+        verdict = (f"certificate inventory of {len(s.nodes)} node(s); "
+                   + ("; ".join(prompts) or "agents' browsers are shown no tomcat-ECDSA they "
+                                            "would have to accept"))
         return StepResult("certificates", verdict, records)
 
     def advise(self, *, ca_capability: CaCapability = "ec",
