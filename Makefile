@@ -27,10 +27,8 @@ lint: setup
 golden: setup  ## re-execute the runbooks against fresh mocks and save their golden outputs
 	$(BIN)/python -m cckit.golden
 
-lab: setup  ## open copies of the runbooks in JupyterLab (runs/lab/<UTC time>/): runbooks/ never changes
-	@d=runs/lab/$$(date -u +%Y%m%dT%H%M%SZ); mkdir -p $$d && cp runbooks/*.ipynb $$d/ && \
-	  echo "lab: working copies in $$d (relative site files resolve against $(CURDIR))" && \
-	  CCKIT_LAUNCH_DIR="$(CURDIR)" CCKIT_RUNS_DIR="$(CURDIR)/runs" $(BIN)/jupyter lab "$$d"
+lab: setup  ## JupyterLab on fresh copies of the runbooks (runs/lab/<UTC time>/); ARGS="--port 9999 --no-browser --allow-root --dir DIR"
+	$(BIN)/cckit lab $(ARGS)
 
 wheel-check:  ## build the wheel, install it in a fresh venv outside the tree, run cckit demo
 	.ci/wheel-check

@@ -2,7 +2,7 @@
 
 ``runbooks/*.ipynb`` at the top of the repository is the only copy of the notebooks. A built
 wheel (and a wheel built from the sdist, which carries them via MANIFEST.in) gets them as
-``cckit/_runbooks/``, where :func:`cckit.headless.runbooks_dir` finds them. An editable
+``cckit/_runbooks/``, where :func:`cckit.scenarios.runbooks_dir` finds them. An editable
 install copies nothing: it reads the checkout's ``runbooks/``, so an edited notebook counts.
 Everything else about the package is in pyproject.toml.
 """

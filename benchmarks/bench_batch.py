@@ -14,8 +14,10 @@ Reports (from this one run):
 * availability: a sampler connects to each running site's UCCX publisher and subscriber
   first web port every interval during the batch (a site runs from its output folder's
   creation until its HTML record is written); any sample where NEITHER accepted a connection is an
-  instant with no UCCX node serving (the goal is none). The sampler is bounded: it stops when
-  the batch ends.
+  instant with no UCCX node serving (the goal is none). Beside that TLS view, the agents'
+  view: the same sample reads both nodes' Finesse SystemInfo (8445); an instant with neither
+  IN_SERVICE is one with no agent desktop (the goal is none). The sampler is bounded: it
+  stops when the batch ends.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ from pathlib import Path
 
 from cckit.batch import run_batch
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
-from cckit.vosmock.testing import running_site, running_sites
+from cckit.sites import load_site
+from cckit.vosmock.testing import finesse_pems, finesse_status, running_site, running_sites
+
+#: a site's two UCCX nodes' Finesse: (port, the PEMs to trust, read at each sample)
+Finesse = tuple[tuple[int, Callable[[], str]], tuple[int, Callable[[], str]]]
 
 
 def up(host: str, port: int) -> bool:
@@ -51,9 +56,14 @@ def up(host: str, port: int) -> bool:
 
 class Sampler(threading.Thread):
     def __init__(self, targets: dict[str, tuple[tuple[str, int], tuple[str, int]]],
-                 interval: float, active: Callable[[str], bool] | None = None) -> None:
+                 interval: float, active: Callable[[str], bool] | None = None,
+                 finesse: dict[str, Finesse] | None = None) -> None:
         super().__init__(daemon=True)
         self.targets, self.interval = targets, interval
+        # the agents' view, where given: each UCCX node's Finesse SystemInfo
+        self.finesse = finesse or {}
+        self.no_desktop: dict[str, list[float]] = {}  # neither Finesse IN_SERVICE
+        self.one_no_desktop = 0
         # which sites to sample now (a batch's running ones: 200 sites sampled all the time
         # were ~800 TLS connections a second into the one mock process)
         self.active = active or (lambda site: True)
@@ -81,6 +91,14 @@ class Sampler(threading.Thread):
                     self.both_down.setdefault(site, []).append(time.monotonic() - start)
                 elif not (p and s):
                     self.one_down += 1
+                if site in self.finesse:
+                    ready = [finesse_status(port, pems(), host=host) == "IN_SERVICE"
+                             for (port, pems), (host, _) in zip(self.finesse[site],
+                                                                 (pub, sub), strict=True)]
+                    if not any(ready):
+                        self.no_desktop.setdefault(site, []).append(time.monotonic() - start)
+                    elif not all(ready):
+                        self.one_no_desktop += 1
             self.stop_event.wait(self.interval)
 
 
@@ -162,15 +180,15 @@ def main() -> None:
                 files = [s.site_file for s in sites]
             sites_dir = files[0].parent
             print(f"{args.sites} mock sites up in {time.perf_counter() - t0:.1f} s")
-            targets = {}
+            targets, finesse = {}, {}
             for f in files:
                 site = load_site(f)
-                pub, sub = site.publisher, site.subscribers[0]
-                targets[site.name] = ((pub.address, pub.web_ports[0].connect),
-                                      (sub.address, sub.web_ports[0].connect))
+                targets[site.name], finesse[site.name] = uccx_views(site, d / "mock" / "state"
+                                                                    / site.name)
             out = d / "out"
             sampler = Sampler(targets, args.sample_interval, active=lambda site: (
-                (out / site).is_dir() and not (out / site / f"{args.scenario}.html").exists()))
+                (out / site).is_dir() and not (out / site / f"{args.scenario}.html").exists()),
+                finesse=finesse)
             sampler.start()
             cpu0, own0 = _cpu(), _cpu(children=False)
             t0 = time.perf_counter()
@@ -209,6 +227,24 @@ def main() -> None:
           f"{sampler.one_down}; instants with NEITHER serving: "
           f"{sum(len(v) for v in sampler.both_down.values())} "
           f"(sites: {', '.join(sorted(sampler.both_down)) or 'none'})")
+    print(f"agents' view (Finesse SystemInfo of both UCCX nodes, same samples): exactly one "
+          f"not IN_SERVICE: {sampler.one_no_desktop}; NEITHER in service (no desktop): "
+          f"{sum(len(v) for v in sampler.no_desktop.values())} "
+          f"(sites: {', '.join(sorted(sampler.no_desktop)) or 'none'})")
+
+
+def uccx_views(site, state_dir: Path) -> tuple[tuple[tuple[str, int], tuple[str, int]],
+                                                Finesse]:
+    """A mock site's two UCCX nodes as the sampler reads them: (address, first web port)
+    for the TLS view, (Finesse port, its PEMs) for the agents' view."""
+    pub, sub = site.publisher, site.subscribers[0]
+
+    def finesse(node):
+        port = next(wp.connect for wp in node.web_ports if wp.port == 8445)
+        return port, lambda: finesse_pems(state_dir, node.name)
+
+    return (((pub.address, pub.web_ports[0].connect), (sub.address, sub.web_ports[0].connect)),
+            (finesse(pub), finesse(sub)))
 
 
 def _cpu(*, children: bool = True) -> float:

@@ -20,10 +20,11 @@ import papermill
 
 from cckit.ca import get_adapter
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.runbook import Runbook
+from cckit.runfolder import RunFolder
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 
 
@@ -54,7 +55,7 @@ def script(tmp: Path) -> float:
         t0 = time.perf_counter()
         site = load_site(m.site_file)
         with SiteSession(site, workdir=tmp / "run") as session:
-            rb = Runbook("ca_signed", site, session, tmp / "run", apply=True)
+            rb = Runbook("ca_signed", site, session, RunFolder(tmp / "run"), apply=True)
             before = rb.presented()
             proc = CaSigned(session, get_adapter("lab", directory=tmp / "run" / "lab-ca"))
             proc.plan()

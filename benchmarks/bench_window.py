@@ -15,7 +15,13 @@ real-node latency profile (``--latency cisco``, every duration x ``--time-scale`
   certificate and you have already done this when you configured the UCCX application
   certificates"), uploaded before the window is timed;
 * availability: a sampler connects to the publisher's and the subscriber's first web port
-  every interval; an instant with neither accepting is a gap (goal: none);
+  every interval; an instant with neither accepting is a gap (goal: none). Beside it, the
+  agents' view: both nodes' Finesse SystemInfo in the same samples; an instant with neither
+  IN_SERVICE leaves agents with no desktop (goal: none);
+* the real-timing waits (issue 22): the subscriber's copy of the trust arrives
+  ``trust_replication`` after the publisher's import, Finesse is in service ``finesse_ready``
+  after its Tomcat; the critical path counts both. ``--without-waits`` sets both to 0 on the
+  mock (what it did before), to see what the waits add to the window;
 * CPU time (this process + children) and peak RSS of one headless run (papermill + kernel)
   of ca_signed on the same profile.
 """
@@ -31,17 +37,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_batch import Sampler
+from bench_batch import Sampler, uccx_views
 
 from cckit import audit
 from cckit.ca import get_adapter
 from cckit.headless import run_runbook
-from cckit.inventory import load_site
 from cckit.orchestration import restart_waves
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.results import Action
+from cckit.sites import load_site
 from cckit.vosmock.latency import PROFILE
 from cckit.vosmock.testing import running_site
 
@@ -50,19 +56,33 @@ def restart_seconds(service: str) -> float:
     return PROFILE.get(f"restart:{service}", PROFILE["restart"])
 
 
-def waves_seconds(nodes) -> float:
-    """Each wave as long as its slowest node (a node's services restart one by one)."""
-    return sum(max(sum(restart_seconds(s) for s in n.restart_services()) for n in wave)
-               for wave in restart_waves(nodes))
+def node_back(node, profile) -> float:
+    """Seconds from a node's first service going down until it is back: its services restart
+    one by one; its readiness check (Finesse IN_SERVICE) passes ``finesse_ready`` after the
+    service it follows is up again, while the others still restart."""
+    t = ready = 0.0
+    check = node.spec.readiness
+    for service in node.restart_services():
+        t += restart_seconds(service)
+        if check is not None and service == check.service:
+            ready = t + profile["finesse_ready"]
+    return max(t, ready)
 
 
-def critical_path(scenario: str, nodes, n_trust: int) -> float:
+def waves_seconds(nodes, profile) -> float:
+    """Each wave as long as its slowest node."""
+    return sum(max(node_back(n, profile) for n in wave) for wave in restart_waves(nodes))
+
+
+def critical_path(scenario: str, nodes, n_trust: int, profile) -> float:
     if scenario == "ca_signed":
+        # the subscriber's import waits for the last CA to replicate from the publisher
         head = (PROFILE["cli_startup"] + PROFILE["csr_generate"]
-                + n_trust * PROFILE["trust_import"] + PROFILE["cert_import"])
+                + n_trust * PROFILE["trust_import"]
+                + (profile["trust_replication"] if n_trust else 0) + PROFILE["cert_import"])
     else:
         head = PROFILE["cli_startup"] + PROFILE["cop_download"] + PROFILE["cop_install"]
-    return head + waves_seconds(nodes)
+    return head + waves_seconds(nodes, profile)
 
 
 def usage() -> tuple[float, int]:
@@ -85,13 +105,13 @@ def _trust_beforehand(s: SiteSession, ca) -> None:
                 t.upload_trust(cert)
 
 
-def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
+def one_scenario(scenario: str, d: Path, scale: float, interval: float,
+                 profile: dict[str, float]) -> None:
     with running_site(d / scenario, restart_seconds=None, cli_startup_seconds=None,
-                      latency="cisco", time_scale=scale) as mock:
+                      latency=profile, time_scale=scale) as mock:
         site = load_site(mock.site_file)
-        pub, sub = site.publisher, site.subscribers[0]
-        sampler = Sampler({site.name: ((pub.address, pub.web_ports[0].connect),
-                                       (sub.address, sub.web_ports[0].connect))}, interval)
+        tls, finesse = uccx_views(site, mock.state_dir)
+        sampler = Sampler({site.name: tls}, interval, finesse={site.name: finesse})
         sampler.start()
         with SiteSession(site, workdir=d / f"{scenario}-run", tls_timeout=3) as s:
             ca_signed = scenario.startswith("ca_signed")
@@ -124,16 +144,28 @@ def one_scenario(scenario: str, d: Path, scale: float, interval: float) -> None:
             if r.action is Action.UPLOADED:
                 per_node[r.node] = per_node.get(r.node, 0) + 1
         n_trust = max(per_node.values(), default=0)
-    cp = critical_path("ca_signed" if ca_signed else scenario, nodes, n_trust) * scale
+    cp = critical_path("ca_signed" if ca_signed else scenario, nodes, n_trust, profile) * scale
     tomcat = restart_seconds("Cisco Tomcat") * scale
     node_restart = max(sum(restart_seconds(x) for x in n.restart_services())
                        for n in nodes) * scale  # one UCCX node's services, one by one
     gaps = sum(len(v) for v in sampler.both_down.values())
+    no_desktop = sum(len(v) for v in sampler.no_desktop.values())
     print(f"{scenario}: window {window:.2f} s; critical path {cp:.2f} s -> ratio "
           f"{window / cp:.2f} (goal <= 1.1); window = {window / tomcat:.2f} Tomcat restarts "
           f"= {window / node_restart:.2f} node restarts ({node_restart:.2f} s); "
-          f"availability: {sampler.samples} samples, {sampler.one_down} with one UCCX node "
-          f"down, {gaps} with NEITHER serving")
+          f"availability: {sampler.samples} samples; TLS view: {sampler.one_down} with one "
+          f"UCCX node down, {gaps} with NEITHER serving; agents' view: "
+          f"{sampler.one_no_desktop} with one Finesse not IN_SERVICE, {no_desktop} with "
+          f"NEITHER in service")
+    restart = results[-2].records
+    print("  restart: " + "; ".join(
+        f"{r.node} TLS up after {r.serving_after:.2f} s"
+        + (f", in service after {r.in_service_after:.2f} s" if r.in_service_after else "")
+        for r in restart if r.serving_after is not None))
+    if ca_signed:
+        arrived = [r.arrived_after for r in results[3].records if r.arrived_after is not None]
+        if arrived:
+            print(f"  trust replicated to the subscriber after {max(arrived):.2f} s")
     # the time inside node operations (the operation log's start and end of each) vs the
     # steps' wall time: the rest is ours (probes, TLS waits, CA signing, hand-offs)
     busy: dict[str, float] = {}
@@ -155,17 +187,22 @@ def main() -> None:
     ap.add_argument("--no-headless", action="store_true")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help=f"comma-separated, of {', '.join(SCENARIOS)}")
+    ap.add_argument("--without-waits", action="store_true",
+                    help="trust replicates with the import and Finesse is in service with its "
+                    "TLS (the mock before issue 22): what the real-timing waits add")
     args = ap.parse_args()
-    print(f"latency profile x {args.time_scale}: {PROFILE}")
+    profile = dict(PROFILE, **({"trust_replication": 0.0, "finesse_ready": 0.0}
+                               if args.without_waits else {}))
+    print(f"latency profile x {args.time_scale}: {profile}")
     with tempfile.TemporaryDirectory(prefix="cckit-bench-window-") as d:
         d = Path(d)
         for scenario in args.scenarios.split(","):
-            one_scenario(scenario, d, args.time_scale, args.sample_interval)
+            one_scenario(scenario, d, args.time_scale, args.sample_interval, profile)
         if args.no_headless:
             return
         cpu0, _ = usage()
         with running_site(d / "headless", restart_seconds=None, cli_startup_seconds=None,
-                          latency="cisco", time_scale=args.time_scale) as mock:
+                          latency=profile, time_scale=args.time_scale) as mock:
             t0 = time.perf_counter()
             o = run_runbook("ca_signed", d / "headless-run", site_file=mock.site_file,
                             parameters={"confirm": "vosmock"}, progress=False)

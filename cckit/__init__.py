@@ -5,7 +5,7 @@ The public API is small: load a site (:func:`load_site`), inspect and gate certi
 """
 
 from .errors import CckitError
-from .inventory import Site, load_site
+from .sites import Site, load_site
 
 __version__ = "0.1.0"
 __all__ = ["CckitError", "Site", "__version__", "load_site"]

@@ -24,15 +24,12 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._internal.fs import safe_name
-from .credentials import MASK, Secret, looks_secret, redact
+from .credentials import DROP, MASK, Secret, mask_secrets, redact
 from .errors import InputError, SiteLockedError
 from .events import EventStream
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "FIELDS",
@@ -46,7 +43,7 @@ __all__ = [
     "read",
     "redact_arguments",
     "site_lock",
-    "to_dataframe",
+    "subject_of",
 ]
 
 FIELDS = ("time", "started", "site", "node", "operation", "arguments", "outcome",
@@ -64,24 +61,25 @@ def _clean_text(text: str) -> str:
     return redact(_PRIVATE_KEY_BLOCK.sub(PRIVATE_KEY_REMOVED, text))
 
 
-def _clean(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` with secrets masked or removed."""
+def _clean_leaf(value: Any) -> Any:
+    """One value JSON-ready with secrets masked; a private key is left out."""
     if isinstance(value, Secret):
         return MASK
     if value is None or isinstance(value, bool | int | float):
         return value
-    if isinstance(value, str):
-        return _clean_text(value)
+    if _is_private_key(value):
+        return DROP
     if isinstance(value, bytes | bytearray):
         return _clean_text(bytes(value).decode("utf-8", "replace"))
-    if isinstance(value, Mapping):
-        return redact_arguments(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return [_clean(v) for v in items]
     if isinstance(value, dt.datetime):
         return value.isoformat()
-    return _clean_text(str(value))  # Path, enums, dataclasses: their text, scrubbed
+    return _clean_text(str(value))  # str, Path, enums, dataclasses: their text, scrubbed
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` with secrets masked or removed."""
+    return mask_secrets(value, secret=lambda where: DROP, leaf=_clean_leaf,
+                        key=lambda k: _clean_text(str(k)))
 
 
 def _is_private_key(value: Any) -> bool:
@@ -94,13 +92,7 @@ def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """``arguments`` fit for a log: secret-looking keys and private keys dropped,
     :class:`~cckit.credentials.Secret` values masked, every string scrubbed of every secret
     this process has resolved."""
-    out: dict[str, Any] = {}
-    for k, v in arguments.items():
-        name = str(k)
-        if looks_secret(name) or _is_private_key(v):
-            continue
-        out[_clean_text(name)] = _clean(v)
-    return out
+    return _clean(dict(arguments))
 
 
 def _utc_now() -> str:
@@ -195,15 +187,6 @@ def read(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def to_dataframe(path: Path) -> pd.DataFrame:
-    """The log as a table, ``time`` as UTC timestamps."""
-    import pandas as pd
-
-    df = pd.DataFrame(read(path), columns=list(FIELDS))
-    df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
-    return df
-
-
 @dataclass
 class Operation:
     """Handle given by :func:`operation`; set ``after`` (and ``arguments``) before the end."""
@@ -230,7 +213,7 @@ def operation(
     and end as it happens. Set ``op.after`` inside the block to log the new state."""
     op = Operation(node, name, dict(arguments), before)
     started = _utc_now()
-    detail = next((str(op.arguments[k]) for k in _DETAIL if op.arguments.get(k)), "")
+    detail = subject_of(op.arguments)
     try:
         with log.events.span(node, name, detail):
             yield op
@@ -244,8 +227,14 @@ def operation(
                            before=op.before, after=op.after, started=started)
 
 
-#: the argument a progress line names the operation's object by
-_DETAIL = ("service", "subject", "cop", "unit")
+#: the arguments that name what an operation works on, most telling first
+SUBJECT_KEYS = ("service", "subject", "file", "unit")
+
+
+def subject_of(arguments: Mapping[str, Any] | None) -> str:
+    """What an operation works on (the service restarted, the certificate or COP file, the
+    unit), from its arguments: a progress line and the audit record name it."""
+    return next((str(arguments[k]) for k in SUBJECT_KEYS if (arguments or {}).get(k)), "")
 
 
 # --------------------------------------------------------------------------- the site lock
@@ -366,7 +355,7 @@ def site_lock(lock_dir: Path | None, site: str, *, key: str | None = None,
               run: str | os.PathLike | None = None) -> Iterator[LockHolder]:
     """Hold the exclusive lock of a site for the duration of the block.
 
-    ``key`` is the site's identity (:attr:`cckit.inventory.Site.identity`): every copy of a
+    ``key`` is the site's identity (:attr:`cckit.sites.Site.identity`): every copy of a
     site file, wherever it lies, takes the same lock. The lock files live in one per-user
     folder (``lock_dir``, default :func:`default_lock_dir`), never next to the site file.
     ``run`` is the run folder, written into the lock so a refused run can say where the

@@ -12,39 +12,54 @@ process anyway), or an existing Dask cluster (``dask://HOST:PORT``, the ``dask``
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ._internal.fs import out_folder, safe_name
-from .errors import InputError, MissingDependency, SiteFileError
+from .display import frame, write_csv
+from .errors import InputError, SiteFileError
+from .executors import make_executor
 from .headless import (
     RunOutcome,
     check_parameters,
     interrupt_on_signals,
     interrupt_running,
     run_runbook,
-    runbook_path,
 )
-from .inventory import load_site
+from .scenarios import get as get_scenario
+from .sites import Site, discover_sites, load_site
 
-__all__ = ["BatchResult", "SiteJob", "discover_sites", "plan_batch", "run_batch"]
+__all__ = ["BatchResult", "SiteJob", "plan_batch", "run_batch"]
 
 
 @dataclass(frozen=True)
 class SiteJob:
-    """One site to run: its name, site file and output folder."""
+    """One site to run: its name in the batch, site file and output folder."""
 
+    #: the batch's name for it (the site's name; ``<name>-<file stem>`` for a second file
+    #: naming the same site)
     name: str
     site_file: Path
     out_dir: Path
     nodes: tuple[str, ...] = ()
     error: str | None = None  # the site file is invalid: not run
+    #: the site file read and validated once, handed to the run (None: invalid)
+    site: Site | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def confirm(self) -> str:
+        """What confirms changes on it: the site's own name (not the batch's renamed one)."""
+        return self.site.name if self.site is not None else self.name
+
+
+#: the summary's columns (summary.csv, summary.html, ``cckit batch``'s table)
+SUMMARY_COLUMNS = ["site", "scenario", "status", "seconds", "failed step", "message",
+                   "presented", "folder"]
 
 
 @dataclass
@@ -60,32 +75,8 @@ class BatchResult:
         return not self.interrupted and all(r["status"] == "ok" for r in self.rows)
 
     def table(self) -> Any:
-        import pandas as pd
-
-        cols = ["site", "scenario", "status", "seconds", "failed step", "message", "presented",
-                "folder"]
-        return pd.DataFrame(self.rows, columns=cols)
-
-
-def discover_sites(path: str | os.PathLike) -> list[Path]:
-    """Site files from a directory (``*.yaml``/``*.yml``) or a list file (one path a line)."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
-    elif p.is_file():
-        files = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                f = Path(line).expanduser()
-                files.append(f if f.is_absolute() else p.parent / f)
-    else:
-        raise InputError(f"{p} is neither a folder of site files nor a list of them",
-                         file=str(p))
-    if not files:
-        raise InputError(f"no site files found in {p}", file=str(p),
-                         hint="put one <site>.yaml per site there (docs/site-file.md)")
-    return files
+        """The summary as a DataFrame (one row per site)."""
+        return frame(self.rows, SUMMARY_COLUMNS)
 
 
 def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
@@ -94,6 +85,7 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
     jobs, seen = [], set()
     sites: dict[str, Path] = {}  # identity -> the first file describing that site
     for f in files:
+        site: Site | None = None
         try:
             site = load_site(f)
             name, nodes, error = site.name, tuple(n.name for n in site.nodes), None
@@ -106,85 +98,19 @@ def _jobs(files: Sequence[Path], out: Path) -> list[SiteJob]:
         if name in seen:  # two files for one site name: keep both, by file name
             name = f"{name}-{f.stem}"
         seen.add(name)
-        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error))
+        jobs.append(SiteJob(name, f.resolve(), out / safe_name(name), nodes, error, site))
     return jobs
 
 
 def plan_batch(scenario: str, sites: str | os.PathLike, out: str | os.PathLike,
                parameters: Mapping[str, Any] | None = None) -> Any:
     """What would run where, touching nothing (no node is contacted)."""
-    import pandas as pd
-
     check_parameters(scenario, parameters or {})
     rows = [{"site": j.name, "site file": str(j.site_file), "nodes": ", ".join(j.nodes),
              "output folder": str(j.out_dir),
              "runs": f"no: {j.error}" if j.error else f"{scenario}.ipynb"}
             for j in _jobs(discover_sites(sites), Path(out).resolve())]
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- executors
-
-
-class Executor(Protocol):
-    """Where site runs execute. The batch keeps at most ``concurrency`` runs in flight, so a
-    site not yet submitted is simply never started when the batch is interrupted."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        """Block until at least one of ``futures`` is done; return those done."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class LocalExecutor:
-    """Threads on this machine (each run is its own kernel process)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.pool = cf.ThreadPoolExecutor(max_workers=concurrency,
-                                          thread_name_prefix="cckit-batch")
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
-        return self.pool.submit(fn, *args, **kwargs)
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        return set(cf.wait(futures, return_when=cf.FIRST_COMPLETED).done)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class DaskExecutor:
-    """An existing Dask cluster (``distributed``). Workers need cckit installed and the site
-    files and output folder on a path they share with this machine."""
-
-    def __init__(self, address: str) -> None:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise MissingDependency("the Dask executor", "distributed", "'cckit[dask]'") from None
-        self.client = Client(address, timeout="30s")
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False, **kwargs)
-
-    def wait_any(self, futures: Sequence[Any]) -> set[Any]:
-        from distributed import wait
-
-        return set(wait(list(futures), return_when="FIRST_COMPLETED").done)
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def make_executor(spec: str | None, concurrency: int) -> Executor:
-    if not spec or spec == "local":
-        return LocalExecutor(concurrency)
-    if spec.startswith("dask://"):
-        return DaskExecutor("tcp://" + spec[len("dask://"):])
-    raise InputError(f"unknown executor {spec!r}", hint="use local or dask://HOST:PORT")
+    return frame(rows, ["site", "site file", "nodes", "output folder", "runs"])
 
 
 # --------------------------------------------------------------------------- running
@@ -192,17 +118,11 @@ def make_executor(spec: str | None, concurrency: int) -> Executor:
 
 def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOutcome:
     params = dict(parameters)
-    if "confirm" not in params and _takes_confirm(scenario):
+    if "confirm" not in params and get_scenario(scenario).takes_confirm:
         # naming the site in the batch (not --plan) is its explicit go-ahead
-        params["confirm"] = job.name
+        params["confirm"] = job.confirm
     return run_runbook(scenario, job.out_dir, site_file=job.site_file, parameters=params,
-                       progress=False)
-
-
-def _takes_confirm(scenario: str) -> bool:
-    import papermill
-
-    return "confirm" in papermill.inspect_notebook(str(runbook_path(scenario)))
+                       progress=False, site=job.site)
 
 
 def _presented(outcome: RunOutcome) -> str:
@@ -311,18 +231,11 @@ def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
                 desc="sites", dynamic_ncols=True)
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
 def write_summary(result: BatchResult) -> tuple[Path, Path]:
     """summary.csv and summary.html in the batch folder."""
     df = result.table()
-    csv = result.out_dir / "summary.csv"
+    csv = write_csv(df, result.out_dir / "summary.csv")
     html = result.out_dir / "summary.html"
-    # A cell a spreadsheet would take for a formula (a site named "=HYPERLINK(...)") is
-    # written as text: quoted with a leading apostrophe.
-    df.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA else v).to_csv(
-        csv, index=False)
     ok = sum(r["status"] == "ok" for r in result.rows)
     title = (f"cckit batch {result.scenario}: {ok} of {len(result.rows)} site(s) ok"
              + (" (interrupted)" if result.interrupted else ""))

@@ -11,10 +11,10 @@ import datetime as dt
 import enum
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -25,10 +25,8 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from .errors import CertificateLoadError, GateError
+from .scenarios import RSA_ONLY
 from .topology import ECDSA_UNIT, RSA_UNIT
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "ECDSA_UNIT",
@@ -49,7 +47,6 @@ __all__ = [
     "public_key_sha256",
     "rsa_signed_hint",
     "split_leaf_and_chain",
-    "to_dataframe",
     "verify_chain",
 ]
 
@@ -381,19 +378,6 @@ def describe(cert: x509.Certificate, *, now: dt.datetime | None = None) -> CertI
     )
 
 
-def to_dataframe(
-    certs: Iterable[x509.Certificate | CertInfo], *, now: dt.datetime | None = None
-) -> pd.DataFrame:
-    """One row per certificate, columns as in :class:`CertInfo`."""
-    import pandas as pd
-
-    rows = [
-        (c if isinstance(c, CertInfo) else describe(c, now=now)).as_row() for c in certs
-    ]
-    columns = list(CertInfo.__dataclass_fields__)
-    return pd.DataFrame(rows, columns=columns)
-
-
 # --------------------------------------------------------------------------- the gate
 
 
@@ -667,7 +651,8 @@ def rsa_signed_hint(ca_key: object | None = None) -> str:
     """What to do about an RSA-signed ECDSA certificate; ``ca_key`` is the CA's probed
     signing key (``cckit.ca.SigningKey``), named when known."""
     probed = f" (it signs with the {ca_key})" if ca_key is not None else " (it signs with RSA)"
-    return f"this CA cannot do it{probed}: use rsa_only, or a CA with an EC issuing key"
+    return (f"this CA cannot do it{probed}: use {RSA_ONLY.name}, or a CA with an EC issuing "
+            "key")
 
 
 def gate_signed_certificate(

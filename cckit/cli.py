@@ -38,21 +38,19 @@ def _cert_show(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import certs
+    from .display import frame
 
-    frames = []
-    for f in args.files:
-        df = certs.to_dataframe(certs.load_certificates(Path(f)))
-        df.insert(0, "file", f)
-        frames.append(df)
+    rows = [{"file": f, **certs.describe(c).as_row()}
+            for f in args.files for c in certs.load_certificates(Path(f))]
     cols = ["file", "subject_cn", "issuer_cn", "key_type", "key_detail", "signed_with",
             "not_after", "days_left", "self_signed", "is_ca", "sha256"]
     with pd.option_context("display.width", 250, "display.max_colwidth", 100):
-        print(pd.concat(frames)[cols].to_string(index=False))
+        print(frame(rows, cols).to_string(index=False))
     return 0
 
 
 def _site_check(args: argparse.Namespace) -> int:
-    from .inventory import load_site
+    from .sites import load_site
 
     site = load_site(args.site)
     print(f"OK site {site.name}: " + ", ".join(f"{n.name} ({n.role}, {n.host})"
@@ -128,21 +126,70 @@ def _batch(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-DEMO_PLAN = """\
-cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)
-  1. start a simulated UCCX 11.5 site (publisher, subscriber, SocialMiner) under runs/<timestamp>/
-  2. run the preflight runbook (inventory + advisor) headless
-  3. run the CA-signed, self-signed and RSA-only runbooks, each on a fresh mock site
-  4. print a summary table (scenario, nodes, result, what each port presents) and where the
-     HTML reports are
-"""
+def _demo_plan() -> str:
+    from .scenarios import SCENARIOS
+
+    first, *rest = [s.name for s in SCENARIOS.values() if s.demo is not None]
+    return (
+        "cckit demo: the main job, against the embedded VOS mock (nothing leaves 127.0.0.1)\n"
+        f"  1. run the {first} runbook headless on a simulated UCCX 11.5 site (publisher,\n"
+        "     subscriber, SocialMiner), in runs/<scenario>/<UTC time>/\n"
+        f"  2. run the {', '.join(rest)} runbooks the same way, each on a fresh mock site\n"
+        "  3. print a summary table (scenario, nodes, result, what each port presents) and where\n"
+        "     the HTML reports are\n")
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    print(DEMO_PLAN)
+    print(_demo_plan())
     return run_demo(args.out)
+
+
+def lab_command(args: argparse.Namespace, jupyter_args: Sequence[str] = ()
+                ) -> tuple[list[str], dict[str, str], Path]:
+    """What ``cckit lab`` runs: fresh copies of every runbook in a new folder (the shipped
+    ones never change), and JupyterLab on it, its kernels told where the user launched from
+    (relative site files resolve there: :func:`cckit.sites.resolve_site_file`) and where
+    run folders go. Returns the command, its environment and the folder."""
+    import os
+    import shutil
+
+    from ._internal.fs import utc_stamp
+    from .scenarios import FLEET_RUNBOOK, SCENARIOS, runbook_path
+
+    here = Path.cwd()
+    folder = Path(args.dir).resolve() if args.dir else here / "runs" / "lab" / utc_stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (*SCENARIOS, FLEET_RUNBOOK):
+        target = folder / f"{name}.ipynb"
+        if not target.exists():  # a folder given again keeps the engineer's copies
+            shutil.copyfile(runbook_path(name), target)
+    env = dict(os.environ, CCKIT_LAUNCH_DIR=str(here))
+    env.setdefault("CCKIT_RUNS_DIR", str(here / "runs"))
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={folder}",
+           f"--port={args.port}", f"--ip={args.ip}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if args.allow_root:
+        cmd.append("--allow-root")
+    return [*cmd, *jupyter_args], env, folder
+
+
+def _lab(args: argparse.Namespace, jupyter_args: Sequence[str] = ()) -> int:
+    import os
+
+    cmd, env, folder = lab_command(args, jupyter_args)
+    print(f"lab: working copies of the runbooks in {folder} (relative site files resolve "
+          f"against {env['CCKIT_LAUNCH_DIR']}; run folders go to {env['CCKIT_RUNS_DIR']})",
+          flush=True)
+    try:
+        os.execvpe(cmd[0], cmd, env)  # noqa: S606 - this interpreter, no shell
+    except OSError as e:
+        print(f"cckit: error: cannot start JupyterLab ({e.strerror}): install the lab extra "
+              "(make setup does)", file=sys.stderr)
+        return 1
+    return 0  # pragma: no cover - exec does not return
 
 
 def _mock(argv: list[str]) -> int:
@@ -152,7 +199,9 @@ def _mock(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .procedures import SCENARIOS
+    from .scenarios import SCENARIOS
+
+    scenarios = "; ".join(f"{s.name}: {s.title}" for s in SCENARIOS.values())
 
     p = argparse.ArgumentParser(
         prog="cckit",
@@ -188,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a runbook headless (papermill): notebook, HTML, log",
         epilog="exit status: 0 done, 1 failed (the failing step's message is printed), "
         "3 waiting for the CA (rerun the same command once it has answered)")
-    run.add_argument("scenario", choices=SCENARIOS)
+    run.add_argument("scenario", choices=list(SCENARIOS), help=scenarios)
     run.add_argument("--site", help="site file (default: the embedded VOS mock)")
     run.add_argument("--out", required=True, help="folder for this run's record")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
@@ -197,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     batch = sub.add_parser("batch", help="run a runbook on many sites, with a summary")
-    batch.add_argument("scenario", choices=SCENARIOS)
+    batch.add_argument("scenario", choices=list(SCENARIOS), help=scenarios)
     batch.add_argument("--sites", required=True,
                        help="a folder of site files, or a file listing them (one per line)")
     batch.add_argument("--out", required=True, help="folder for the batch (one sub-folder a site)")
@@ -213,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     from .fleet.cli import add_parser as add_inventory
 
     add_inventory(sub)
+
+    lab = sub.add_parser(
+        "lab", help="JupyterLab on fresh copies of the runbooks (runs/lab/<UTC time>/)",
+        epilog="arguments after -- go to jupyter lab as they are (e.g. -- --ServerApp.token=X)")
+    lab.add_argument("--port", type=int, default=8888, help="default 8888")
+    lab.add_argument("--ip", default="127.0.0.1", help="address to listen on (default "
+                     "127.0.0.1)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.add_argument("--allow-root", action="store_true", help="let JupyterLab run as root")
+    lab.add_argument("--dir", help="the folder of the copies (default: a new "
+                     "runs/lab/<UTC time>/); copies already there are kept")
+    lab.set_defaults(func=_lab)
 
     demo = sub.add_parser("demo", help="run the main job against the embedded VOS mock")
     demo.add_argument("--out", default="runs", help="where run folders go (default: runs/)")
@@ -232,8 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .probe import main as probe_main
 
         return probe_main(argv[1:])
+    extra: list[str] = []
+    if argv[:1] == ["lab"] and "--" in argv:
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
     try:
+        if args.func is _lab:
+            return _lab(args, extra)
         return int(args.func(args) or 0)
     except CckitError as e:
         print(f"cckit: error: {e}", file=sys.stderr)

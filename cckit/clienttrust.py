@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,9 +27,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from ._internal.fs import safe_name
 from .certs import describe, fingerprint_sha256
 from .errors import InputError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["TrustBundle", "build_trust_bundle", "thumbprint_sha1"]
 
@@ -87,12 +83,8 @@ class TrustBundle:
     firefox_policies: Path
     nss_script: Path
     readme: Path
+    #: one dict per certificate, keys :data:`ROW_COLUMNS` (``display.frame(bundle.rows)``)
     rows: list[dict[str, object]] = field(default_factory=list)
-
-    def to_dataframe(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
 
 
 # --------------------------------------------------------------------------- checks

@@ -24,7 +24,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,12 +32,14 @@ from typing import Any, Literal
 from .errors import CredentialError, MissingDependency
 
 __all__ = [
+    "DROP",
     "MASK",
     "MIN_SECRET_LENGTH",
     "SECRET_NAME",
     "Secret",
     "SecretRef",
     "looks_secret",
+    "mask_secrets",
     "parse_secret_ref",
     "redact",
     "resolve",
@@ -122,6 +124,41 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         else:
             text = re.sub(r"(?<!\w)" + re.escape(v) + r"(?!\w)", MASK, text)
     return text
+
+
+#: returned by :func:`mask_secrets`'s callbacks: leave this entry out
+DROP: Any = object()
+
+
+def mask_secrets(value: Any, *, path: str = "",
+                 secret: Callable[[str], Any] = lambda where: MASK,
+                 leaf: Callable[[Any], Any] = lambda v: v,
+                 key: Callable[[Any], Any] = lambda k: k) -> Any:
+    """The one walk over nested data (mappings, lists, tuples, sets) for secrets, at any
+    depth: a copy in which a value under a secret-looking key (:func:`looks_secret`) becomes
+    ``secret(where)`` and any other leaf ``leaf(value)``; either may return :data:`DROP` to
+    leave the entry out. ``where`` is the entry's path from ``path`` (``ca_options.password``,
+    ``nodes[0].token``), for messages; ``key`` makes each kept key (the audit log scrubs
+    them). Lists and tuples come back as lists, sets as lists sorted by text.
+
+    Parameters refused for a secret, a run's recorded parameters and the operation log's
+    arguments all go through here, so "what looks like a secret" is decided once.
+    """
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            new = (secret(where) if looks_secret(k) else
+                   mask_secrets(v, path=where, secret=secret, leaf=leaf, key=key))
+            if new is not DROP:
+                out[key(k)] = new
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        walked = (mask_secrets(v, path=f"{path}[{i}]", secret=secret, leaf=leaf, key=key)
+                  for i, v in enumerate(items))
+        return [v for v in walked if v is not DROP]
+    return leaf(value)
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._internal.fs import utc_stamp
+from .display import frame
 from .headless import RunOutcome, run_runbook
+from .runfolder import RunFolder
+from .scenarios import SCENARIOS
 
 __all__ = ["run_demo"]
 
-JOBS = [
-    ("preflight", {}),
-    ("ca_signed", {}),
-    ("self_signed", {}),
-    ("rsa_only", {"action": "disable"}),
-]
+#: (scenario, parameters): the scenarios whose registry entry puts them in the demo
+JOBS = [(s.name, dict(s.demo)) for s in SCENARIOS.values() if s.demo is not None]
 
 
 def summary_table(outcomes: list[RunOutcome]):
     """One row per node and run: scenario, result, what its first web port now presents."""
-    import pandas as pd
-
     rows = []
     for o in outcomes:
         per_node = o.first_port()
@@ -32,16 +29,16 @@ def summary_table(outcomes: list[RunOutcome]):
                          "result": o.status if o.ok else f"FAILED at {o.failed_step}",
                          "ECDSA client gets": p.get("ecdsa", ""),
                          "RSA client gets": p.get("rsa", "")})
-    return pd.DataFrame(rows)
+    return frame(rows)
 
 
 def run_demo(root: str | Path = "runs") -> int:
     stamp = utc_stamp()
-    base = Path(root) / stamp
     outcomes = []
-    for scenario, params in JOBS:
-        print(f"\n== {scenario} (fresh mock site under {base / scenario})")
-        outcomes.append(run_runbook(scenario, base / scenario, parameters=params))
+    for scenario, params in JOBS:  # runs/<scenario>/<UTC time>/, as interactive runs
+        folder = RunFolder.new(scenario, root, stamp).path
+        print(f"\n== {scenario} (fresh mock site under {folder})")
+        outcomes.append(run_runbook(scenario, folder, parameters=params))
     import pandas as pd
 
     with pd.option_context("display.width", 250, "display.max_colwidth", 70):

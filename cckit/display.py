@@ -1,32 +1,41 @@
 """Records -> tables, HTML and text: the one place that decides how results look.
 
 Notebooks, the HTML report and the CLI all show :mod:`results` records through here, so a
-column name or a badge is written once. Nothing here is read back by code that decides.
+column name or a badge is written once; records never render themselves (a notebook shows
+them through the IPython formatters :func:`use_ipython` registers). :func:`frame` is the one
+place a pandas DataFrame is built, :func:`write_csv` the one CSV writer. Nothing here is read
+back by code that decides.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import html as _html
 import re
-from collections.abc import Callable, Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import topology
 from .certs import CertInfo
 from .results import (
+    Advice,
+    OperationRecord,
     Outcome,
     Plan,
     PlannedCommand,
     PortChange,
     PortView,
+    StepRecord,
     StepResult,
     VerifyRecord,
 )
 
-__all__ = ["agent_prompts", "badge_text", "cell", "html", "html_table", "presented_table",
-           "presented_text", "table", "text"]
+__all__ = ["agent_prompts", "badge_text", "cell", "frame", "html", "html_table",
+           "presented_table", "presented_text", "table", "text", "use_ipython", "write_csv"]
 
 # Left/top-aligned cells (!important beats JupyterLab's right-aligned tables). Long
 # fingerprints wrap at the break points _breakable() gives them instead of widening the page;
@@ -135,9 +144,26 @@ def _change_row(c: PortChange) -> dict[str, Any]:
             "changed": cell(c.changed)}
 
 
+def _when(iso: str) -> str:
+    """An ISO time as a table shows it: UTC, to the second, one unbroken word."""
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _step_row(r: StepRecord) -> dict[str, Any]:
+    return {"time": _when(r.time), "step": r.step, "outcome": cell(r.outcome),
+            "message": r.message}
+
+
 _ROWS: dict[type, Callable[[Any], dict[str, Any]]] = {VerifyRecord: _verify_row,
                                                       PortView: _port_row,
-                                                      PortChange: _change_row}
+                                                      PortChange: _change_row,
+                                                      StepRecord: _step_row}
 
 
 def _row(record: Any) -> dict[str, Any]:
@@ -182,22 +208,67 @@ def _presented_grid(views: Iterable[PortView]) -> Grid:
     return list(columns), list(rows.values())
 
 
-def _frame(grid: Grid) -> Any:
+def _data(value: Any) -> Any:
+    """A value as a data column holds it: enums by value, tuples and lists joined."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return "; ".join(str(_data(v)) for v in value)
+    return value
+
+
+def _data_row(record: Any) -> Mapping[str, Any]:
+    if isinstance(record, Mapping):
+        return record
+    as_row = getattr(record, "as_row", None)
+    if callable(as_row):
+        return as_row()
+    return {f.name: _data(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def frame(records: Iterable[Any], columns: Sequence[str] | type | None = None) -> Any:
+    """The one table helper: records as a pandas DataFrame of their values (not their display
+    text), for analysis and files. A record is a mapping, has ``as_row()``, or is a dataclass
+    (its fields by name, enums by value, tuples joined). ``columns``: the column names, or a
+    dataclass whose fields they are (default: every key, in first-seen order)."""
     import pandas as pd
 
-    columns, rows = grid
-    return pd.DataFrame([[row.get(c, "") for c in columns] for row in rows], columns=columns)
+    rows = [_data_row(r) for r in records]
+    if isinstance(columns, type):
+        columns = [f.name for f in dataclasses.fields(columns)]
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    return pd.DataFrame([[row.get(c) for c in columns] for row in rows], columns=list(columns))
 
 
 def table(records: Sequence[Any], cls: type | None = None) -> Any:
-    """A DataFrame of records (columns from the records' field labels)."""
-    return _frame(_grid(records, cls))
+    """A DataFrame of records as a notebook shows them (columns from the field labels)."""
+    columns, rows = _grid(records, cls)
+    return frame(({c: row.get(c, "") for c in columns} for row in rows), columns)
 
 
 def presented_table(views: Iterable[PortView]) -> Any:
     """One row per (node, port): what a browser, an ECDSA-only and an RSA-only client are
     shown."""
-    return _frame(_presented_grid(views))
+    columns, rows = _presented_grid(views)
+    return frame(({c: row.get(c, "") for c in columns} for row in rows), columns)
+
+
+#: a CSV cell starting so is a formula to a spreadsheet (a site named "=HYPERLINK(...)")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_csv(df: Any, path: Path) -> Path:
+    """``df`` as CSV at ``path``; a text cell a spreadsheet would run as a formula is written
+    as text, with a leading apostrophe."""
+    safe = df.copy()
+    for c in safe.columns:
+        if safe[c].dtype == object or str(safe[c].dtype).startswith(("string", "str")):
+            safe[c] = safe[c].map(
+                lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA) else v)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe.to_csv(path, index=False)
+    return path
 
 
 def html_table(records: Sequence[Any], cls: type | None = None, *,
@@ -264,7 +335,13 @@ def _html_table(grid: Grid) -> str:
     return _STYLE + _grid_html(grid, cell_html=_breakable)
 
 
-def html(obj: StepResult | Plan) -> str:
+def html(obj: StepResult | Plan | Advice) -> str:
+    if isinstance(obj, Advice):
+        e = _html.escape
+        items = "".join(f"<li>{e(r)}</li>" for r in obj.reasons)
+        nxt = (f"<p><b>{e(obj.next_step)}</b><br>or headless: <code>{e(obj.command)}</code>"
+               "</p>" if obj.next_step else "")
+        return f"<p><b>{e(obj.headline)}</b></p><ul>{items}</ul>{nxt}"
     if isinstance(obj, Plan):
         out = (f"<p><b>Plan for {_html.escape(obj.procedure)}</b>: "
                f"{len(obj.commands)} command(s), nothing sent yet</p>")
@@ -305,7 +382,12 @@ def _result_grid(result: StepResult) -> Grid:
     return columns, rows
 
 
-def text(obj: StepResult | Plan) -> str:
+def text(obj: StepResult | Plan | Advice) -> str:
+    if isinstance(obj, Advice):
+        lines = [obj.headline, *(f"  - {r}" for r in obj.reasons)]
+        if obj.next_step:
+            lines += [obj.next_step, f"  or headless: {obj.command}"]
+        return "\n".join(lines)
     if isinstance(obj, Plan):
         out = f"Plan for {obj.procedure}: {len(obj.commands)} command(s)"
         if obj.commands:
@@ -316,6 +398,19 @@ def text(obj: StepResult | Plan) -> str:
     if obj.records:
         out += "\n" + _grid_text(_result_grid(obj))
     return out
+
+
+def use_ipython() -> None:
+    """In a notebook kernel, show steps, plans and advice through :func:`html` (IPython's
+    HTML formatter); their plain text stays their one-line ``repr``. Nothing happens outside
+    IPython, and nothing is imported for it."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    for cls in (StepResult, Plan, Advice):
+        formatter.for_type(cls, html)
 
 
 # --------------------------------------------------------------------------- the report
@@ -343,7 +438,7 @@ pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
 </style>"""
 
 
-def record_html(status: dict[str, Any], operations: Sequence[dict[str, Any]] = ()) -> str:
+def record_html(status: dict[str, Any], operations: Sequence[OperationRecord] = ()) -> str:
     """The summary at the top of the report: who, when, what, on which versions, and every
     change with its fingerprints before and after (from ``status.json`` and the op log)."""
     rec = status.get("record") or {}
@@ -363,22 +458,17 @@ def record_html(status: dict[str, Any], operations: Sequence[dict[str, Any]] = (
     body = "".join(f"<tr><th style='width:9em'>{e(k)}</th><td>{e(str(v))}</td></tr>"
                    for k, v in rows)
     ops = "".join(
-        f"<tr><td>{e(o.get('time', ''))}</td><td>{e(o.get('node', ''))}</td>"
-        f"<td>{e(o.get('operation', ''))}</td><td>{e(str(o.get('outcome', '')))}</td>"
-        f"<td>{e(_fps(o.get('fingerprints_before')))}</td>"
-        f"<td>{e(_fps(o.get('fingerprints_after')))}</td></tr>" for o in operations)
+        f"<tr><td>{e(o.time)}</td><td>{e(o.node)}</td><td>{e(o.operation)}</td>"
+        f"<td>{e(o.subject)}</td><td>{e(o.outcome)}</td><td>{e('; '.join(o.before))}</td>"
+        f"<td>{e('; '.join(o.after))}</td></tr>" for o in operations)
     changes = ("<p>No state-changing operation.</p>" if not operations else
-               "<table><colgroup><col style='width:13%'><col style='width:8%'>"
-               "<col style='width:11%'><col style='width:6%'><col style='width:31%'>"
-               "<col style='width:31%'></colgroup><tr><th>time</th><th>node</th>"
-               "<th>operation</th><th>outcome</th>"
+               "<table><colgroup><col style='width:12%'><col style='width:7%'>"
+               "<col style='width:10%'><col style='width:13%'><col style='width:6%'>"
+               "<col style='width:26%'><col style='width:26%'></colgroup><tr><th>time</th>"
+               "<th>node</th><th>operation</th><th>on</th><th>outcome</th>"
                f"<th>before</th><th>after</th></tr>{ops}</table>")
     return (f"<div class='cckit-record'><h2>Audit record</h2><table>{body}</table>"
             f"<h3>Changes ({len(operations)})</h3>{changes}</div>")
-
-
-def _fps(fps: dict[str, Any] | None) -> str:
-    return "; ".join(f"{k} {v}" for k, v in (fps or {}).items() if v)
 
 
 def report_html(body: str, *, title: str, record: str = "") -> str:

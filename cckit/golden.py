@@ -14,8 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .headless import runbooks_dir
-from .procedures import SCENARIOS
+from .scenarios import FLEET_RUNBOOK, SCENARIOS, runbooks_dir
 
 #: where the golden copies live (a checkout only: they are not part of the package)
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden"
@@ -29,7 +28,7 @@ def regenerate(names: list[str] | None = None, target: Path = GOLDEN) -> int:
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cckit-golden-") as tmp:
         os.environ["CCKIT_RUNS_DIR"] = str(Path(tmp) / "runs")
-        for name in names or (*SCENARIOS, "inventory"):
+        for name in names or (*SCENARIOS, FLEET_RUNBOOK):
             path = folder / f"{name}.ipynb"
             nb = nbformat.read(str(path), as_version=4)
             client = NotebookClient(nb, kernel_name="python3", timeout=600,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import datetime as dt
 import functools
-import json
 import logging
 import os
 import re
@@ -22,36 +20,23 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._internal.fs import atomic_write, out_folder, utc_stamp
-from .audit import check_site_unlocked, folder_lock
-from .ca.base import check_options
-from .credentials import looks_secret, redact
+from ._internal.fs import atomic_write, out_folder
+from .ca import check_options
+from .credentials import mask_secrets, redact
 from .errors import CckitError, InputError
-from .procedures import SCENARIOS
+from .procedures.base import WAITS, wait_problem
+from .runfolder import RunFolder, State
+from .scenarios import get as get_scenario
+from .sites import Site, load_site, resolve_site_file
 
 # papermill and nbclient report through cckit's outcome; no stray log lines on stderr
 logging.getLogger("papermill").addHandler(logging.NullHandler())
 
-__all__ = ["RunOutcome", "interrupt_on_signals", "interrupt_running", "run_runbook",
-           "runbook_path"]
-
-
-def runbooks_dir() -> Path:
-    """Where the runbook notebooks are: ``CCKIT_RUNBOOKS`` if set; else, when cckit runs from
-    a source checkout (an editable install), the checkout's ``runbooks/``, so an edited
-    notebook counts; else the copy an installed wheel ships as ``cckit/_runbooks/`` (copied
-    from ``runbooks/`` at build time, see setup.py)."""
-    env = os.environ.get("CCKIT_RUNBOOKS")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "runbooks").is_dir():
-        return checkout / "runbooks"
-    return Path(str(resources.files(__package__) / "_runbooks"))
+__all__ = ["RunOutcome", "check_parameters", "interrupt_on_signals", "interrupt_running",
+           "run_runbook"]
 
 
 @functools.cache
@@ -73,17 +58,6 @@ def this_interpreter_kernel() -> type:
             return self._kernel_spec
 
     return ThisInterpreterKernelManager
-
-
-def runbook_path(scenario: str) -> Path:
-    if scenario not in SCENARIOS:
-        raise InputError(f"unknown scenario {scenario!r}",
-                         hint=f"use one of {', '.join(SCENARIOS)}")
-    path = runbooks_dir() / f"{scenario}.ipynb"
-    if not path.exists():
-        raise InputError(f"runbook {path} not found",
-                         hint="set CCKIT_RUNBOOKS to the folder holding the .ipynb files")
-    return path
 
 
 @dataclass
@@ -117,19 +91,6 @@ class RunOutcome:
             if first.setdefault(e["node"], e["port"]) == e["port"]:
                 out.setdefault(e["node"], {})[e["client"]] = presented_text(e)
         return out
-
-
-def _secret_paths(value: Any, path: str) -> list[str]:
-    """Where in a (nested) parameter value a key looks like a secret's name."""
-    if isinstance(value, Mapping):
-        out = []
-        for k, v in value.items():
-            where = f"{path}.{k}"
-            out += [where] if looks_secret(k) else _secret_paths(v, where)
-        return out
-    if isinstance(value, list | tuple):
-        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
-    return []
 
 
 _KINDS: dict[type, tuple[str, str]] = {
@@ -191,12 +152,12 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
     runbook's parameters cell) and anything that looks like a secret, at any depth.
     Every problem is one line; none repeats a parameter's value (it may be a pasted
     password)."""
-    import papermill
-
-    specs = papermill.inspect_notebook(str(runbook_path(scenario)))
+    sc = get_scenario(scenario)
+    specs = sc.parameters()
     problems = []
     for name, value in parameters.items():
-        secret = [name] if looks_secret(name) else _secret_paths(value, name)
+        secret: list[str] = []
+        mask_secrets({name: value}, secret=secret.append)
         if secret:
             problems += [f"{where}: passwords are never parameters; the site file says where "
                          "each one is (env, keyring or a 0600 file)" for where in secret]
@@ -212,11 +173,13 @@ def check_parameters(scenario: str, parameters: Mapping[str, Any]) -> None:
                             f"got {_kind(value)}")
             continue
         problems += _not_plain(value, name)
+        if name in WAITS:  # a bound of a wait on the nodes: seconds above 0
+            problems += [p for p in [wait_problem(name, value)] if p]
     if problems:
         raise InputError(f"bad parameter {problems[0]}" if len(problems) == 1 else
                          "bad parameters:\n  - " + "\n  - ".join(problems),
-                         hint=f"see the parameters cell of {runbook_path(scenario)}")
-    if scenario in ("ca_signed", "renew_tomcat"):
+                         hint=f"see the parameters cell of {sc.notebook}")
+    if sc.uses_ca:
         check_options(str(parameters.get("ca", "lab")), parameters.get("ca_options", {}),
                       complete=False)
 
@@ -229,11 +192,16 @@ def run_runbook(
     parameters: Mapping[str, Any] | None = None,
     progress: bool = True,
     kernel_name: str | None = None,
+    site: Site | None = None,
 ) -> RunOutcome:
     """Execute ``runbooks/<scenario>.ipynb`` into ``out_dir``; never raises for a failed or
     interrupted step (the outcome says which step and why), only for bad input and for a
     site or folder another run holds (:class:`~cckit.errors.SiteLockedError`, raised before
     anything is written).
+
+    ``site_file`` is resolved once here (:func:`cckit.sites.resolve_site_file`), recorded in
+    the run folder's ``status.json`` and handed to the kernel as an absolute path; ``site``,
+    when the caller has loaded it already (a batch), spares a second reading here.
 
     In the main thread, the first Ctrl-C or SIGTERM interrupts the running cell (the notebook
     records a ``KeyboardInterrupt`` there, the operation log the operation it stopped) and
@@ -244,27 +212,29 @@ def run_runbook(
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    sc = get_scenario(scenario)
     params = dict(parameters or {})
-    check_parameters(scenario, params)
-    out = out_folder(out_dir)
-    site = _site_or_none(site_file)
-    if site is not None:  # refused before this run writes anything
-        check_site_unlocked(None, site.name, key=site.identity)
-    with folder_lock(out, site=site.name if site else ""):
-        out.mkdir(parents=True, exist_ok=True)
-        _settle_killed_run(out)
-        params["artifacts"] = str(out)
-        if site_file:
-            params["site_file"] = str(Path(site_file).resolve())
-        notebook = out / f"{scenario}.ipynb"
-        before = _snapshot(out)
-        _keep_previous(notebook)
+    check_parameters(sc.name, params)
+    folder = RunFolder(out_folder(out_dir))
+    path = resolve_site_file(site_file) if site_file else None
+    if site is None and path is not None:
+        site = _site_or_none(path)
+    with folder.hold(site):  # the site free, the folder ours: refused before anything is written
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.settle_killed()
+        params["artifacts"] = str(folder.path)
+        if path is not None:
+            params["site_file"] = str(path)
+        notebook = folder.path / f"{sc.name}.ipynb"
+        before = _snapshot(folder.path)
+        folder.keep_previous(notebook)
+        folder.start(sc.name, site=site, site_file=path, apply=bool(params.get("apply", True)))
         started = time.monotonic()
         status, message = "ok", None
-        kernel = _Kernel(kernel_name, out / "kernel.log")
+        kernel = _Kernel(kernel_name, folder.path / "kernel.log")
         try:
             with interrupt_on_signals(kernel):
-                kernel.execute(runbook_path(scenario), notebook, params, progress=progress)
+                kernel.execute(sc.notebook, notebook, params, progress=progress)
         except PapermillExecutionError as e:
             # a step's KeyboardInterrupt is re-raised as runbook.StepInterrupted (one line)
             interrupted = e.ename in ("KeyboardInterrupt", "StepInterrupted")
@@ -276,28 +246,24 @@ def run_runbook(
             status, message = "interrupted", "the kernel running the notebook died (killed?)"
         finally:
             kernel.close(now=status == "interrupted")
-        outcome = RunOutcome(scenario, out, status, notebook,
+        outcome = RunOutcome(sc.name, folder.path, status, notebook,
                              seconds=time.monotonic() - started)
-        _read_status(outcome)
+        _read_status(outcome, folder)
         if status == "failed" and not outcome.message:
             outcome.message = message
         if status == "interrupted":
-            _record_stop(outcome, "interrupted", message, kernel.cell)
-        elif status == "failed" and _still_running(out):  # an error the runbook did not catch
-            _record_stop(outcome, "failed", message, kernel.cell)
-        scrub(out, _site_secrets(out, params.get("site_file")), before=before)
-        outcome.html = export_html(notebook)
+            _record_stop(outcome, folder, State.INTERRUPTED, message, kernel.cell)
+        elif status == "failed" and _still_running(folder):  # an error the runbook did not catch
+            _record_stop(outcome, folder, State.FAILED, message, kernel.cell)
+        scrub(folder.path, _site_secrets(folder, site), before=before)
+        outcome.html = folder.export_html(notebook)
         return outcome
 
 
-def _site_or_none(site_file: str | os.PathLike | None) -> Any:
-    """The site, or None (no site file, or an invalid one: the notebook reports that)."""
-    from .inventory import load_site
-
-    if not site_file:
-        return None
+def _site_or_none(path: Path) -> Site | None:
+    """The site, or None (an invalid site file: the notebook reports that)."""
     try:
-        return load_site(Path(site_file))
+        return load_site(path)
     except CckitError:
         return None
 
@@ -334,6 +300,8 @@ class _Kernel:
 
             async def start_kernel(self, **kw: Any) -> None:
                 kw.setdefault("stderr", log_file)
+                # papermill writes the record: the kernel's runbook must not write its own
+                kw.setdefault("env", {**os.environ, "CCKIT_HEADLESS": "1"})
                 await base.start_kernel(self, **kw)
 
         self.km = Manager(kernel_name=kernel_name or "python3")
@@ -432,104 +400,61 @@ _INTERRUPTED = ("{head}{step}: rerun the same command to resume (finished work i
 
 
 def _step_of(source: str) -> str | None:
-    """The runbook step a cell runs: ``rb.step(proc.upload_trust)`` -> ``upload_trust``."""
-    for pattern in (r"\.step\(\s*(?:\w+\.)?(\w+)", r"\b(?:rb|runbook|pf|proc)\.(\w+)\("):
+    """The runbook step a cell runs: ``rb.step("upload_trust")`` -> ``upload_trust``."""
+    for pattern in (r"\.step\(\s*[\"']?(?:\w+\.)?(\w+)", r"\b(?:rb|runbook|pf|proc)\.(\w+)\("):
         m = re.search(pattern, source)
         if m:
             return m.group(1)
     return None
 
 
-def _still_running(out: Path) -> bool:
-    try:
-        return json.loads((out / "status.json").read_text()).get("status") == "running"
-    except (OSError, ValueError, AttributeError):
-        return False
+def _still_running(folder: RunFolder) -> bool:
+    status = folder.read()
+    return status is not None and status.status is State.RUNNING
 
 
-def _record_stop(outcome: RunOutcome, state: str, message: str | None,
+def _record_stop(outcome: RunOutcome, folder: RunFolder, state: State, message: str | None,
                  cell: tuple[int, str] | None) -> None:
     """Record in ``status.json`` and the outcome that the run stopped (``interrupted`` or
     ``failed``) at the step of ``cell``, the cell it was running."""
     step = (_step_of(cell[1]) or f"cell {cell[0]}") if cell else None
-    if state == "interrupted":
+    if state is State.INTERRUPTED:
         head = message if message and "KeyboardInterrupt" not in message else "interrupted"
         message = _INTERRUPTED.format(head=head, step=f" at step {step}" if step else "")
-    outcome.status, outcome.failed_step, outcome.message = state, step, message
-    _write_stop(outcome.out_dir, outcome.scenario, state, step, message or state)
-
-
-def _write_stop(out: Path, scenario: str, state: str, step: str | None, message: str) -> None:
-    path = out / "status.json"
-    try:
-        status = json.loads(path.read_text())
-        if not isinstance(status, dict):
-            raise ValueError
-    except (OSError, ValueError):
-        status = {"scenario": scenario, "site": None, "steps": [], "presented": []}
-    status.update(status=state, failed_step=step, message=redact(message))
-    atomic_write(path, json.dumps(status, indent=2).encode())
-
-
-def _settle_killed_run(out: Path) -> None:
-    """A ``status.json`` still saying ``running`` when a run starts in its folder belongs to a
-    run that was killed (this run holds the folder's lock): record it as interrupted."""
-    if _still_running(out):
-        status = json.loads((out / "status.json").read_text())
-        steps = [s for s in status.get("steps", []) if isinstance(s, dict)]
-        last = steps[-1].get("step") if steps else None
-        _write_stop(out, str(status.get("scenario", "")), "interrupted", None,
-                    "interrupted: the run was killed" + (f" after step {last}" if last else ""))
-
-
-def _keep_previous(notebook: Path) -> None:
-    """A rerun into the same folder (e.g. after waiting for the CA) keeps the earlier record:
-    ``<scenario>.ipynb``, its HTML and ``status.json`` become ``<scenario>.<UTC time>.ipynb``,
-    ``.html`` and ``status.<UTC time>.json``."""
-    if not notebook.exists():
-        return
-    stamp = utc_stamp(dt.datetime.fromtimestamp(notebook.stat().st_mtime, dt.UTC))
-    for old in (notebook, notebook.with_suffix(".html"), notebook.with_name("status.json")):
-        if old.exists():
-            stem = "status" if old.name == "status.json" else notebook.stem
-            os.replace(old, old.with_name(f"{stem}.{stamp}{old.suffix}"))
+    outcome.status, outcome.failed_step, outcome.message = state.value, step, message
+    folder.record_stop(state, step, message or state.value, scenario=outcome.scenario)
 
 
 def _clean_evalue(ename: str, evalue: str) -> str:
     return f"{ename}: {evalue}".strip()
 
 
-def _read_status(outcome: RunOutcome) -> None:
-    path = outcome.out_dir / "status.json"
-    if not path.exists():
+def _read_status(outcome: RunOutcome, folder: RunFolder) -> None:
+    status = folder.read()
+    if status is None:
         return
-    status = json.loads(path.read_text())
-    outcome.site = status.get("site")
-    outcome.presented = status.get("presented") or []
-    if status.get("status") in ("failed", "waiting"):
-        outcome.status = status["status"]
-        outcome.failed_step = status.get("failed_step")
-        outcome.message = status.get("message")
+    outcome.site = status.site
+    outcome.presented = list(status.presented)
+    if status.status in (State.FAILED, State.WAITING):
+        outcome.status = status.status.value
+        outcome.failed_step = status.failed_step
+        outcome.message = status.message
 
 
-def _site_secrets(out: Path, site_file: str | None) -> list[str]:
-    """Every secret the site file points at, resolved here so the record can be scrubbed, and
-    what each reference names (an operator may have pasted the password there)."""
-    from .inventory import load_site
-
-    candidates = [Path(site_file)] if site_file else list(out.glob("mock/site.yaml"))
+def _site_secrets(folder: RunFolder, site: Site | None) -> list[str]:
+    """Every secret the run's site points at, resolved here so the record can be scrubbed,
+    and what each reference names (an operator may have pasted the password there). The
+    embedded mock's site is known from the run's status (its kernel started it)."""
+    if site is None:
+        status = folder.read()
+        site = _site_or_none(Path(status.site_file)) if status and status.site_file else None
     values = []
-    for path in candidates:
+    for cred in site.credentials.values() if site is not None else ():
+        values.extend(cred.password.targets())
         try:
-            site = load_site(path)
+            values.append(cred.resolve()[1].reveal())
         except CckitError:
             continue
-        for cred in site.credentials.values():
-            values.extend(cred.password.targets())
-            try:
-                values.append(cred.resolve()[1].reveal())
-            except CckitError:
-                continue
     return [v for v in values if v]
 
 
@@ -575,29 +500,3 @@ def scrub(out: Path, secrets: list[str], *,
             atomic_write(path, new.encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode))
             changed.append(path)
     return changed
-
-
-def export_html(notebook: Path) -> Path | None:
-    """The auditor's copy: the executed notebook as HTML with the code hidden."""
-    if not notebook.exists():
-        return None
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    from .audit import read as read_operations
-    from .display import record_html, report_html
-
-    nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    status_file, ops_file = notebook.parent / "status.json", notebook.parent / "operations.jsonl"
-    status = json.loads(status_file.read_text()) if status_file.exists() else {}
-    title = (f"cckit {status.get('scenario', notebook.stem)} on "
-             f"{status.get('site', '?')}: {status.get('status', '')}" if status
-             else f"cckit {notebook.stem}")
-    record = record_html(status, read_operations(ops_file) if ops_file.exists() else []) \
-        if status else ""
-    html = notebook.with_suffix(".html")
-    html.write_text(report_html(body, title=title, record=record), encoding="utf-8")
-    return html

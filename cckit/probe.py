@@ -35,16 +35,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from cryptography import x509
 from cryptography.x509 import verification
 
 from .certs import CertInfo, describe, load_certificates, verify_chain
 from .errors import CckitError, ProbeError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "CLIENTS",
@@ -56,7 +53,6 @@ __all__ = [
     "probe",
     "probe_each",
     "probe_many",
-    "to_dataframe",
 ]
 
 Client = Literal["browser", "ecdsa", "rsa"]
@@ -458,17 +454,6 @@ def probe_each(
 
 #: the key type of the certificate each single-type client is shown
 _KEY_TYPE = {"ecdsa": "EC", "rsa": "RSA"}
-
-
-def to_dataframe(results: Iterable[Presented]) -> pd.DataFrame:
-    """One tidy row per handshake: host, port, client, tls, status, cn, key, issuer, sha256,
-    trusted, detail."""
-    import pandas as pd
-
-    rows = [r.as_row() for r in results]
-    columns = ["host", "port", "client", "tls", "status", "cn", "key", "issuer", "sha256",
-               "trusted", "detail"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- command line

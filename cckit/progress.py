@@ -39,23 +39,65 @@ logger.addHandler(logging.NullHandler())
 _MAX_RATE = 4.0
 
 
+#: how a wait reads while it runs (and once it ended), per operation
+_WAITING = {
+    "wait_replication": ("waiting for tomcat-trust to replicate to {node}: {secs:.0f} s",
+                         "tomcat-trust replicated to {node} after {secs:.1f} s"),
+    # a node left alone by a restart is still checked before the next wave
+    "wait_in_service": ("waiting for {what}: {secs:.0f} s", "{what} after {secs:.1f} s"),
+}
+
+
 @dataclass
 class NodeProgress:
-    """What one node is doing: the operations running now, and the last one finished."""
+    """What one node is doing: the operations running now, and the last one finished.
+
+    A restart reads as its milestones, each timed from the moment the node's first service
+    went down: ``stopped -> TLS up after 92 s -> in service after 131 s`` (while it waits:
+    ``-> waiting for Finesse IN_SERVICE: 12 s``)."""
 
     node: str
     running: dict[str, tuple[float, str]] = field(default_factory=dict)  # op -> (start, what)
     last: str = ""
     failed: bool = False
     started: float | None = None
+    #: the restart's milestones: when it began (the stop), TLS up and in service, as times
+    restart: dict[str, float] = field(default_factory=dict)
+    ready_label: str = ""
 
     def line(self, now: float) -> str:
         since = f" [{now - self.started:.0f} s]" if self.started is not None else ""
+        if "stopped" in self.restart:
+            return f"{self.node}: {self._restart_line(now)}" + since
         if self.running:
             op, (start, what) = max(self.running.items(), key=lambda kv: kv[1][0])
-            doing = f"{op} {what}".strip() + f" running for {now - start:.1f} s"
+            if op in _WAITING:
+                doing = _WAITING[op][0].format(node=self.node, what=what, secs=now - start)
+            else:
+                doing = f"{op} {what}".strip() + f" running for {now - start:.1f} s"
             return f"{self.node}: {doing}" + (f"; last: {self.last}" if self.last else "") + since
         return f"{self.node}: {self.last or 'waiting'}" + since
+
+    def _restart_line(self, now: float) -> str:
+        t0 = self.restart["stopped"]
+        parts = ["stopped"]
+        if "tls" in self.restart:
+            parts.append(f"TLS up after {self.restart['tls'] - t0:.1f} s")
+        if "ready" in self.restart:
+            parts.append(f"in service after {self.restart['ready'] - t0:.1f} s")
+        for op, label in (("wait_serving", "TLS"), ("wait_in_service", self.ready_label)):
+            if op in self.running:
+                parts.append(f"waiting for {label}: {now - self.running[op][0]:.0f} s")
+        if not self.running and self.failed:
+            parts.append(self.last)
+        elif "restart_service" in self.running:
+            start, what = self.running["restart_service"]
+            parts[-1] += f" (restarting {what}: {now - start:.0f} s)"
+        return " \N{RIGHTWARDS ARROW} ".join(parts)
+
+
+#: the restart milestones an ended operation marks
+_MILESTONE = {"wait_serving": "tls", "wait_in_service": "ready"}
 
 
 class ProgressBoard:
@@ -73,10 +115,20 @@ class ProgressBoard:
                 p.started = event.time
             if event.phase == "started":
                 p.running[event.operation] = (event.time, event.detail)
+                if event.operation == "restart":
+                    p.restart = {"stopped": event.time}
+                elif event.operation == "wait_in_service":
+                    p.ready_label = event.detail
             else:
                 p.running.pop(event.operation, None)
                 p.failed |= event.phase == "failed"
-                p.last = event.line().split(": ", 1)[1]
+                if event.phase == "ended" and p.restart and event.operation in _MILESTONE:
+                    p.restart[_MILESTONE[event.operation]] = event.time
+                if event.phase == "ended" and event.operation in _WAITING:
+                    p.last = _WAITING[event.operation][1].format(
+                        node=name, what=event.detail, secs=event.elapsed or 0.0)
+                else:
+                    p.last = event.line().split(": ", 1)[1]
 
     def lines(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now

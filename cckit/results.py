@@ -9,22 +9,29 @@ rendered table.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
 
+from .audit import subject_of
 from .certs import CertInfo, GateReason
+from .scenarios import SCENARIOS
 
 __all__ = [
+    "DONE",
+    "NONE",
     "Action",
+    "Advice",
     "CertRecord",
     "CopRecord",
     "CsrRecord",
     "GateRecord",
     "IdentityRecord",
     "NodeRecord",
+    "OperationRecord",
     "Outcome",
     "Plan",
     "PlannedCommand",
@@ -64,6 +71,7 @@ class Action(enum.StrEnum):
     REUSED = "reused pending CSR"
     ALREADY_CA_SIGNED = "already CA-signed"
     UPLOADED = "uploaded"
+    REPLICATED = "replicated"
     ALREADY_PRESENT = "already present"
     IMPORTED = "imported"
     ALREADY_STORED = "already stored"
@@ -197,10 +205,14 @@ class GateRecord:
 
 @dataclass(frozen=True)
 class TrustRecord:
+    """A CA certificate in one node's tomcat-trust: uploaded there, already there, or
+    replicated from the publisher (``arrived_after``: seconds waited after the upload)."""
+
     node: str = col("node")
     certificate: str = col("certificate")
     action: Action = col("action")
     sha256: str = col("sha256")
+    arrived_after: float | None = col("arrived after", default=None)
 
 
 @dataclass(frozen=True)
@@ -213,10 +225,17 @@ class IdentityRecord:
 
 @dataclass(frozen=True)
 class RestartRecord:
+    """One node's restart: from its first service going down, when every web port served
+    TLS again, and when it passed its readiness check (Finesse IN_SERVICE on UCCX; a node
+    left alone is checked too before the next wave)."""
+
     node: str = col("node")
     action: Action = col("action")
     service: str = col("service", default="")
     serving_after: float | None = col("serving TLS again after", default=None)
+    in_service_after: float | None = col("in service after", default=None)
+    #: what "in service" meant for it (topology): "Finesse in service", or "" (TLS only)
+    check: str = col("back when", default="")
 
 
 @dataclass(frozen=True)
@@ -231,6 +250,69 @@ class CopRecord:
     node: str = col("node")
     cop: str = col("cop")
     action: Action = col("action")
+
+
+#: the advice when no scenario is to run: the procedure does not apply, or it is done
+NONE, DONE = "none", "done"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Which scenario preflight recommends for a site, why, and how to run it next."""
+
+    #: a scenario's name (:mod:`cckit.scenarios`), or :data:`NONE` / :data:`DONE`
+    scenario: str
+    reasons: tuple[str, ...]
+    #: the runbook to run next with its exact parameters, and the same as a command line
+    next_step: str = ""
+    command: str = ""
+
+    @property
+    def headline(self) -> str:
+        if self.scenario == DONE:
+            return "Nothing to do: the site is CA-signed"
+        if self.scenario == NONE:
+            return "Nothing to do: the procedure does not apply"
+        return f"Recommended scenario: {self.scenario}"
+
+    def with_next(self, site_file: str, site: str) -> Advice:
+        """This advice naming the runbook to run next on ``site`` and its exact parameters."""
+        sc = SCENARIOS.get(self.scenario)
+        if sc is None or sc.advice is None:
+            return self
+        params = {"site_file": site_file, **({"confirm": site} if sc.takes_confirm else {}),
+                  **sc.advice}
+        text = (f"next: runbooks/{self.scenario}.ipynb with "
+                + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+        command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
+                            *(f"-p {k} {shlex.quote(v)}" for k, v in params.items()
+                              if k != "site_file")])
+        return replace(self, next_step=text, command=command)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """One state-changing operation of a run, as its operation log has it."""
+
+    time: str = col("time")
+    node: str = col("node")
+    operation: str = col("operation")
+    #: what it worked on: the service restarted, the certificate or COP file, the unit
+    subject: str = col("on")
+    outcome: str = col("outcome")
+    before: tuple[str, ...] = col("before")
+    after: tuple[str, ...] = col("after")
+
+    @classmethod
+    def from_log(cls, entry: Mapping[str, Any]) -> OperationRecord:
+        """From one line of ``operations.jsonl`` (:func:`cckit.audit.read`)."""
+        def fps(key: str) -> tuple[str, ...]:
+            return tuple(f"{unit} {fp}" for unit, fp in (entry.get(key) or {}).items() if fp)
+
+        return cls(str(entry.get("time") or ""), str(entry.get("node") or ""),
+                   str(entry.get("operation") or ""), subject_of(entry.get("arguments")),
+                   str(entry.get("outcome") or ""), fps("fingerprints_before"),
+                   fps("fingerprints_after"))
 
 
 @dataclass(frozen=True)
@@ -249,22 +331,8 @@ class StepRecord:
 # ------------------------------------------------------------------------------ results
 
 
-class _Shown:
-    """Shown through :mod:`display` (imported late: display imports this module)."""
-
-    def __str__(self) -> str:
-        from .display import text
-
-        return text(self)  # type: ignore[arg-type]
-
-    def _repr_html_(self) -> str:
-        from .display import html
-
-        return html(self)  # type: ignore[arg-type]
-
-
 @dataclass(repr=False)
-class StepResult(_Shown):
+class StepResult:
     """What one step did: an outcome, a one-line verdict and its records."""
 
     step: str
@@ -288,17 +356,10 @@ class StepResult(_Shown):
         return cls(step, verdict.format(n=n, rest=len(records) - n), records,
                    Outcome.OK if n else Outcome.NOTHING_TO_DO)
 
-    def table(self) -> Any:
-        from .display import table
-
-        return table(self.records)
-
     def __repr__(self) -> str:
-        # The verdict only: notebooks show the table as HTML; a plain-text table's padding
-        # would change with every fingerprint and port.
-        from .display import badge_text
-
-        return f"[{badge_text(self.outcome)}] {self.step}: {self.verdict}"
+        # The verdict only: notebooks show the table as HTML (display.py); a plain-text
+        # table's padding would change with every fingerprint and port.
+        return f"[{self.outcome.value.upper()}] {self.step}: {self.verdict}"
 
 
 @dataclass(frozen=True)
@@ -313,7 +374,7 @@ class PlannedCommand:
 
 
 @dataclass(repr=False)
-class Plan(_Shown):
+class Plan:
     """The exact per-node commands a procedure would send; building it changes nothing."""
 
     procedure: str
@@ -334,11 +395,6 @@ class Plan(_Shown):
                     f"{step} on {', '.join(nodes)}" + (" at once" if len(nodes) > 1 else "")
                     for step, nodes in steps.items())
                 for n, steps in sorted(stages.items())]
-
-    def table(self) -> Any:
-        from .display import table
-
-        return table(self.commands, PlannedCommand)
 
     def __repr__(self) -> str:
         return f"Plan for {self.procedure}: {len(self.commands)} command(s)"

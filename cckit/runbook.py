@@ -1,10 +1,14 @@
-"""What the runbook notebooks call: open a site (or the embedded mock), run steps, show results.
+"""What the runbook notebooks call: open a run (or the embedded mock), run steps, show results.
 
-A notebook is narration over these calls. :func:`start` opens the run; :meth:`Runbook.step`
-runs one procedure step (or, in plan-only mode, says it would), records its outcome in
-``status.json`` next to the operation log, and refuses to change anything before the plan
-has been shown. Failures raise :class:`~cckit.errors.CckitError`, which a notebook shows as
-one message with what to do next, not a traceback.
+A notebook is narration over these calls. Its start cell calls :func:`start`, which takes the
+notebook's parameters and opens the run in its :class:`~cckit.runfolder.RunFolder`. Every
+later cell begins with ``from cckit.runbook import rb``: this kernel's run, or, when there
+is none (a fresh kernel, a start cell that failed), one line saying which cell to run first.
+Then one call: :meth:`Runbook.presented`, :meth:`Runbook.plan`, :meth:`Runbook.step` (a
+procedure step by name, refused until the plan has been shown and, naming the earliest one,
+until the steps it needs have run), :meth:`Runbook.compare`, :meth:`Runbook.operations`,
+:meth:`Runbook.finish` (which in JupyterLab also writes the run's record). Failures raise
+:class:`~cckit.errors.CckitError`, shown as one message with what to do next.
 """
 
 from __future__ import annotations
@@ -12,32 +16,37 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import progress
-from ._internal.fs import atomic_write, utc_stamp
+from . import display, progress
 from .audit import read as read_operations
 from .ca import CertificateAuthority, get_adapter
-from .credentials import MASK, looks_secret, redact
+from .credentials import looks_secret, mask_secrets, redact
 from .errors import CckitError, InputError, ProcedureError, WaitingForCA
-from .inventory import Site, load_site
 from .orchestration import in_schedule_order
-from .procedures import SCENARIOS
-from .results import NodeRecord, Outcome, Plan, PortChange, PortView, StepRecord, StepResult
+from .procedures.base import WAITS, wait_problem
+from .results import (
+    NodeRecord,
+    OperationRecord,
+    Outcome,
+    Plan,
+    PortChange,
+    PortView,
+    StepRecord,
+    StepResult,
+)
+from .runfolder import STATUS_SCHEMA, RunFolder, RunStatus, State
+from .scenarios import Scenario
+from .scenarios import get as get_scenario
 from .session import SiteSession
+from .sites import Site, load_site, resolve_site_file
 
-__all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "start"]
-
-#: the version of ``status.json``'s layout (docs/status.md)
-STATUS_SCHEMA = 1
-#: the runbooks that only read: they never change a node, so "apply" means nothing to them
-READ_ONLY = frozenset({"preflight", "self_signed"})
+__all__ = ["STATUS_SCHEMA", "Runbook", "StepInterrupted", "current", "start"]
 
 
 class StepInterrupted(KeyboardInterrupt):
@@ -73,15 +82,10 @@ class _EmbeddedMocks:
 
 
 _mocks = _EmbeddedMocks()
-#: the release the embedded mock simulates per scenario (default: the mock's, UCCX 11.5)
-EMBEDDED_VERSION = {"renew_tomcat": "12.5.1.10000-22"}
-#: the TLS clients whose view of the web ports a scenario's before/after shows (default:
-#: a browser, ECDSA-only and RSA-only). renew_tomcat changes what an RSA client (and so a
-#: browser) is shown, on releases with no tomcat-ECDSA (11.6+, Cisco 118855): an ECDSA
-#: column there would only be empty.
-PRESENTED_TO = {"renew_tomcat": ("browser", "rsa")}
 #: the open run per site in this process: running a notebook's start cell again replaces it
 _open: dict[str, Runbook] = {}
+#: the run the latest successful start() opened (what ``from cckit.runbook import rb`` gives)
+_latest: Runbook | None = None
 #: every call of start() in this process increments it; only the run it created may act
 _generation = 0
 #: why the latest start() failed (its runs' cells then refuse), or None
@@ -95,7 +99,7 @@ class Runbook:
     scenario: str
     site: Site
     session: SiteSession
-    artifacts: Path
+    folder: RunFolder
     apply: bool
     embedded_mock: bool = False
     plan_shown: bool = False
@@ -112,6 +116,9 @@ class Runbook:
     ended: dt.datetime | None = None
     #: the run's parameters as the record shows them (never a secret)
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: the bounds of the procedure's waits on the nodes (its parameters of those names,
+    #: :data:`~cckit.procedures.base.WAITS`), handed to the procedure with its plan
+    waits: dict[str, float] = field(default_factory=dict)
     node_versions: dict[str, str] = field(default_factory=dict)
     #: when this run was continued by a later start (kernel restart, stop button, rerun)
     resumed: list[str] = field(default_factory=list)
@@ -119,6 +126,21 @@ class Runbook:
     opened: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     #: one line for the overview: which run this continues, or which runs it abandoned
     continuity: str = ""
+    #: the procedure whose plan was shown (its steps run by name)
+    _procedure: Any = None
+    #: what the web ports presented, each time they were probed in this run
+    _views: list[StepResult] = field(default_factory=list)
+    #: where this run's start cell is in the kernel's history (the interactive record)
+    _capture_mark: int | None = None
+
+    @property
+    def artifacts(self) -> Path:
+        """The run folder: operation log, status, the CA's outbox/inbox, the record."""
+        return self.folder.path
+
+    @property
+    def spec(self) -> Scenario:
+        return get_scenario(self.scenario)
 
     # ------------------------------------------------------------------ guards
     def _check_current(self, what: str) -> None:
@@ -164,7 +186,7 @@ class Runbook:
                    for n in self.session.nodes]
         self._check_current("the overview")
         target = "the embedded VOS mock" if self.embedded_mock else f"site {self.site.name}"
-        if self.scenario in READ_ONLY:
+        if self.spec.read_only:
             mode = "READ-ONLY (this runbook changes nothing on the nodes)"
         elif self.apply:
             mode = "APPLY (changes will be made after the plan is shown)"
@@ -176,19 +198,32 @@ class Runbook:
 
     @property
     def clients(self) -> tuple[str, ...]:
-        """The TLS clients this scenario's port views are for (:data:`PRESENTED_TO`)."""
-        return PRESENTED_TO.get(self.scenario, ("browser", "ecdsa", "rsa"))
+        """The TLS clients this scenario's port views are for (:attr:`Scenario.clients`)."""
+        return self.spec.clients
 
     def presented(self, label: str = "now") -> StepResult:
         """What each web port presents to a browser and to an ECDSA-only and an RSA-only
-        TLS 1.2 client (only the clients the scenario concerns: :data:`PRESENTED_TO`)."""
+        TLS 1.2 client (only the clients the scenario concerns: :attr:`Scenario.clients`).
+        The first call of a run is the "before" that :meth:`compare` compares with."""
         self._check_current("to probe the ports")
         only = "" if len(self.clients) > 1 else f" to an {self.clients[0].upper()} client"
-        return StepResult("presented", f"what the web ports present{only} {label}",
-                          self.session.presented_all(self.clients))
+        result = StepResult("presented", f"what the web ports present{only} {label}",
+                            self.session.presented_all(self.clients))
+        self._views.append(result)
+        return result
 
-    def compare(self, before: StepResult, after: StepResult) -> StepResult:
-        """Before/after: what each port presented at the start and presents now."""
+    def compare(self, before: StepResult | None = None,
+                after: StepResult | None = None) -> StepResult:
+        """Before/after: what each port presented at the start (this run's first
+        :meth:`presented`) and presents now (probed again unless ``after`` is given)."""
+        self._check_current("the before/after")
+        if before is None:
+            if not self._views:
+                raise ProcedureError(
+                    "refusing the before/after: the ports were not probed before the change "
+                    "in this run", hint="run the 'Before' cell (rb.presented) first")
+            before = self._views[0]
+        after = after or self.presented("after the change")
         old = {(v.node, v.port, v.client): v for v in before.records}
         changes = [PortChange(old.get((v.node, v.port, v.client)), v) for v in after.records]
         n = sum(c.changed for c in changes)
@@ -201,39 +236,59 @@ class Runbook:
         """Every state-changing operation of this run (the audit log)."""
         self._check_current("the operation log")
         path = Path(self.session.audit.path)
-        records = []
-        logged = read_operations(path) if path.exists() else []
         # parallel steps log in completion order; show each step's operations by node
-        for rec in in_schedule_order(logged, self.session.nodes):
-            records.append({
-                "time": rec["time"], "node": rec["node"], "operation": rec["operation"],
-                "outcome": rec["outcome"],
-                "before": ", ".join(f"{k} {v}" for k, v in
-                                    (rec.get("fingerprints_before") or {}).items() if v),
-                "after": ", ".join(f"{k} {v}" for k, v in
-                                   (rec.get("fingerprints_after") or {}).items())})
+        records = [OperationRecord.from_log(rec) for rec in
+                   in_schedule_order(read_operations(path), self.session.nodes)]
         return StepResult("operations", f"{len(records)} state-changing operation(s) logged in "
                           f"{path.name}", records,
                           Outcome.OK if records else Outcome.NOTHING_TO_DO)
 
     # ------------------------------------------------------------------ steps
+    @property
+    def procedure(self) -> Any:
+        """The procedure whose plan this run showed (the plan cell makes it)."""
+        if self._procedure is None:
+            raise ProcedureError(
+                f"refusing: the plan of this {self.scenario} run has not been shown",
+                hint="run the plan cell ('The plan') first, then the cells after it in order")
+        return self._procedure
+
     def plan(self, procedure: Any) -> Plan:
         """Show what the procedure would send. Required before any step that changes state."""
         self._check_current("the plan")
         try:
+            procedure.set_waits(**{name: seconds for name, seconds in self.waits.items()
+                                   if name in procedure.waits})
             p = procedure.plan()
         except CckitError as e:
             self._record("plan", Outcome.FAILED, str(e))
             raise
         p.notes.append(self._confirmation_line())
         self.plan_shown = True
-        self._record("plan", Outcome.OK, str(p).splitlines()[0])
+        self._procedure = procedure
+        self._record("plan", Outcome.OK, repr(p))
         return p
 
-    def step(self, fn: Callable[[], StepResult], *, changes: bool = True) -> StepResult:
-        """Run one step; in plan-only mode a step that ``changes`` state is not run."""
+    def step(self, fn: str | Callable[[], StepResult], *,
+             changes: bool | None = None) -> StepResult:
+        """Run one step: the procedure's step ``fn`` (its name), or a callable. In plan-only
+        mode a step that changes state is not run; a read-only scenario's never do."""
+        if isinstance(fn, str):
+            name = fn
+            self._check_current(f"step {name}")
+            if self._procedure is None:
+                raise ProcedureError(f"refusing to run {name} before the plan has been shown",
+                                     hint="run the plan cell ('The plan') first, then the "
+                                          "cells after it in order")
+            if name not in type(self._procedure).steps():
+                raise InputError(f"{name!r} is not a step of {self.scenario}",
+                                 hint="its steps: " + ", ".join(type(self._procedure).steps()))
+            fn = getattr(self._procedure, name)
         name = getattr(fn, "__name__", "step")
         self._check_current(f"step {name}")
+        if changes is None:
+            changes = getattr(fn, "changes", True)
+        changes = changes and not self.spec.read_only
         if changes and not self.apply:
             result = StepResult(name, "not run: plan only (set apply = True to run it)",
                                 outcome=Outcome.PLAN_ONLY)
@@ -271,7 +326,9 @@ class Runbook:
         return result
 
     def finish(self) -> StepResult:
-        """Close connections and the site lock; the summary of the run.
+        """Close connections and the site lock; the summary of the run, each step with its
+        time. In JupyterLab the run's record (this notebook with every output the kernel
+        showed, this summary included, and its HTML) is written to the run folder too.
 
         What each port presents at the end goes into ``status.json`` for batch summaries.
         """
@@ -283,13 +340,16 @@ class Runbook:
         if _open.get(self.site.name) is self:
             del _open[self.site.name]
         self._record("finish", Outcome.OK, "run complete")
-        saved, _ = self._save_interactive()
         ok = sum(s.outcome is Outcome.OK for s in self.steps)
-        how = ("read only, nothing changed" if self.scenario in READ_ONLY
+        how = ("read only, nothing changed" if self.spec.read_only
                else "applied" if self.apply else "plan only")
-        return StepResult("summary", f"{self.scenario} on {self.site.name}: "
-                          f"{how}, {ok} step(s) ok" + (f"; {saved}" if saved else ""),
-                          [StepRecord("", s.step, s.outcome, s.message) for s in self.steps])
+        head = f"{self.scenario} on {self.site.name}: {how}, {ok} step(s) ok"
+        record = self._record_file()
+        verdict = head + (f"; record: {record} and its HTML" if record else "")
+        result = StepResult("summary", verdict, list(self.steps))
+        if record:
+            self._write_record(result)
+        return result
 
     def _versions(self) -> dict[str, str]:
         out = {}
@@ -314,64 +374,59 @@ class Runbook:
                 "cckit_version": __version__, "node_versions": dict(self.node_versions),
                 "resumed": list(self.resumed)}
 
+    # ------------------------------------------------------------------ the record
     def save_record(self) -> StepResult:
-        """Copy the notebook as last saved and its HTML into the run folder again: save the
-        notebook (Ctrl+S) after the finish cell, then run this, and the record holds every
-        output of the run. The kernel can only copy what JupyterLab has written to disk."""
-        message, fresh = self._save_interactive()
-        if not message:
+        """Write the run's record again (the finish cell wrote it): the notebook with every
+        output this kernel has shown in this run, and its HTML, in the run folder. For
+        cells run after the finish cell."""
+        record = self._record_file()
+        if not record:
             return StepResult("record", "nothing to do: not a JupyterLab session (a headless "
                               "run writes its record itself)", outcome=Outcome.NOTHING_TO_DO)
-        return StepResult("record", message, outcome=Outcome.OK if fresh else Outcome.WAITING)
+        result = StepResult("record", f"record: {record} and its HTML, with every output "
+                            "this kernel has shown in this run")
+        self._write_record(result)
+        return result
 
-    def _save_interactive(self) -> tuple[str, bool]:
-        """In JupyterLab, copy the notebook the kernel runs (as last saved) and its HTML into
-        the run folder, so an interactive run leaves the same record as a headless one.
-        Headless (papermill) runs write theirs themselves. Returns what it did (``""``: not in
-        JupyterLab) and whether the copy was saved after this start cell ran."""
-        source = os.environ.get("JPY_SESSION_NAME")
-        if not source or os.environ.get("CCKIT_HEADLESS"):
-            return "", False
-        path = Path(source)
-        if not path.is_file() or path.suffix != ".ipynb":
-            return "", False
-        import shutil
+    def _record_file(self) -> Path | None:
+        """Where the interactive record goes; None when this is no JupyterLab session (a
+        headless run's papermill writes the executed notebook itself)."""
+        if (self._capture_mark is None or not os.environ.get("JPY_SESSION_NAME")
+                or os.environ.get("CCKIT_HEADLESS")):
+            return None
+        return self.artifacts / f"{self.scenario}.ipynb"
 
-        from .headless import export_html
+    def _write_record(self, shown: StepResult) -> None:
+        """The notebook as this kernel ran it (:mod:`cckit._internal.capture`), ``shown``
+        as the running cell's result, and its HTML."""
+        import nbformat
 
-        saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-        target = self.artifacts / f"{self.scenario}.ipynb"
-        if path.resolve() != target.resolve():
-            shutil.copyfile(path, target)
-        export_html(target)
-        if saved < self.opened:
-            return (f"record: {target} is the notebook as last saved ({saved:%H:%M:%S} UTC, "
-                    "before this run started), without this run's outputs: save the "
-                    "notebook (Ctrl+S), then run rb.save_record()"), False
-        return (f"record: the notebook as saved at {saved:%H:%M:%S} UTC and its HTML copied "
-                f"to {self.artifacts} (outputs after that save: Ctrl+S, then "
-                "rb.save_record())"), True
+        from ._internal.capture import Capture
+
+        capture = Capture.install()
+        target = self._record_file()
+        if capture is None or target is None:
+            return
+        shell = sys.modules["IPython"].get_ipython()
+        data, metadata = shell.display_formatter.format(shown)
+        capture.add_result(data, metadata)
+        source = Path(os.environ.get("JPY_SESSION_NAME", ""))
+        try:
+            skeleton = nbformat.read(str(source), as_version=4)
+        except (OSError, ValueError):  # not saved anywhere readable: the runbook's cells
+            skeleton = nbformat.read(str(self.spec.notebook), as_version=4)
+        nb = capture.notebook(skeleton, since=self._capture_mark or 0)
+        nbformat.write(nb, str(target))
+        self.folder.export_html(target)
 
     def _record(self, step: str, outcome: Outcome, message: str) -> None:
         self.steps.append(StepRecord(dt.datetime.now(dt.UTC).isoformat(), step, outcome,
                                      redact(message)))
-        # a resumed run: what failed before the latest start no longer decides its state
-        since = max((i for i, s in enumerate(self.steps) if s.step == "start"), default=0)
-        failed = [s for s in self.steps[since:]
-                  if s.outcome in (Outcome.FAILED, Outcome.WAITING, Outcome.INTERRUPTED)]
-        state = failed[-1].outcome.value if failed else (
-            "complete" if step == "finish" else "running")
-        status = {
-            "schema": STATUS_SCHEMA,
-            "scenario": self.scenario, "site": self.site.name, "apply": self.apply,
-            "status": state,
-            "failed_step": failed[-1].step if failed else None,
-            "message": failed[-1].message if failed else None,
-            "steps": [s.as_json() for s in self.steps],
-            "presented": [v.as_json() for v in self.final_presented],
-            "record": self.record(),
-        }
-        atomic_write(self.artifacts / "status.json", json.dumps(status, indent=2).encode())
+        status = RunStatus.of_steps(
+            self.scenario, self.steps, site=self.site.name, apply=self.apply,
+            presented=[v.as_json() for v in self.final_presented], record=self.record(),
+            site_file=str(self.site.path) if self.site.path else None)
+        self.folder.write(status)
 
     # ------------------------------------------------------------------ procedures
     def ca(self, name: str, options: dict[str, Any] | None = None) -> CertificateAuthority:
@@ -392,27 +447,41 @@ class Runbook:
         return get_adapter(name, **opts)
 
 
+#: what start() takes from the notebook's parameters cell when not given, and its default
+_START_PARAMETERS: dict[str, Any] = {"site_file": "", "nodes": (), "artifacts": "",
+                                     "apply": True, "confirm": "", "change": "",
+                                     "fresh": False}
+
+
 def start(
     scenario: str,
     *,
     site_file: str | os.PathLike | None = None,
     nodes: Sequence[str] | None = None,
     artifacts: str | os.PathLike | None = None,
-    apply: bool = True,
+    apply: bool | None = None,
     trust_on_first_use: bool = False,
     timeout: float = 30.0,
     mock_restart_seconds: float = 0.5,
-    confirm: str = "",
-    change: str = "",
+    confirm: str | None = None,
+    change: str | None = None,
     operator: str = "",
-    fresh: bool = False,
+    fresh: bool | None = None,
+    waits: Mapping[str, float] | None = None,
 ) -> Runbook:
     """Open a run.
 
-    ``artifacts`` is where the operation log, status and other files go (default: a new
-    ``runs/<scenario>/<UTC time>`` folder; ``CCKIT_RUNS_DIR`` replaces ``runs``). With no
-    ``site_file`` (and no ``CCKIT_SITE_FILE``), a fresh embedded VOS mock is started under
-    ``artifacts``/mock.
+    Called from a notebook, what is not given is taken from its parameters cell
+    (``site_file``, ``nodes``, ``apply``, ``artifacts``, ``confirm``, ``change``, ``fresh``,
+    and the bounds of the procedure's waits, ``replication_timeout`` and
+    ``in_service_timeout``, which ``waits`` overrides); if that cell has not run in this
+    kernel, nothing starts and the message says so. A bound that is not a number of seconds
+    above 0 is refused before anything starts.
+
+    ``artifacts`` is the run folder (default: a new ``runs/<scenario>/<UTC time>``;
+    ``CCKIT_RUNS_DIR`` replaces ``runs``). With no ``site_file`` (and no
+    ``CCKIT_SITE_FILE``), a fresh embedded VOS mock is started under ``artifacts``/mock; a
+    relative one resolves by :func:`cckit.sites.resolve_site_file`.
 
     Every call replaces the runs this process started before: their cells refuse from now
     on, and if this call fails, every cell refuses until a start succeeds. On a real site
@@ -425,44 +494,109 @@ def start(
     kernel died or was interrupted) counts as interrupted. Every other unfinished run of the
     site is marked ``abandoned`` in its ``status.json``, naming the run that replaced it.
     """
-    global _generation, _start_failure
+    global _generation, _start_failure, _latest
+    display.use_ipython()
     _generation += 1
     _start_failure = None
+    _latest = None
     namespace = sys._getframe(1).f_globals
+    given = {"site_file": site_file, "nodes": nodes, "artifacts": artifacts, "apply": apply,
+             "confirm": confirm, "change": change, "fresh": fresh}
     try:
-        names = _parameter_names(scenario, namespace)
+        sc = get_scenario(scenario)
+        names = _parameter_names(sc, namespace)
+        if names and not any(n in namespace for n in names):
+            raise ProcedureError(
+                f"refusing to start {scenario}: the parameters cell has not run in this "
+                "kernel", hint="run the notebook from the top: the parameters cell, then this "
+                               "cell, then the cells below it")
         _refuse_misspelled(names, namespace)
-        rb = _start(scenario, site_file=site_file, nodes=nodes, artifacts=artifacts, apply=apply,
+        args = {k: (v if v is not None else
+                    namespace.get(k, _START_PARAMETERS[k]) if k in names else _START_PARAMETERS[k])
+                for k, v in given.items()}
+        bounds = {n: namespace[n] for n in names if n in WAITS and n in namespace}
+        bounds.update(waits or {})
+        problems = [p for n, v in bounds.items() if (p := wait_problem(n, v))]
+        if problems:
+            raise InputError("bad parameter " + "; ".join(problems),
+                             hint="fix it in the parameters cell, then run this cell again")
+        mark = _capture_mark()
+        rb = _start(sc, site_file=args["site_file"] or None, nodes=args["nodes"],
+                    artifacts=args["artifacts"] or None, apply=bool(args["apply"]),
                     trust_on_first_use=trust_on_first_use, timeout=timeout,
-                    mock_restart_seconds=mock_restart_seconds, confirm=confirm, change=change,
-                    fresh=fresh)
+                    mock_restart_seconds=mock_restart_seconds, confirm=args["confirm"],
+                    change=args["change"], fresh=bool(args["fresh"]))
+        rb._capture_mark = mark
+        rb.waits = {n: float(v) for n, v in bounds.items()}
         rb.operator = operator or os.environ.get("CCKIT_OPERATOR") or _os_user()
         rb.parameters.update({n: _masked(n, namespace[n]) for n in names if n in namespace})
         rb.parameters.update({"scenario": scenario,
-                              "site_file": str(site_file or "(embedded mock)"),
-                              "nodes": ", ".join(nodes or []) or "all", "apply": apply,
-                              "change": change or "", "confirmed": rb.confirmed(),
-                              "fresh": fresh})
+                              "site_file": str(args["site_file"] or "(embedded mock)"),
+                              "nodes": ", ".join(args["nodes"] or []) or "all",
+                              "apply": bool(args["apply"]), "change": args["change"] or "",
+                              "confirmed": rb.confirmed(), "fresh": bool(args["fresh"])})
+        rb.parameters.update(rb.waits)
     except Exception as e:
         _start_failure = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise
     rb.generation = _generation
     rb._record("start", Outcome.OK, f"site {rb.site.name}"
                + (f"; {rb.continuity}" if rb.continuity else ""))
+    _latest = rb
     return rb
 
 
-def _parameter_names(scenario: str, namespace: dict[str, Any]) -> list[str]:
+def current() -> Runbook:
+    """This kernel's run (the latest start cell's), or a refusal naming the first cell to run.
+
+    ``from cckit.runbook import rb`` calls it: every runbook cell after the start cell
+    begins so, and a cell run in a fresh kernel says what to run instead of ``NameError``.
+    """
+    display.use_ipython()
+    if _start_failure is not None:
+        raise ProcedureError(f"refusing: the latest start cell failed ({_start_failure})",
+                             hint="fix the parameters, run the start cell again, then the "
+                                  "cells below it")
+    if _latest is None:
+        first = ("the start cell ('The site')" if _user_namespace().get("site_file") is not None
+                 else "the parameters cell")
+        raise ProcedureError(
+            f"refusing: no run is open in this kernel ({first} has not run since the kernel "
+            "started)", hint=f"run the notebook from the top: {first}, then the cells below it "
+                             "in order")
+    return _latest
+
+
+def __getattr__(name: str) -> Any:
+    if name == "rb":  # ``from cckit.runbook import rb``: this kernel's run
+        return current()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _user_namespace() -> dict[str, Any]:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return dict(getattr(shell, "user_ns", None) or {})
+
+
+def _capture_mark() -> int | None:
+    """In JupyterLab (not headless), listen to what the kernel shows from now on, for the
+    run's record; where the start cell is in the kernel's history. None elsewhere."""
+    if not os.environ.get("JPY_SESSION_NAME") or os.environ.get("CCKIT_HEADLESS"):
+        return None
+    from ._internal.capture import Capture
+
+    capture = Capture.install()
+    return capture.mark() if capture is not None else None
+
+
+def _parameter_names(sc: Scenario, namespace: dict[str, Any]) -> list[str]:
     """The names of the runbook's parameters cell when called from a notebook
     (``namespace``: the kernel's user namespace), else none."""
     if namespace.get("__name__") != "__main__":  # called from a module, not a notebook
         return []
     try:
-        import papermill
-
-        from .headless import runbook_path
-
-        return list(papermill.inspect_notebook(str(runbook_path(scenario))))
+        return list(sc.parameters())
     except Exception:  # no runbook of that name shipped: the library's parameters only
         return []
 
@@ -489,15 +623,10 @@ def _refuse_misspelled(names: Sequence[str], namespace: dict[str, Any]) -> None:
                 hint=f"rename it to {close[0]} (or del {var}) and run this cell again")
 
 
-def _masked(name: object, value: Any) -> Any:
+def _masked(name: str, value: Any) -> Any:
     """``value`` for the record: a secret-looking name's value (at any depth) is masked."""
-    if looks_secret(name):
-        return MASK
-    if isinstance(value, dict):
-        return {k: _masked(k, v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked("", v) for v in value]
-    return redact(value) if isinstance(value, str) else value
+    return mask_secrets({name: value},
+                        leaf=lambda v: redact(v) if isinstance(v, str) else v)[name]
 
 
 def _os_user() -> str:
@@ -509,171 +638,61 @@ def _os_user() -> str:
         return "unknown"
 
 
-def _resolve_site_file(value: str | os.PathLike) -> Path:
-    """An absolute site file; a relative one resolves against the folder the user launched
-    from (``CCKIT_LAUNCH_DIR``, set by ``cckit lab``), else the kernel's working folder."""
-    path = Path(value).expanduser()
-    where = ""
-    if not path.is_absolute():
-        launched = os.environ.get("CCKIT_LAUNCH_DIR")
-        base = Path(launched or os.getcwd())
-        path = base / path
-        where = (f" (relative paths resolve against {base}, the folder "
-                 f"{'cckit lab was started in' if launched else 'this kernel runs in'})")
-    if not path.is_file():
-        raise InputError(f"site file {path} not found{where}", file=str(path),
-                         hint="set site_file to an absolute path, or one relative to that "
-                              "folder; \"\" = the embedded mock")
-    return path
-
-
-def _start(scenario: str, *, site_file: str | os.PathLike | None, nodes: Sequence[str] | None,
+def _start(sc: Scenario, *, site_file: str | os.PathLike | None, nodes: Sequence[str] | None,
            artifacts: str | os.PathLike | None, apply: bool, trust_on_first_use: bool,
            timeout: float, mock_restart_seconds: float, confirm: str, change: str,
            fresh: bool = False) -> Runbook:
-    if scenario not in SCENARIOS:
-        raise ProcedureError(f"unknown scenario {scenario!r}",
-                             hint=f"use one of {', '.join(SCENARIOS)}")
-    stamp = utc_stamp()
-    runs = Path(os.environ.get("CCKIT_RUNS_DIR") or "runs")
+    scenario = sc.name
     site_file = site_file or os.environ.get("CCKIT_SITE_FILE") or None
     embedded = site_file is None
+    folder = RunFolder(artifacts) if artifacts else None
     if embedded:
-        out = Path(artifacts) if artifacts else _new_folder(runs / scenario, stamp)
-        out.mkdir(parents=True, exist_ok=True)
-        site_file = _mocks.start(out / "mock", restart_seconds=mock_restart_seconds,
-                                 version=EMBEDDED_VERSION.get(scenario))
+        folder = folder or RunFolder.new(scenario)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        path = _mocks.start(folder.path / "mock", restart_seconds=mock_restart_seconds,
+                            version=sc.embedded_version)
     else:
-        site_file = _resolve_site_file(site_file)
-    site = load_site(Path(site_file))  # type: ignore[arg-type]
+        path = resolve_site_file(site_file)  # type: ignore[arg-type]
+    site = load_site(path)
     previous = _open.pop(site.name, None)
     if previous is not None:  # the start cell run again: release the earlier run's lock
         previous.session.close()
-    unfinished = [] if artifacts else _unfinished_runs(runs / scenario, site.name)
+    unfinished = [] if artifacts else RunFolder.unfinished(scenario, site.name)
     resume = None
     if not embedded:  # an embedded mock's state dies with its kernel: only real sites resume
-        if artifacts:
-            out = Path(artifacts)
-        else:
-            resume = next((r for r in unfinished if not fresh and r.apply == apply
-                           and scenario not in READ_ONLY), None)
-            out = resume.folder if resume else _new_folder(runs / scenario, stamp)
-        out.mkdir(parents=True, exist_ok=True)
-    session = SiteSession(site, workdir=out, nodes=list(nodes or []) or None,
-                          trust_on_first_use=trust_on_first_use, timeout=timeout,
-                          lock_dir=out / ".locks" if embedded else None)
+        if folder is None:
+            resume = next((r for r in unfinished if not fresh and not sc.read_only
+                           and r.status is not None and r.status.apply == apply), None)
+            folder = resume or RunFolder.new(scenario)
+        folder.path.mkdir(parents=True, exist_ok=True)
+    assert folder is not None
+    session = folder.session(site, embedded=embedded, nodes=list(nodes or []) or None,
+                             trust_on_first_use=trust_on_first_use, timeout=timeout)
     # we hold the site's lock now, so no other live run writes to these (an embedded mock's
     # run has its own lock in its folder: checked there)
     abandoned = [r for r in unfinished if r is not resume and (not embedded or r.lock_free())]
     for r in abandoned:
-        r.abandon(out, "a fresh run was asked for (fresh=True)" if fresh else
+        r.abandon(folder, "a fresh run was asked for (fresh=True)" if fresh else
                   "a later run of the same site replaced it")
-    rb = Runbook(scenario, site, session, out, apply, embedded_mock=embedded,
+    rb = Runbook(scenario, site, session, folder, apply, embedded_mock=embedded,
                  confirm=str(confirm or "").strip(), change=str(change or "").strip(),
                  generation=_generation)
-    if resume is not None:
-        rb.steps = resume.steps
-        if resume.status.get("status") == "running":  # nobody held its lock: it died
+    if resume is not None and resume.status is not None:
+        was: RunStatus = resume.status
+        rb.steps = list(was.steps)
+        if was.status is State.RUNNING:  # nobody held its lock: it died
             rb.steps.append(StepRecord(
-                dt.datetime.now(dt.UTC).isoformat(), resume.last_step or "run",
+                dt.datetime.now(dt.UTC).isoformat(), was.last_step or "run",
                 Outcome.INTERRUPTED, "the kernel running this run stopped (restart, crash "
                 "or closed session) after this step; resumed by the next start"))
-        rb.started = resume.started or rb.started
-        rb.resumed = [*resume.resumed, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
-        rb.continuity = (f"RESUMED the unfinished run in {out} (it was {resume.state}"
-                         f"{' at ' + resume.last_step if resume.last_step else ''}); "
+        rb.started = was.started or rb.started
+        rb.resumed = [*was.resumed, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")]
+        state = "interrupted" if was.status is State.RUNNING else was.status.value
+        rb.continuity = (f"RESUMED the unfinished run in {folder.path} (it was {state}"
+                         f"{' at ' + was.last_step if was.last_step else ''}); "
                          "to start a fresh run instead set fresh = True")
     elif abandoned and not embedded:  # (a rehearsal's narration stays the same every time)
         rb.continuity = (f"{len(abandoned)} unfinished earlier run(s) marked abandoned: "
-                         + ", ".join(str(r.folder) for r in abandoned))
+                         + ", ".join(str(r.path) for r in abandoned))
     _open[site.name] = rb
     return rb
-
-
-@dataclass
-class _Unfinished:
-    """An earlier run of this site and scenario that did not complete, from its status.json."""
-
-    folder: Path
-    status: dict[str, Any]
-
-    @property
-    def apply(self) -> bool:
-        return bool(self.status.get("apply", True))
-
-    @property
-    def state(self) -> str:
-        """``running`` with nobody holding its lock any more means it was interrupted."""
-        state = str(self.status.get("status"))
-        return "interrupted" if state == "running" else state
-
-    @property
-    def last_step(self) -> str:
-        steps = self.status.get("steps") or []
-        return str(steps[-1].get("step", "")) if steps else ""
-
-    @property
-    def steps(self) -> list[StepRecord]:
-        out = []
-        for s in self.status.get("steps") or []:
-            try:
-                out.append(StepRecord(str(s["time"]), str(s["step"]), Outcome(s["outcome"]),
-                                      str(s.get("message") or "")))
-            except (KeyError, ValueError):
-                continue
-        return out
-
-    @property
-    def started(self) -> dt.datetime | None:
-        try:
-            return dt.datetime.fromisoformat(str((self.status.get("record") or {})["started"]))
-        except (KeyError, ValueError, TypeError):
-            return None
-
-    @property
-    def resumed(self) -> list[str]:
-        return list((self.status.get("record") or {}).get("resumed") or [])
-
-    def lock_free(self) -> bool:
-        """No process holds this (embedded-mock) run's lock: its kernel is gone."""
-        import fcntl
-
-        for path in (self.folder / ".locks").glob("*.lock"):
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return False
-            finally:
-                os.close(fd)
-        return True
-
-    def abandon(self, by: Path, why: str) -> None:
-        status = dict(self.status)
-        status.update(status="abandoned", abandoned_by=str(by.resolve()),
-                      message=f"abandoned ({self.state} before): {why}: {by.resolve()}")
-        atomic_write(self.folder / "status.json", json.dumps(status, indent=2).encode())
-
-
-def _new_folder(parent: Path, stamp: str) -> Path:
-    """``parent/stamp``, or ``stamp-2``, ``-3``... if a run started in the same second."""
-    out, n = parent / stamp, 1
-    while out.exists():
-        n += 1
-        out = parent / f"{stamp}-{n}"
-    return out
-
-
-def _unfinished_runs(scenario_runs: Path, site: str) -> list[_Unfinished]:
-    """This site's runs under ``runs/<scenario>`` that neither completed nor were abandoned,
-    newest first (run folders are named by their UTC start time)."""
-    out = []
-    for path in sorted(scenario_runs.glob("*/status.json"), reverse=True):
-        try:
-            status = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if (isinstance(status, dict) and status.get("site") == site
-                and status.get("status") not in ("complete", "abandoned")):
-            out.append(_Unfinished(path.parent, status))
-    return out

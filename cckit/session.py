@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from . import certs, readiness
 from . import probe as _probe
 from .audit import AuditLog, site_lock
 from .errors import NodeTimeout, TransportError
-from .inventory import Node, Site, WebPort
 from .results import PortView
+from .sites import Node, Site, WebPort
 from .vos import Transport, connect, transport_class
 
 __all__ = ["SiteSession"]
@@ -162,8 +163,7 @@ class SiteSession:
                        for r in _probe.probe(node.address, wp.connect, timeout=self.tls_timeout,
                                              versions=("1.2",), server_name=_sni(node),
                                              clients=("browser",))]
-            if all(r.status == "ok" or (r.client == "ecdsa" and r.status == "handshake_failed")
-                   for r in results) and any(r.status == "ok" for r in results):
+            if results and all(r.status == "ok" for r in results):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise NodeTimeout(
@@ -172,6 +172,43 @@ class SiteSession:
                     hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",
                 )
             time.sleep(0.1)  # a wave waits on this: poll often (a TLS handshake is cheap)
+
+    def wait_in_service(self, node: Node, *, timeout: float = 900.0) -> float:
+        """Wait until ``node`` passes its role's readiness check (topology; on UCCX:
+        Finesse's SystemInfo says IN_SERVICE); seconds waited. No check: 0.
+
+        Polled often at first, then every second. Raises :class:`NodeTimeout` naming the last
+        answer when ``timeout`` runs out."""
+        check = node.spec.readiness
+        if check is None:
+            return 0.0
+        with self.on(node) as t:  # the pin: the tomcat the node stores, read over SSH
+            pin = certs.fingerprint_sha256(t.get_certificate("own", "tomcat/tomcat.pem"))
+        cred = self.site.finesse_credential
+        auth = self.site.credentials[cred].resolve(node=node.name) if cred else None
+        wp = next((w for w in node.web_ports if w.port == check.port), None)
+        start, pause = time.monotonic(), 0.25
+        while True:
+            answer = readiness.read(node.address, wp.connect if wp else check.port, check,
+                                    pin_sha256=pin, server_name=_sni(node),
+                                    host_header=f"{node.fqdn}:{check.port}", auth=auth,
+                                    timeout=self.tls_timeout, node=node.name)
+            waited = time.monotonic() - start
+            if answer.ready:
+                return waited
+            if waited > timeout:
+                raise NodeTimeout(
+                    f"{check.name} did not say {check.ready} (GET {check.path} on port "
+                    f"{check.port}) within {timeout:.0f} s after the restart; last answer: "
+                    f"{answer}", node=node.name,
+                    hint="no other node was restarted after it, so agents keep the other "
+                    f"UCCX node; check {check.service} and what it depends on ('utils service "
+                    "list': Cisco Unified CCX Engine, Notification Service), and once the "
+                    "node says IN_SERVICE rerun the restart step: it resumes with the next "
+                    "wave (to wait longer, raise in_service_timeout: the parameters cell, or "
+                    "-p in_service_timeout SECONDS)")
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)  # a poll is one HTTPS GET
 
 
 def _chunks(items: Sequence[_probe.Presented], n: int) -> Iterator[Sequence[_probe.Presented]]:

@@ -24,11 +24,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "COP_ACTIONS",
+    "COP_KEYS",
     "ECDSA_UNIT",
     "RSA_UNIT",
     "TOMCAT",
     "EcdsaState",
     "Product",
+    "ReadinessCheck",
     "Role",
     "RoleSpec",
     "WebService",
@@ -131,6 +134,41 @@ class WebService:
 
 
 @dataclass(frozen=True)
+class ReadinessCheck:
+    """What must answer before a restarted node counts as back for its users, beyond TLS.
+
+    ``GET https://<node>:<port><path>`` answers XML whose ``<status>`` is ``ready`` once the
+    application is in service; until then it says another status (or answers 503, or not
+    at all). Polled after every restart, before the next HA wave starts.
+    """
+
+    #: what answers (``Finesse``): "<name> <ready>" reads as what is waited for
+    name: str
+    #: the web service whose restart the check follows, and its port
+    service: str
+    port: int
+    path: str
+    ready: str
+    #: the other documented values of ``<status>`` (shown in messages)
+    not_ready: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``Finesse IN_SERVICE``."""
+        return f"{self.name} {self.ready}"
+
+
+# [doc] Finesse is in service when its SystemInfo says IN_SERVICE; OUT_OF_SERVICE (and
+# PARTIAL_SERVICE, where Finesse answers 503 to every other request) while its dependencies
+# (CTI, the notification service) are not up: Finesse developer guide, SystemInfo and
+# SystemInfo.Statuses, "Failure Scenarios" (a client periodically checks SystemInfo for
+# IN_SERVICE) and the desktop API errors (503 "when the system is just starting up").
+FINESSE_IN_SERVICE = ReadinessCheck(
+    "Finesse", "Cisco Finesse Tomcat", 8445, "/finesse/api/SystemInfo",
+    "IN_SERVICE", ("OUT_OF_SERVICE", "PARTIAL_SERVICE"))
+
+
+@dataclass(frozen=True)
 class RoleSpec:
     """What a node of one role is: its product, HA place, web services and COP family."""
 
@@ -157,6 +195,14 @@ class RoleSpec:
     client_auth_notice: str = ""
     #: what an RSA-signed tomcat-ECDSA breaks on this role, beyond not being presented
     rsa_signed_ecdsa_breaks: str = ""
+    #: what a restarted node must pass before the next HA wave, beyond serving TLS again
+    #: (None: TLS on every web port is the whole check)
+    readiness: ReadinessCheck | None = None
+
+    @property
+    def replicates_trust(self) -> bool:
+        """Receives tomcat-trust from its cluster's publisher (is no trust target itself)."""
+        return not self.trust_target and not self.publisher
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -239,11 +285,14 @@ _SPECS: dict[Role, RoleSpec] = {
     s.role: s for s in (
         RoleSpec(Role.UCCX_PUBLISHER, Product.UCCX, "UCCX publisher", publisher=True,
                  max_per_site=1, restart_wave=1, trust_target=True, web_services=_UCCX_WEB,
-                 cop_family="uccx", **_FN74382),
+                 cop_family="uccx", readiness=FINESSE_IN_SERVICE, **_FN74382),
         RoleSpec(Role.UCCX_SUBSCRIBER, Product.UCCX, "UCCX subscriber", publisher=False,
                  max_per_site=1, restart_wave=0, trust_target=False, web_services=_UCCX_WEB,
-                 cop_family="uccx", **_FN74382),
-        # a separate application: restarted alongside the subscriber (issue 12)
+                 cop_family="uccx", readiness=FINESSE_IN_SERVICE, **_FN74382),
+        # a separate application: restarted alongside the subscriber (issue 12). It runs no
+        # Finesse (Finesse is co-resident on the UCCX nodes only [doc: Finesse developer
+        # guide, "coresident Finesse deployment with Unified CCX"]) and no public document
+        # names an in-service API for it: serving TLS again is its whole check.
         RoleSpec(Role.SOCIALMINER, Product.SOCIALMINER, "SocialMiner", publisher=False,
                  max_per_site=None, restart_wave=0, trust_target=True, web_services=_SM_WEB,
                  cop_family="socialminer", **_FN74382,
@@ -258,6 +307,11 @@ _SPECS: dict[Role, RoleSpec] = {
 }
 
 ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+#: what a COP does to tomcat-ECDSA
+COP_ACTIONS = ("disable", "rollback")
+#: the site file's ``cop_files`` keys: ``<family>_<action>`` for each role's COP family
+COP_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
+    f"{s.cop_family}_{a}" for s in _SPECS.values() if s.cop_family for a in COP_ACTIONS))
 
 
 def spec(role: Role | str) -> RoleSpec:

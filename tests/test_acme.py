@@ -11,13 +11,12 @@ import pytest
 from cryptography import x509
 
 from cckit import certs
-from cckit.ca import SigningKey, get_adapter, sign_all
+from cckit.ca import SigningKey, check_options, get_adapter, sign_all
 from cckit.ca.acme import AcmeCA, ChalltestsrvUpdater, ManualUpdater, TxtRecord
-from cckit.ca.base import check_options
 from cckit.errors import GateError, InputError, MissingDependency, ProcedureError, WaitingForCA
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession, preflight
 from cckit.results import VersionRecord
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 
 from . import certfactory as cf

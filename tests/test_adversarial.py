@@ -229,8 +229,8 @@ def test_one_secret_name_rule_for_logs_and_parameters():
     (["-p", "ca_options", "{when: 2026-01-01, n: {1: x}}"], "ca_options.n: a key is a whole"),
     (["-p", "nodes", "&a [x]"], "-p nodes: the value is not plain YAML (anchors and aliases"),
     (["-p", "colour", "blue"], "colour: not a parameter of ca_signed (known: apply, artifacts, "
-     "ca, ca_options, change, confirm, fresh, hash_algorithm, key_size, nodes, renew, "
-     "site_file)"),
+     "ca, ca_options, change, confirm, fresh, hash_algorithm, in_service_timeout, key_size, "
+     "nodes, renew, replication_timeout, site_file)"),
 ])
 def test_bad_parameters_are_one_line_errors(args, expected, tmp_path):
     # --plan checks the parameters and touches nothing
@@ -308,7 +308,7 @@ def test_hostile_certificate_files_are_refused_quickly(blob, expected, tmp_path)
 def _site_with(mutate) -> dict:
     import copy
 
-    from .test_inventory import GOOD
+    from .test_sites import GOOD
 
     data = copy.deepcopy(GOOD)
     mutate(data)
@@ -360,7 +360,7 @@ def test_ssh_black_hole_says_it_timed_out_connecting(tmp_path, capfd):
 
     from cckit.credentials import Secret
     from cckit.errors import ConnectError
-    from cckit.inventory import Node
+    from cckit.sites import Node
     from cckit.vos.ssh import SSHTransport
 
     with socket.socket() as hole:  # accepts TCP, never says a word
@@ -399,9 +399,9 @@ def test_ctrl_c_mid_command_then_rerun_reuses_every_pending_csr(mock, tmp_path):
     import threading
 
     from cckit.ca import get_adapter
-    from cckit.inventory import load_site
     from cckit.procedures import SiteSession
     from cckit.procedures.ca_signed import CaSigned
+    from cckit.sites import load_site
 
     ca = get_adapter("lab", directory=tmp_path / "labca")
     with SiteSession(load_site(mock.site_file), workdir=tmp_path / "run", tls_timeout=3) as s:
@@ -428,9 +428,9 @@ def test_rerun_of_an_interrupted_renewal_does_not_renew_a_node_twice(mock, tmp_p
     from cckit import certs
     from cckit.ca import get_adapter
     from cckit.errors import TransportError
-    from cckit.inventory import load_site
     from cckit.procedures import SiteSession
     from cckit.procedures.ca_signed import CaSigned
+    from cckit.sites import load_site
 
     ca = get_adapter("lab", directory=tmp_path / "labca")
     site = load_site(mock.site_file)
@@ -545,7 +545,7 @@ def test_killed_run_is_recorded_as_interrupted_by_the_next(mock, tmp_path):
 
 
 def test_site_identity_is_the_publisher_whatever_the_file(shared_mock, tmp_path):
-    from cckit.inventory import load_site
+    from cckit.sites import load_site
 
     a = load_site(site_variant(shared_mock, tmp_path / "a" / "site.yaml"))
     b = load_site(site_variant(shared_mock, tmp_path / "b" / "other-name.yaml",
@@ -564,8 +564,8 @@ def test_a_copied_site_file_is_locked_too_and_the_lock_names_its_holder(
     import socket
 
     from cckit.errors import SiteLockedError
-    from cckit.inventory import load_site
     from cckit.procedures import SiteSession
+    from cckit.sites import load_site
 
     monkeypatch.setenv("CCKIT_LOCK_DIR", str(tmp_path / "locks"))
     first = load_site(site_variant(shared_mock, tmp_path / "a" / "site.yaml"))
@@ -585,7 +585,7 @@ def test_a_copied_site_file_is_locked_too_and_the_lock_names_its_holder(
 
 def test_run_refused_by_the_lock_touches_no_other_runs_folder(shared_mock, tmp_path):
     from cckit.audit import site_lock
-    from cckit.inventory import load_site
+    from cckit.sites import load_site
 
     busy = tmp_path / "busy"  # the other run's folder, with its record so far
     busy.mkdir()

@@ -18,10 +18,10 @@ import yaml
 
 from cckit import certs, topology
 from cckit.ca import get_adapter
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.renew_tomcat import RenewTomcat
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 from tests import certfactory, chromium
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cckit.audit import AuditLog, operation, read, redact_arguments, site_lock, to_dataframe
+from cckit import audit, display
+from cckit.audit import AuditLog, operation, read, redact_arguments, site_lock
 from cckit.credentials import MASK, Secret
 from cckit.errors import InputError, SiteLockedError
 
@@ -44,8 +45,8 @@ def test_record_fields_and_jsonl(tmp_path):
     assert recs[0]["fingerprints_after"] == {"tomcat-ECDSA": "CC:DD"}
     assert recs[1]["fingerprints_before"] is None and recs[1]["error"] == "boom"
     assert read(tmp_path / "logs" / "audit.jsonl") == recs
-    df = to_dataframe(tmp_path / "logs" / "audit.jsonl")
-    assert list(df["node"]) == ["uccx1", "uccx2"] and str(df["time"].dt.tz) == "UTC"
+    df = display.frame(read(tmp_path / "logs" / "audit.jsonl"), audit.FIELDS)
+    assert list(df["node"]) == ["uccx1", "uccx2"] and list(df.columns) == list(audit.FIELDS)
 
 
 def test_secrets_never_written(tmp_path):

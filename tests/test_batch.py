@@ -9,8 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from cckit.batch import discover_sites, plan_batch, run_batch
+from cckit.batch import plan_batch, run_batch
 from cckit.errors import InputError
+from cckit.sites import discover_sites
 from cckit.vosmock.testing import running_site
 
 pytestmark = pytest.mark.timeout(300)
@@ -139,3 +140,42 @@ def test_batch_leaves_the_working_directory_alone(tmp_path, two_sites):
     result = run_batch("preflight", folder, tmp_path / "out", concurrency=2, progress=False)
     assert result.ok
     assert os.getcwd() == before  # papermill's cwd= would chdir the process from threads
+
+
+def test_a_renamed_duplicate_site_name_is_confirmed_by_its_own_name(tmp_path, monkeypatch):
+    """Two site files for two sites that share a name: the batch runs the second as
+    ``east-<file stem>`` (its folder and row), but the go-ahead it gives that run is the
+    site's own name, which is what the run checks (the batch's label was refused: issue 24).
+    No node is contacted: the jobs, then the run's start, read the site files only."""
+    import yaml
+
+    from cckit import batch, runbook
+
+    monkeypatch.setenv("CCKIT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CCKIT_LOCK_DIR", str(tmp_path / "locks"))
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    for stem, host in (("east", "uccx1.east.example.com"), ("east2", "uccx1.dr.example.com")):
+        (folder / f"{stem}.yaml").write_text(yaml.safe_dump({
+            "site": "east", "domain": "example.com",
+            "credentials": {"os-admin": {"username": "administrator",
+                                         "password": {"env": "CCKIT_TEST_PW"}}},
+            "nodes": [{"name": "pub", "role": "uccx-publisher", "host": host}]}))
+    jobs = batch._jobs(discover_sites(folder), tmp_path / "out")
+    assert [(j.name, j.error) for j in jobs] == [("east", None), ("east-east2", None)]
+    given = {}
+    monkeypatch.setattr(batch, "run_runbook", lambda scenario, out, *, parameters, site_file,
+                        **kw: given.setdefault(site_file.name, parameters))
+    for job in jobs:
+        batch._run_site("ca_signed", job, {})
+    assert given == {"east.yaml": {"confirm": "east"}, "east2.yaml": {"confirm": "east"}}
+    # what the renamed site's run accepts: its own name, not the batch's label
+    rb = runbook.start("ca_signed", site_file=jobs[1].site_file, confirm=jobs[1].confirm,
+                       artifacts=tmp_path / "run")
+    try:
+        assert rb.confirmed()
+        rb.confirm = jobs[1].name
+        assert not rb.confirmed()
+    finally:
+        rb.session.close()
+        runbook._open.clear()

@@ -1,9 +1,11 @@
 """JupyterLab in a real browser (Playwright driving Debian's chromium, nothing downloaded).
 
-One runbook (preflight, the cheapest) is opened from a copy, run with Run > Run All Cells,
-and must end with no error output; then a headless run's HTML report must fit an A4
-landscape page's width when printed. Screenshots go to docs/img/ when CCKIT_SCREENSHOTS is
-set. Skipped when chromium or playwright is missing.
+JupyterLab is started as an engineer does, with ``cckit lab`` (fresh copies of the runbooks).
+One runbook (preflight, the cheapest) is run with Run > Run All Cells and must end with no
+error output and its record written; ca_signed and renew_tomcat are stepped cell by cell
+with Shift+Enter as a new user would, mistakes included; a headless run's HTML report must
+fit an A4 landscape page's width when printed. Screenshots go to docs/img/ when
+CCKIT_SCREENSHOTS is set. Skipped when chromium or playwright is missing.
 """
 
 from __future__ import annotations
@@ -62,15 +64,13 @@ def browser():
 @pytest.fixture
 def lab(tmp_path):
     root = tmp_path / "lab"
-    root.mkdir()
-    shutil.copy(ROOT / "runbooks" / "preflight.ipynb", root)
     port, token = free_port(), "cckit-test-token"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-           "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd = [sys.executable, "-m", "cckit", "lab", "--no-browser", f"--port={port}",
+           f"--dir={root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
+    cmd += ["--", f"--IdentityProvider.token={token}", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     # no "get notified about Jupyter news?" toast over the screenshots (and no request)
     settings = tmp_path / "lab-settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
@@ -80,7 +80,7 @@ def lab(tmp_path):
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
                JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = (tmp_path / "lab.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -147,36 +147,16 @@ def test_jupyterlab_runs_a_runbook_without_error(browser, lab):
         page.locator(".jp-CodeCell").nth(-2).scroll_into_view_if_needed()
         page.screenshot(path=str(folder / "jupyterlab-preflight.png"))
     assert (ROOT / "runbooks" / "preflight.ipynb").read_bytes() == tracked
-    # the record of an interactive run: the finish cell copied the notebook as last saved
-    # (never, here) and says so; JupyterLab's save command, then rb.save_record(), copies it
-    # with every output of the run
-    # (JupyterLab renders only the cells in view: the saved file is read, not the page)
+    # the record of an interactive run: the finish cell wrote it, with every output the
+    # kernel showed (its own summary too), without a save or a second call; said once
     [run] = list((root.parent / "runs" / "preflight").iterdir())
-    saved_before = (root / "preflight.ipynb").stat().st_mtime
-    menu(page, "File", "Save Notebook")
-    deadline = time.monotonic() + 30
-    while True:  # saved: a newer file that is a whole notebook (not one being written)
-        path = root / "preflight.ipynb"
-        if path.stat().st_mtime != saved_before:
-            body = path.read_text()
-            with contextlib.suppress(ValueError):
-                json.loads(body)
-                break
-        assert time.monotonic() < deadline, "JupyterLab did not save the notebook"
-        time.sleep(0.2)
-    assert "READ-ONLY" in body and "Traceback" not in body
-    assert "before this run started" in body and "rb.save_record()" in body
-    page.locator(".jp-CodeCell").nth(-1).click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("b")  # a new cell below the finish cell
-    page.keyboard.press("Enter")
-    page.keyboard.type("rb.save_record()")
-    page.keyboard.press("Shift+Enter")
-    page.wait_for_function("() => document.querySelector('.jp-Notebook').innerText"
-                           ".includes('record: the notebook as saved at')", timeout=60_000)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert text.count("record:") == 1 and "without this run's outputs" not in text
     copy = (run / "preflight.ipynb").read_text()
-    assert "read only, nothing changed" in copy  # the finish cell's output is in the record
+    assert "read only, nothing changed" in copy and "READ-ONLY" in copy
+    assert "Recommended scenario" in copy and "Traceback" not in copy
     assert (run / "preflight.html").is_file()
+    assert "without this run" not in (run / "preflight.html").read_text()
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "complete" and status["record"]["parameters"]["ca_capability"]
     # a kernel restart, then everything again from the top: a new run (the embedded mock
@@ -252,12 +232,14 @@ def test_the_stop_button_during_the_restart_then_run_all_resumes(browser, lab, t
         assert status["status"] == "interrupted" and status["failed_step"] == "restart", status
         # one line, not a wall of traceback
         # (the cell's outputs: the live progress display, then the error)
-        out = page.locator(".jp-CodeCell:has-text('proc.restart') .jp-Cell-outputArea").first
+        out = page.locator(".jp-CodeCell:has-text('rb.step(\"restart\")') "
+                           ".jp-Cell-outputArea").first
         out.scroll_into_view_if_needed()
         assert "StepInterrupted: restart interrupted" in out.text_content()
         assert "Traceback" not in out.text_content()
         if (folder := shots()) is not None:
-            page.locator(".jp-CodeCell:has-text('proc.restart')").scroll_into_view_if_needed()
+            page.locator(".jp-CodeCell:has-text('rb.step(\"restart\")')"
+                         ).scroll_into_view_if_needed()
             page.screenshot(path=str(folder / "jupyterlab-stop-button.png"))
         # the engineer runs everything from the top again
         menu(page, "Run", "Run All Cells")
@@ -352,8 +334,8 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
         return next(i for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and code in c.source)
 
-    first_change, restart, verify = (index("proc.generate_csrs"), index("proc.restart"),
-                                     index("proc.verify"))
+    first_change, restart, verify = (index('rb.step("generate_csrs")'),
+                                     index('rb.step("restart")'), index('rb.step("verify")'))
     plan, before = index("rb.plan(proc)"), index("rb.presented(\"before")
     page = open_notebook(browser, url, token, "renew_tomcat.ipynb")
     cells = page.locator(".jp-Notebook .jp-Cell")
@@ -365,17 +347,21 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
 
     def progress_shot() -> None:  # the live display, if the restart lasts long enough
         with contextlib.suppress(playwright_api.TimeoutError):
-            page.wait_for_function(  # both nodes of the first wave on the display
+            page.wait_for_function(  # the first wave back (the subscriber in service), the
+                # publisher going down: the whole schedule on one display
                 "() => [...document.querySelectorAll('.cckit-progress')].some(e =>"
-                " e.textContent.includes('uccx-sub:') && e.textContent.includes('sm:'))",
+                " e.textContent.includes('in service after')"
+                " && e.textContent.includes('sm: stopped')"
+                " && e.textContent.includes('uccx-pub: stopped'))",
                 timeout=10_000)
             cells.nth(restart).screenshot(path=str(folder / "jupyterlab-renew-progress.png"))
     for i, c in enumerate(nb.cells):
         if i == restart:
             # the plan was shown (and read) before anything changed, and is still there
-            assert plan < first_change and "Plan for renew_tomcat: 20 command(s)" in shown[plan]
-            assert "stage 4: restart on uccx-sub, sm at once" in shown[plan]
-            assert "stage 5: restart on uccx-pub" in shown[plan]
+            assert plan < first_change and "Plan for renew_tomcat: 21 command(s)" in shown[plan]
+            assert "stage 3: upload_trust on uccx-sub" in shown[plan]  # its replication
+            assert "stage 5: restart on uccx-sub, sm at once" in shown[plan]
+            assert "stage 6: restart on uccx-pub" in shown[plan]
             assert "utils service restart Cisco Tomcat" in shown[plan]
             if folder is not None:
                 cells.nth(plan).locator(".jp-Cell-outputArea").scroll_into_view_if_needed()
@@ -389,7 +375,7 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
             assert "ECDSA" not in cells.nth(i).locator("table thead").inner_text()
             if folder is not None:
                 cell_shot(page, cells.nth(i), folder / "jupyterlab-renew-before.png")
-        if i == index("proc.generate_csrs") and folder is not None:
+        if i == first_change and folder is not None:
             cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-csrs.png"))
     # cells ran one by one, in order
     counts = [int(cells.nth(i).locator(".jp-InputArea-prompt").text_content().strip("[]: "))
@@ -398,7 +384,7 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
     # the live display: each node's restart while it ran, emptied once the step ended
     seen = page.evaluate("window.cckitProgress")
     for node in ("uccx-pub", "uccx-sub", "sm"):
-        assert any(f"{node}: restart" in t for t in seen), seen
+        assert any(f"{node}: stopped" in t for t in seen), seen
     assert not any(cells.nth(restart).locator(".cckit-progress").all_text_contents())
     assert "[OK] restart: 3 node(s) restarted in HA-safe order" in shown[restart] \
         or "OK restart: 3 node(s) restarted in HA-safe order" in shown[restart]
@@ -464,10 +450,184 @@ def test_ca_signed_tables_show_what_agents_browsers_are_shown(browser, lab):
     for r in rows:
         assert ("-EC." in r["browser"]) == (r["port"] in agents), r  # 210528, port by port
         assert "self-signed" in r["browser"], r
-    rows = shown(index("proc.verify"), "verify")
+    rows = shown(index('rb.step("verify")'), "verify")
     assert len(rows) == 24 and all(r["as expected"] == "yes" for r in rows)
     assert {r["port"] for r in rows if r["client"] == "browser"
             and "issuer cckit lab EC" in r["presented"]} == agents
     assert all("(RSA, self-signed)" in r["presented"] for r in rows
                if r["client"] == "browser" and r["port"] not in agents)
     assert len(shown(index("rb.compare"), "compare")) == 36
+
+
+def test_the_restart_cell_shows_the_in_service_wait(browser, lab, tmp_path):
+    """ca_signed on a mock with real timing (trust replicates seconds after the upload,
+    Finesse is in service seconds after its Tomcat answers TLS): Run All, and the live
+    progress shows the replication wait in the trust cell and, in the restart cell, each
+    UCCX node stopped, TLS up, then waiting for Finesse IN_SERVICE before the next wave."""
+    import nbformat
+
+    from cckit.vosmock.testing import running_site
+
+    url, token, root = lab
+    with running_site(tmp_path / "vosmock", restart_seconds=0.5, replication_seconds=3,
+                      finesse_ready_seconds=5) as mock:
+        nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+        params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        params.source += f"\nsite_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'\n"
+        nbformat.write(nb, str(root / "ca_signed.ipynb"))
+        page = open_notebook(browser, url, token, "ca_signed.ipynb")
+        page.evaluate(_WATCH_PROGRESS)
+        folder = shots()
+        menu(page, "Run", "Run All Cells")
+        for wanted, cell, name in (
+                (["uccx-sub: waiting for tomcat-trust to replicate to uccx-sub"],
+                 'rb.step("upload_trust")', "jupyterlab-replication-wait.png"),
+                (["uccx-sub: stopped", "waiting for Finesse IN_SERVICE"], 'rb.step("restart")',
+                 "jupyterlab-in-service-wait.png"),
+                (["in service after", "uccx-pub: stopped", "waiting for Finesse IN_SERVICE"],
+                 'rb.step("restart")', "jupyterlab-in-service-wait-publisher.png")):
+            page.wait_for_function(
+                "(w) => [...document.querySelectorAll('.cckit-progress')].some(e =>"
+                " w.every(x => e.textContent.includes(x)))", arg=wanted, timeout=120_000)
+            if folder is not None:
+                c = page.locator(f".jp-CodeCell:has-text('{cell}')").first
+                c.scroll_into_view_if_needed()
+                c.screenshot(path=str(folder / name))
+        run_all_done(page, 14)
+        no_error_cell(page)
+    seen = page.evaluate("window.cckitProgress")
+    arrow = "\N{RIGHTWARDS ARROW}"
+    for node in ("uccx-sub", "uccx-pub"):  # each UCCX node: stopped, TLS up, in service
+        assert any(f"{node}: stopped {arrow} TLS up after" in t
+                   and "waiting for Finesse IN_SERVICE" in t for t in seen), seen
+    # the publisher went down only once the subscriber was in service
+    first = next(t for t in seen if "uccx-pub: stopped" in t)
+    sub = next(line for line in first.splitlines() if line.startswith("uccx-sub:"))
+    assert "in service after" in sub, first
+    restart = page.locator(".jp-CodeCell:has-text('rb.step(\"restart\")')").first
+    rows = {r["node"]: r for r in html_rows(restart)}
+    assert rows["uccx-sub"]["back when"] == "TLS up, Finesse IN_SERVICE"
+    assert rows["sm"]["back when"] == "TLS up" and rows["sm"]["in service after"] == ""
+    assert float(rows["uccx-sub"]["in service after"].split()[0]) >= 5
+
+
+def select_and_run(page, cell) -> str:
+    """Select ``cell`` (command mode), Shift+Enter, wait until it has run; what it shows
+    (an error included: this is how a mistake looks to the engineer)."""
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    before = cell.locator(".jp-InputPrompt").text_content()
+    page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt")
+    page.wait_for_function("([e, was]) => /\\[\\d+\\]/.test(e.textContent)"
+                           " && e.textContent !== was",
+                           arg=[prompt.element_handle(), before], timeout=120_000)
+    return cell.locator(".jp-Cell-outputArea").inner_text()
+
+
+def test_a_new_user_steps_ca_signed_cell_by_cell(browser, lab):
+    """ca_signed on the embedded mock as a new user walks it (issue 24): a step cell tried
+    in the fresh kernel says which cell to run first (no NameError); a step run too early
+    names the earliest missing step; then Kernel > Restart and Clear Outputs, and every cell
+    in order with Shift+Enter, each output read before the next. The restart narration says
+    what the plan runs, each restart row of the record names its service, the summary shows
+    every step's time, and the finish cell writes the record itself (no save, one "record:"
+    line, no stale line): the notebook with every output and its HTML."""
+    import re
+
+    import nbformat
+
+    url, token, root = lab
+    nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
+
+    def index(code: str) -> int:
+        return next(i for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and code in c.source)
+
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    start, plan = index("runbook.start("), index("rb.plan(proc)")
+    verify, restart = index('rb.step("verify")'), index('rb.step("restart")')
+    ops, finish = index("rb.operations()"), index("rb.finish()")
+    page = open_notebook(browser, url, token, "ca_signed.ipynb")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    assert cells.count() == len(nb.cells)
+    folder = shots()
+    # 1. the fresh kernel: a step cell first, as a new user clicking around does
+    shown = select_and_run(page, cells.nth(verify))
+    assert "NameError" not in shown and "Traceback" not in shown, shown
+    assert "ProcedureError: refusing: no run is open in this kernel" in shown, shown
+    assert "run the notebook from the top: the parameters cell" in shown, shown
+    if folder is not None:
+        cells.nth(verify).screenshot(path=str(folder / "jupyterlab-ca-fresh-kernel.png"))
+    # 2. the parameters, the start, the plan; then the verify cell, too early
+    for i in (params, start, plan):
+        assert "Error" not in select_and_run(page, cells.nth(i)), i
+    shown = select_and_run(page, cells.nth(verify))
+    assert ("verify needs generate_csrs, sign, gate, upload_trust, upload_identities and "
+            "restart first; nothing was done") in shown, shown
+    assert "run the generate_csrs cell first" in shown and "Traceback" not in shown
+    if folder is not None:
+        cells.nth(verify).screenshot(path=str(folder / "jupyterlab-ca-too-early.png"))
+    # 3. start over as the message says: a clean kernel, every cell in order
+    menu(page, "Kernel", "Restart Kernel and Clear Outputs of All Cells…")
+    page.locator(".jp-Dialog button.jp-mod-accept").click(timeout=10_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)
+    no_error_cell(page)
+    cells.nth(0).click()
+    page.keyboard.press("Escape")
+    out: dict[int, str] = {}
+    for i, c in enumerate(nb.cells):
+        out[i] = step_cell(page, cells.nth(i), code=c.cell_type == "code")
+        if c.cell_type == "code" and i != params:
+            assert out[i].strip(), f"cell {i} shows nothing: {c.source}"
+    no_error_cell(page)
+    # (JupyterLab renders only the cells in view: each is scrolled to before it is read)
+    def cell(i: int):
+        cells.nth(i).scroll_into_view_if_needed()
+        return cells.nth(i)
+
+    # the restarts: the narration says what the plan runs; three services per UCCX node
+    shown_md = cell(restart - 1).locator(".jp-RenderedMarkdown")
+    shown_md.wait_for(timeout=10_000)
+    narration = " ".join((shown_md.text_content() or "").split())
+    assert "the plan above shows each one per node" in narration, narration
+    assert "restart Cisco Tomcat`, subscriber first" not in nb.cells[restart - 1].source
+    planned = html_rows(cell(plan))
+    for node, n in (("uccx-pub", 3), ("uccx-sub", 3), ("sm", 1)):
+        assert sum(r["node"] == node and r["step"] == "restart" for r in planned) == n, node
+    restarted = [r for r in html_rows(cell(ops)) if r["operation"] == "restart_service"]
+    assert len(restarted) == 7 and {r["on"] for r in restarted} == {
+        "Cisco Tomcat", "Cisco Finesse Tomcat", "Cisco Unified CCX Socket.IO Service"}
+    if folder is not None:
+        cell(restart).screenshot(path=str(folder / "jupyterlab-ca-restart.png"))
+        row = cell(ops).locator("tr:has-text('restart_service')").first
+        row.scroll_into_view_if_needed()
+        page.mouse.wheel(0, 250)  # the restart rows, not the fingerprints above them
+        page.screenshot(path=str(folder / "jupyterlab-ca-operations.png"))
+    # the summary: every step with its time; the record written by this cell, said once
+    summary = html_rows(cell(finish))
+    assert [r["step"] for r in summary][-1] == "finish" and len(summary) >= 10
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["time"]) for r in summary)
+    said = " ".join(cell(finish).locator(".jp-Cell-outputArea").inner_text().split())
+    assert said.count("record:") == 1 and "without this run's outputs" not in said
+    if folder is not None:
+        cell(finish).screenshot(path=str(folder / "jupyterlab-ca-summary.png"))
+    # the run folders: runs/<scenario>/<UTC time>; the first (before the restart) abandoned
+    runs = sorted((root.parent / "runs" / "ca_signed").iterdir())
+    assert len(runs) == 2 and all(re.fullmatch(r"\d{8}T\d{6}Z(-\d+)?", r.name) for r in runs)
+    first, run = (json.loads((r / "status.json").read_text()) for r in runs)
+    assert first["status"] == "abandoned" and run["status"] == "complete"
+    record = nbformat.read(runs[1] / "ca_signed.ipynb", as_version=4)
+    code = [c for c in record.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == [c.source for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs for c in code[1:]) and not any(
+        o.output_type == "error" for c in code for o in c.outputs)
+    last = "".join(o.get("data", {}).get("text/html", "") for o in code[-1].outputs)
+    assert re.search(r"<td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</td>\s*<td>finish</td>",
+                     re.sub(r"<span[^>]*>|</span>|<wbr>", "", last)) and "record:" in last
+    html = re.sub(r"<span[^>]*>|</span>|<wbr>", "", (runs[1] / "ca_signed.html").read_text())
+    assert re.search(r"<td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ</td>\s*<td>finish</td>", html)
+    assert "<td>Cisco Finesse Tomcat</td>" in html
+    assert "without this run" not in html and "Traceback" not in html

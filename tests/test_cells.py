@@ -1,7 +1,8 @@
 """A live kernel driven cell by cell (nbclient), as an engineer does in JupyterLab.
 
-Cells run out of order, after a kernel restart, with a missing site file and with a
-misspelled parameter: each is refused with one message, and nothing changes on the mock.
+Cells run out of order, in a fresh kernel, after a kernel restart, with a missing site file
+and with a misspelled parameter: each is refused with one message naming the first cell to
+run, and nothing changes on the mock.
 """
 
 from __future__ import annotations
@@ -89,15 +90,17 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
             # the plan says a confirmation is missing; the first change is refused
             assert cells.run("rb.plan(proc)") is None
             assert "confirmation: MISSING" in cells.text("rb.plan(proc)")
-            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+            one_line(cells.run('rb.step("generate_csrs")'), "ProcedureError",
                      "explicit confirmation", "confirm = 'vosmock'")
             # out of order: uploading before the CSRs and the gate
             cells.run_code("confirm = 'vosmock'")
             assert cells.run("runbook.start(") is None
             assert cells.run("rb.plan(proc)") is None
             assert "confirmation: 'vosmock' given" in cells.text("rb.plan(proc)")
-            err = cells.run("proc.upload_identities")
-            assert err is not None and len(err["traceback"]) == 1, err
+            # the earliest missing step is named: one refusal is enough to know where to go
+            one_line(cells.run('rb.step("upload_identities")'), "ProcedureError",
+                     "upload_identities needs generate_csrs, sign, gate and upload_trust first",
+                     "run the generate_csrs cell first")
             # a misspelled CA option: one line naming the known ones
             cells.run_code("ca_options = {'algoritm': 'rsa'}")
             one_line(cells.run("rb.plan(proc)"), "InputError", "unknown option algoritm",
@@ -109,13 +112,13 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
                      str(tmp_path / "no-such-site.yaml"), "relative paths resolve against")
             one_line(cells.run("rb.presented("), "ProcedureError",
                      "the latest start cell failed")
-            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+            one_line(cells.run('rb.step("generate_csrs")'), "ProcedureError",
                      "the latest start cell failed")
             # a misspelled parameter typed into the warm kernel: refused, not ignored
             cells.run_code(f"site_file = {str(mock.site_file)!r}\naply = False")
             one_line(cells.run("runbook.start("), "InputError",
                      "aply = False is not a parameter of this runbook: did you mean apply?")
-            one_line(cells.run("proc.generate_csrs"), "ProcedureError",
+            one_line(cells.run('rb.step("generate_csrs")'), "ProcedureError",
                      "the latest start cell failed")
             cells.run_code("del aply")
             # re-running the start cell replaces the run: the earlier run's objects refuse
@@ -123,15 +126,30 @@ def test_cell_by_cell_refusals_change_nothing(tmp_path, monkeypatch):
             assert cells.run("runbook.start(") is None
             one_line(cells.run_code("old.presented()"), "ProcedureError",
                      "replaced by a later start cell")
-            # a kernel restart: everything is gone; the new run refuses to skip the plan
+            # a kernel restart: everything is gone; every cell refuses in one line naming the
+            # first cell to run (never a NameError), and the new run refuses to skip the plan
             run_sync(client.km.restart_kernel)()
             run_sync(client.kc.wait_for_ready)(timeout=60)
             assert cells.run_code("rb")["ename"] == "NameError"  # really a fresh kernel
+            for needle in ('rb.step("verify")', "rb.plan(proc)", "rb.presented(", "rb.finish()"):
+                one_line(cells.run(needle), "ProcedureError", "no run is open in this kernel",
+                         "the parameters cell has not run")
+            one_line(cells.run("runbook.start("), "ProcedureError",
+                     "the parameters cell has not run in this kernel")
             assert cells.run("site_file = ") is None
+            one_line(cells.run('rb.step("verify")'), "ProcedureError",
+                     "the latest start cell failed", "parameters cell has not run",
+                     "run the start cell again")
             cells.run_code(f"site_file = {str(mock.site_file)!r}\nconfirm = 'vosmock'")
             assert cells.run("runbook.start(") is None
             one_line(cells.run_code("rb.step(lambda: None)"), "ProcedureError",
                      "before the plan has been shown")
+            one_line(cells.run('rb.step("verify")'), "ProcedureError",
+                     "refusing to run verify before the plan has been shown")
+            assert cells.run("rb.plan(proc)") is None
+            one_line(cells.run('rb.step("verify")'), "ProcedureError", "verify needs "
+                     "generate_csrs, sign, gate, upload_trust, upload_identities and restart first",
+                     "run the generate_csrs cell first")
             assert cells.run("rb.finish()") is None
         assert node_state(mock) == before
 
@@ -168,9 +186,9 @@ def test_kernel_restart_then_rerun_from_the_top_resumes_the_files_ca_run(tmp_pat
     runs = tmp_path / "runs"
     monkeypatch.setenv("CCKIT_RUNS_DIR", str(runs))
     nb = nbformat.read(ROOT / "runbooks" / "ca_signed.ipynb", as_version=4)
-    steps = ["rb.presented(", "rb.plan(proc)", "proc.generate_csrs", "proc.sign)", "proc.gate",
-             "proc.upload_trust", "proc.upload_identities", "proc.restart", "proc.verify",
-             "rb.compare(", "rb.operations()", "rb.finish()"]
+    steps = ["rb.presented(", "rb.plan(proc)", *(f'rb.step("{s}")' for s in (
+        "generate_csrs", "sign", "gate", "upload_trust", "upload_identities", "restart",
+        "verify")), "rb.compare(", "rb.operations()", "rb.finish()"]
     with running_site(tmp_path / "vosmock", restart_seconds=0) as mock:
         client = NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
                                 resources={"metadata": {"path": str(tmp_path)}})
@@ -182,7 +200,7 @@ def test_kernel_restart_then_rerun_from_the_top_resumes_the_files_ca_run(tmp_pat
             assert cells.run("runbook.start(") is None
             for needle in steps[:3]:
                 assert cells.run(needle) is None, needle
-            assert cells.run("proc.sign)")["ename"] == "WaitingForCA"
+            assert cells.run('rb.step("sign")')["ename"] == "WaitingForCA"
             [run] = list((runs / "ca_signed").iterdir())
             assert json.loads((run / "status.json").read_text())["status"] == "waiting"
             assert sign_outbox(run, tmp_path / "enterprise-ca") == 3

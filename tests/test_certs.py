@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from cckit import certs
+from cckit import certs, display
 from cckit.errors import CckitError, CertificateLoadError, GateError
 
 from .certfactory import (
@@ -139,7 +139,7 @@ def test_describe_fields(pki):
 
 
 def test_dataframe(pki):
-    df = certs.to_dataframe([pki["leaf"], pki["root"].cert], now=NOW)
+    df = display.frame(certs.describe(c, now=NOW) for c in [pki["leaf"], pki["root"].cert])
     assert list(df["subject_cn"]) == ["uccx1-EC.cc.example.com", "Lab EC Root"]
     assert list(df["is_ca"]) == [False, True]
     assert df.loc[0, "sans"] == "DNS:uccx1.cc.example.com, DNS:cc.example.com"

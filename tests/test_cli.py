@@ -78,3 +78,30 @@ def test_site_check_reports_problems(tmp_path):
     (tmp_path / "s.yaml").write_text("site: x\nnodes: []\n")
     r = cckit("site", "check", str(tmp_path / "s.yaml"))
     assert r.returncode == 1 and "at least the UCCX publisher" in r.stderr
+
+
+def test_lab_copies_every_runbook_and_passes_the_options(tmp_path, monkeypatch):
+    """``cckit lab`` (what ``make lab ARGS=...`` runs): fresh copies of every runbook, never
+    the shipped ones; the port, browser, root and extra options reach JupyterLab; its
+    kernels learn the launch folder (relative site files) and where run folders go."""
+    from cckit.cli import build_parser, lab_command
+    from cckit.scenarios import FLEET_RUNBOOK, SCENARIOS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CCKIT_RUNS_DIR", raising=False)
+    args = build_parser().parse_args(["lab", "--port", "9999", "--no-browser",
+                                      "--allow-root"])
+    cmd, env, folder = lab_command(args, ["--ServerApp.token=x"])
+    assert folder.parent == tmp_path / "runs" / "lab"
+    assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted([*SCENARIOS, FLEET_RUNBOOK])
+    assert cmd[1:4] == ["-m", "jupyter", "lab"] and f"--ServerApp.root_dir={folder}" in cmd
+    assert {"--port=9999", "--no-browser", "--allow-root"} <= set(cmd)
+    assert cmd[-1] == "--ServerApp.token=x"
+    assert env["CCKIT_LAUNCH_DIR"] == str(tmp_path)
+    assert env["CCKIT_RUNS_DIR"] == str(tmp_path / "runs")
+    # a folder given again keeps the engineer's copies
+    (folder / "preflight.ipynb").write_text("{}")
+    lab_command(build_parser().parse_args(["lab", "--dir", str(folder)]))
+    assert (folder / "preflight.ipynb").read_text() == "{}"
+    r = cckit("lab", "--help")
+    assert r.returncode == 0 and "--no-browser" in r.stdout and "--allow-root" in r.stdout

@@ -13,8 +13,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from cckit import display
 from cckit._internal.fs import safe_name
-from cckit.clienttrust import build_trust_bundle, thumbprint_sha1
+from cckit.clienttrust import ROW_COLUMNS, build_trust_bundle, thumbprint_sha1
 from cckit.errors import InputError
 
 from .certfactory import make_csr, make_root, rsa_key, sign_csr
@@ -69,7 +70,7 @@ def test_bundle_files(tmp_path, node_certs):
         assert t in readme
     assert "GPO" in readme and "policies.json" in readme and "Remove" in readme
 
-    df = b.to_dataframe()
+    df = display.frame(b.rows, list(ROW_COLUMNS))
     assert list(df.columns) == ["node", "cn", "key", "not_after", "shown_on", "sha256", "sha1",
                                 "file"]
     assert len(df) == 4 and set(df["sha1"]) == set(thumbs)

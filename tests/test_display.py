@@ -12,7 +12,6 @@ from cckit import display
 from cckit.procedures.renew_tomcat import RenewTomcat
 from cckit.results import (
     Action,
-    Outcome,
     Plan,
     PlannedCommand,
     PortChange,
@@ -20,7 +19,7 @@ from cckit.results import (
     StepResult,
     TrustRecord,
 )
-from cckit.runbook import PRESENTED_TO
+from cckit.scenarios import RENEW_TOMCAT
 
 FP = ":".join(["AB"] * 32)  # a SHA-256 fingerprint as VOS shows it
 
@@ -48,7 +47,7 @@ def test_renew_tomcat_shows_only_the_rsa_client_and_a_browser():
     """renew_tomcat's nodes (11.6+) have no tomcat-ECDSA: its port views are for the client
     the procedure verifies with and a browser, and a one-client before/after has no client
     column."""
-    assert PRESENTED_TO["renew_tomcat"] == ("browser", RenewTomcat.client)
+    assert RENEW_TOMCAT.clients == ("browser", RenewTomcat.client)
 
     view = PortView("uccx-pub", 8443, "Cisco Tomcat", "rsa", "refused", None)
     one = StepResult("before/after", "v", [PortChange(view, view)])
@@ -89,7 +88,8 @@ def test_text_table_lines_up_and_an_empty_plan_keeps_its_columns():
 
 def test_showing_results_does_not_import_pandas():
     """pandas (numpy, pyarrow) cost a quarter of a runbook kernel's CPU: a notebook's step
-    results, plans and record tables render without it; ``.table()`` still gives a frame."""
+    results, plans and record tables render without it; ``display.table`` still gives a
+    frame."""
     code = (
         "import sys\n"
         "from cckit import display\n"
@@ -104,6 +104,5 @@ def test_showing_results_does_not_import_pandas():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
     assert r.stdout.strip() == "False"
-    frame = StepResult("s", "v", [TrustRecord("pub", "CA", Action.UPLOADED, "AB")],
-                       Outcome.OK).table()
+    frame = display.table([TrustRecord("pub", "CA", Action.UPLOADED, "AB")])
     assert list(frame["node"]) == ["pub"]

@@ -104,9 +104,9 @@ def test_the_wheel_ships_every_runbook(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-index", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import cckit.headless as h; "
-             "assert h.__file__.startswith(sys.argv[1]), h.__file__; "
-             "print(h.runbook_path('preflight'))")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import cckit.scenarios as s; "
+             "assert s.__file__.startswith(sys.argv[1]), s.__file__; "
+             "print(s.runbook_path('preflight'))")
     env = {k: v for k, v in os.environ.items() if k != "CCKIT_RUNBOOKS"}
     found = subprocess.run([sys.executable, "-c", probe, str(site)], cwd=tmp_path, env=env,
                            check=True, capture_output=True, text=True).stdout.strip()
@@ -114,7 +114,7 @@ def test_the_wheel_ships_every_runbook(tmp_path):
 
 
 def test_runbooks_dir_prefers_the_env_then_the_checkout(monkeypatch, tmp_path):
-    from cckit.headless import runbooks_dir
+    from cckit.scenarios import runbooks_dir
 
     monkeypatch.delenv("CCKIT_RUNBOOKS", raising=False)
     assert runbooks_dir() == ROOT / "runbooks"  # a checkout: edits to a notebook count

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cckit import display
 from cckit import probe as P
 from cckit.errors import CertificateLoadError, ProbeError
 
@@ -256,7 +257,7 @@ def test_probe_many_and_dataframe(pki, dual, rsa_only):
     assert [(r.port, r.client) for r in results] == [
         (dual, "browser"), (dual, "ecdsa"), (dual, "rsa"),
         (rsa_only, "browser"), (rsa_only, "ecdsa"), (rsa_only, "rsa")]
-    df = P.to_dataframe(results)
+    df = display.frame(results)
     assert list(df.columns) == ["host", "port", "client", "tls", "status", "cn", "key",
                                 "issuer", "sha256", "trusted", "detail"]
     assert df.loc[1, "cn"] == "uccx1-EC.cc.example.com"

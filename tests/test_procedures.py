@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cckit import certs
+from cckit import certs, display
 from cckit.ca import get_adapter
 from cckit.errors import (
     AuthenticationError,
@@ -22,12 +22,12 @@ from cckit.errors import (
     TransportError,
     WaitingForCA,
 )
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession, preflight
 from cckit.procedures.ca_signed import CaSigned
 from cckit.procedures.rsa_only import RsaOnly
 from cckit.procedures.self_signed import SelfSigned
 from cckit.results import Action, Outcome
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 
 pytestmark = pytest.mark.timeout(240)
@@ -122,8 +122,8 @@ def test_ca_signed_end_to_end(session, tmp_path):
     assert adv.scenario == "done" and not adv.next_step, adv
     first = min(r.cert.not_after for r in after.values())
     due = (first - dt.timedelta(days=preflight.RENEW_BEFORE_DAYS)).date().isoformat()
-    assert f"next renewal due {due}" in str(adv) and "renew=True" in str(adv)
-    assert str(adv).startswith("Nothing to do: the site is CA-signed")
+    assert f"next renewal due {due}" in display.text(adv) and "renew=True" in display.text(adv)
+    assert display.text(adv).startswith("Nothing to do: the site is CA-signed")
 
 
 def test_rsa_signed_is_stopped_at_the_gate_and_nothing_changes(session, mock, tmp_path):
@@ -301,7 +301,7 @@ def test_preflight_advice_reads_the_inventory(session):
                              f"confirm={site.name!r}, ca='files'")
     assert adv.command == (f"cckit run ca_signed --site {site.path} -p confirm {site.name} "
                            "-p ca files")
-    assert adv.next_step in str(adv) and adv.command in adv._repr_html_()
+    assert adv.next_step in display.text(adv) and adv.command in display.html(adv)
 
 
 def test_trust_on_first_use_only_when_asked(mock, tmp_path):

@@ -8,9 +8,9 @@ import pytest
 
 from cckit import certs
 from cckit.ca import get_adapter
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.renew_tomcat import RenewTomcat
+from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 from tests import pebble as pb
 from tests.chromium import needs_chromium, nssdb

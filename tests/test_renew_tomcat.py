@@ -16,9 +16,9 @@ from cckit._internal import x509build
 from cckit.ca import CertificateAuthority, SignedCertificate, get_adapter
 from cckit.certs import GateCode
 from cckit.errors import GateError, InputError, ProcedureError
-from cckit.inventory import load_site
 from cckit.procedures import SiteSession
 from cckit.procedures.renew_tomcat import RenewTomcat
+from cckit.sites import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_site
 from tests import certfactory, chromium
@@ -169,7 +169,7 @@ def test_cckit_run_renew_tomcat(mock, tmp_path):
     rsa = [p for p in status["presented"] if p["client"] == "rsa"]
     assert rsa and all(p["cn"].endswith(".cc.example.com") for p in rsa)
     browser = [p for p in status["presented"] if p["client"] == "browser"]
-    # 12.5: no ECDSA client view (PRESENTED_TO); a browser is shown the same renewed tomcat
+    # 12.5: no ECDSA client view (RENEW_TOMCAT.clients); a browser is shown the same renewed tomcat
     assert len(rsa) + len(browser) == len(status["presented"])
     assert [p["sha256"] for p in browser] == [p["sha256"] for p in rsa]
     assert assert_no_secret(out, secrets_of(mock)) > 3

@@ -16,7 +16,7 @@ from cryptography import x509
 from cckit import certs, topology
 from cckit.credentials import MASK, Secret
 from cckit.errors import CommandError, TransportError
-from cckit.inventory import CopRepository, Node
+from cckit.sites import CopRepository, Node
 from cckit.vos.ssh import SSHTransport
 from cckit.vos.transcript import parse
 

@@ -120,7 +120,7 @@ def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path)
               "--out", str(good), "-q")
     assert r.returncode == 0, r.stderr
     gen = next(c for c in nbformat.read(good / "ca_signed.ipynb", as_version=4).cells
-           if c.cell_type == "code" and "proc.generate_csrs" in c.source)
+           if c.cell_type == "code" and 'rb.step("generate_csrs")' in c.source)
     # the step's result (the live progress display before it is empty once the step ends)
     html = "".join(o["data"]["text/html"] for o in gen.outputs if o.get("data"))
     assert "".join(gen.outputs[0]["data"]["text/plain"]) == ""
@@ -209,8 +209,8 @@ def test_parameters_never_carry_secrets(tmp_path):
 def test_start_cell_run_twice_in_one_kernel(mock, tmp_path):
     from cckit import runbook
     from cckit.errors import SiteLockedError
-    from cckit.inventory import load_site
     from cckit.procedures import SiteSession
+    from cckit.sites import load_site
 
     first = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "a")
     second = runbook.start("preflight", site_file=mock.site_file, artifacts=tmp_path / "b")

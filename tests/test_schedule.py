@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from cckit import audit
+from cckit import audit, display
 from cckit.ca import get_adapter
 from cckit.errors import CckitError, ProcedureError, TransportError
 from cckit.orchestration import parallel, restart_nodes, restart_waves
 from cckit.procedures.ca_signed import CaSigned
-from cckit.results import Action
+from cckit.results import Action, PlannedCommand
 
 from .test_procedures import mock, session  # noqa: F401  (the same fixtures)
 
@@ -84,14 +84,17 @@ def test_restarts_never_take_both_uccx_nodes_down(session, tmp_path):  # noqa: F
     # every wave-0 restart was logged (finished) before the publisher's first started
     assert all(r["node"] != pub for r in log[:first_pub]) and first_pub >= 2
     assert all(r["started"] <= r["time"] for r in log)  # one line: its start and its end
-    # the events, as they happened: the publisher goes down only once the others serve TLS
+    # the events, as they happened: the publisher goes down only once the others are back
+    # (TLS, then Finesse IN_SERVICE on the UCCX subscriber)
     at = {(e.node, e.operation, e.phase): e for e in events}
     for node in session.nodes:
+        r = next(r for r in result.records if r.node == node.name)
         assert at[(node.name, "restart", "ended")].elapsed == pytest.approx(
-            next(r.serving_after for r in result.records if r.node == node.name), abs=0.05)
+            r.in_service_after or r.serving_after, abs=0.05)
+        assert (r.in_service_after is not None) == (node.spec.readiness is not None)
         if node.name != pub:
-            assert at[(node.name, "wait_serving", "ended")].time \
-                <= at[(pub, "restart", "started")].time
+            last = "wait_in_service" if node.spec.readiness else "wait_serving"
+            assert at[(node.name, last, "ended")].time <= at[(pub, "restart", "started")].time
     # the time out of service is measured per node from its first service going down (each
     # service restart takes the mock's 0.2 s), not from the last one's return
     for r in result.records:
@@ -100,8 +103,10 @@ def test_restarts_never_take_both_uccx_nodes_down(session, tmp_path):  # noqa: F
     lines = (tmp_path / "p.log").read_text().splitlines()
     assert len(lines) == len(events) and any(
         f"restart: {pub}: restart ended after" in line for line in lines)
-    assert all(line.startswith(f"{n.name}: restart ended after ") for n, line in
-               zip(session.nodes, board.lines(), strict=True))
+    # each node's line: its milestones from the stop
+    for n, line in zip(session.nodes, board.lines(), strict=True):
+        assert line.startswith(f"{n.name}: stopped \N{RIGHTWARDS ARROW} TLS up after "), line
+        assert ("\N{RIGHTWARDS ARROW} in service after " in line) == bool(n.spec.readiness)
 
 
 def test_a_failed_import_lets_the_others_finish_and_the_rerun_resumes(session, mock,  # noqa: F811
@@ -181,13 +186,18 @@ def test_the_plan_shows_the_schedule(session, tmp_path):  # noqa: F811
     pub, sub = session.site.publisher.name, session.site.subscribers[0].name
     stage = {(c.step, c.node): c.stage for c in plan.commands}
     assert {stage[("generate_csrs", n.name)] for n in session.nodes} == {1}
-    assert stage[("upload_trust", pub)] == 2 and stage[("upload_identities", sub)] == 3
-    assert stage[("restart", sub)] == stage[("restart", "sm")] == 4
-    assert stage[("restart", pub)] == 5
+    # the subscriber's trust arrives by replication: polled after the publisher's upload,
+    # before any identity upload
+    assert stage[("upload_trust", pub)] == 2 and stage[("upload_trust", sub)] == 3
+    assert stage[("upload_identities", sub)] == 4
+    assert stage[("restart", sub)] == stage[("restart", "sm")] == 5
+    assert stage[("restart", pub)] == 6
     lines = plan.schedule()
     assert lines[0].startswith("stage 1: generate_csrs on ") and lines[0].endswith("at once")
-    assert lines[-1] == f"stage 5: restart on {pub}"
-    assert "Schedule stage 4: restart on" in str(plan) and "stage" in plan.table().columns
+    assert lines[2] == f"stage 3: upload_trust on {sub}"
+    assert lines[-1] == f"stage 6: restart on {pub}"
+    assert "Schedule stage 5: restart on" in display.text(plan)
+    assert "stage" in display.table(plan.commands, PlannedCommand).columns
 
 
 def test_preflight_reads_every_node_at_once(session):  # noqa: F811

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from urllib3.util.ssl_ import create_urllib3_context
 
-from cckit import certs
+from cckit import certs, display
 from cckit.credentials import Secret
 from cckit.errors import (
     AuthenticationError,
@@ -24,7 +24,7 @@ from cckit.errors import (
     HostKeyError,
     InputError,
 )
-from cckit.inventory import CopRepository, RestEndpoint, load_site
+from cckit.sites import CopRepository, RestEndpoint, load_site
 from cckit.vos import connect
 from cckit.vos.base import NotSupported
 from cckit.vos.rest import RestTransport, normalize_fingerprint
@@ -334,7 +334,7 @@ def test_ca_signed_end_to_end_over_rest(tmp_path):
             rest_node(n, cafile=cafile) for n in loaded.nodes))
         with SiteSession(site, workdir=tmp_path / "run", tls_timeout=3) as s:
             proc = CaSigned(s, get_adapter("lab", directory=tmp_path / "ca"))
-            assert "POST /platformcom/api/v1/certmgr/config/csr" in str(proc.plan())
+            assert "POST /platformcom/api/v1/certmgr/config/csr" in display.text(proc.plan())
             results = proc.run_all()
             assert all(r.ok for r in results), results
             assert results[-1].verdict.startswith("every port presents the CA-signed")

@@ -976,9 +976,9 @@ def test_serve_command_writes_site_file_and_stops_on_sigterm(tmp_path):
 
 @pytest.mark.parametrize("version", ["11.5.1.10000-61", "14.0.1.10000-1"])
 def test_site_file_loads_with_the_inventory(tmp_path, version):
-    inventory = pytest.importorskip("cckit.inventory")
+    sitemod = pytest.importorskip("cckit.sites")
     with running_site(tmp_path, version=version) as site:
-        loaded = inventory.load_site(site.site_file)
+        loaded = sitemod.load_site(site.site_file)
         assert [n.name for n in loaded.nodes] == list(site.nodes)
         # no release of UCCX or SocialMiner has certmgr REST (DESIGN.md): no REST port
         assert all(n.rest is None for n in loaded.nodes)

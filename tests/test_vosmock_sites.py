@@ -94,9 +94,9 @@ def test_three_sites_are_distinct_and_their_site_files_load(tmp_path):
         assert other.returncode == 255
         p = tls_probe(sites[2].nodes["sm"].web_ports[0], SIGALGS_ECDSA)
         assert p.ok and p.subject_cn == "sm1-EC.site-003.cc.example.com"
-        inventory = pytest.importorskip("cckit.inventory")
+        sitemod = pytest.importorskip("cckit.sites")
         for s in sites:
-            loaded = inventory.load_site(s.site_file)
+            loaded = sitemod.load_site(s.site_file)
             assert [n.name for n in loaded.nodes] == list(s.nodes)
             assert loaded.cop_repository.port == s.sftp_port
 

@@ -9,6 +9,8 @@ it signs with before any CSR is sent (:meth:`CertificateAuthority.signing_key`).
 Third-party adapters register under the ``cckit.ca`` entry-point group.
 """
 
-from .base import CertificateAuthority, SignedCertificate, SigningKey, get_adapter, sign_all
+from .base import CertificateAuthority, SignedCertificate, SigningKey, sign_all
+from .registry import check_options, get_adapter
 
-__all__ = ["CertificateAuthority", "SignedCertificate", "SigningKey", "get_adapter", "sign_all"]
+__all__ = ["CertificateAuthority", "SignedCertificate", "SigningKey", "check_options",
+           "get_adapter", "sign_all"]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import abc
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cryptography import x509
 
 from ..errors import InputError, WaitingForCA
 
-__all__ = ["CertificateAuthority", "SignedCertificate", "SigningKey", "check_options",
-           "get_adapter", "sign_all"]
+__all__ = ["CertificateAuthority", "SignedCertificate", "SigningKey", "check_csr_signature",
+           "sign_all"]
 
 
 @dataclass(frozen=True)
@@ -121,50 +119,3 @@ def sign_all(
             hint=ca.waiting_hint(),
         )
     return signed
-
-
-def _builtin() -> dict[str, type[CertificateAuthority]]:
-    from .acme import AcmeCA
-    from .certsrv import ADCSCA
-    from .files import FilesCA
-    from .lab import LabCA
-
-    return {LabCA.name: LabCA, FilesCA.name: FilesCA, ADCSCA.name: ADCSCA, AcmeCA.name: AcmeCA}
-
-
-def _adapter_class(name: str) -> type[CertificateAuthority]:
-    adapters: dict[str, Any] = dict(_builtin())
-    for ep in entry_points(group="cckit.ca"):
-        adapters.setdefault(ep.name, ep)
-    if name not in adapters:
-        raise InputError(
-            f"unknown CA adapter {name!r}", hint=f"use one of {', '.join(sorted(adapters))}"
-        )
-    cls = adapters[name]
-    return cls if isinstance(cls, type) else cls.load()
-
-
-def check_options(name: str, options: Mapping[str, Any], *, complete: bool = True
-                  ) -> type[CertificateAuthority]:
-    """The adapter class for ``name`` after checking ``options`` against its signature
-    (``complete=False``: only that every option is known). Values are never shown."""
-    cls = _adapter_class(name)
-    sig = inspect.signature(cls)
-    try:
-        (sig.bind if complete else sig.bind_partial)(**options)
-    except TypeError:
-        known = [p for p, v in sig.parameters.items()
-                 if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
-        unknown = sorted(set(map(str, options)) - set(known))
-        missing = [p for p in known if p not in options
-                   and sig.parameters[p].default is inspect.Parameter.empty]
-        what = (f"unknown option {', '.join(unknown)}" if unknown
-                else f"missing option {', '.join(missing)}")
-        raise InputError(f"the {name} CA adapter: {what} (its options: "
-                         f"{', '.join(known)})", hint="fix ca_options") from None
-    return cls
-
-
-def get_adapter(name: str, **options: Any) -> CertificateAuthority:
-    """An adapter by name: built-in, or registered under the ``cckit.ca`` entry-point group."""
-    return check_options(name, options)(**options)

@@ -22,6 +22,7 @@ def _thresholds(text: str) -> tuple[int, ...]:
 def _inventory(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .. import display
     from . import Policy, parse_notifier, run_sweep
 
     notifiers = [parse_notifier(n) for n in args.notify or ()]
@@ -35,7 +36,7 @@ def _inventory(args: argparse.Namespace) -> int:
     if sweep.findings:
         cols = ["severity", "finding", "site", "node", "unit", "about", "runbook"]
         with pd.option_context("display.width", 250, "display.max_colwidth", 60):
-            print(sweep.findings_result().table()[cols].to_string(index=False))
+            print(display.table(sweep.findings)[cols].to_string(index=False))
     for p in sweep.problems:
         print(f"cckit: notify: {p}", file=sys.stderr)
     if notifiers:

@@ -23,7 +23,7 @@ from cryptography.x509 import verification
 from .. import certs, probe, topology
 from ..credentials import redact
 from ..errors import CckitError, ProcedureError
-from ..inventory import Node, Site, load_site
+from ..sites import Node, Site, load_site
 from ..vos import NotSupported, Transport, connect
 from .records import CertRow, CsrRow, NodeRow, PortRow, SiteInventory, TrustGap
 

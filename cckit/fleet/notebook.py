@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import display
 from .._internal.fs import utc_stamp
 from ..results import StepResult
 from .alerts import parse_notifier
@@ -51,6 +52,7 @@ def start(sites: Sequence[str | os.PathLike] = (), *, out: str | os.PathLike = "
           state: str | os.PathLike = "", mock_sites: int | None = None) -> Target:
     """The sites to sweep; none: start an embedded seeded mock fleet under ``out``/mock
     (``mock_sites`` sites, default one per seeded defect and a clean one)."""
+    display.use_ipython()
     runs = Path(os.environ.get("CCKIT_RUNS_DIR") or "runs")
     folder = Path(out) if out else runs / "inventory" / utc_stamp()
     folder.mkdir(parents=True, exist_ok=True)

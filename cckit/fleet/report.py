@@ -10,13 +10,12 @@ textfile collector (written atomically, as the collector requires).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import enum
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import display
 from .._internal.fs import atomic_write
 from .records import CertRow, CsrRow, Finding, NodeRow, PortRow, Severity
 
@@ -25,40 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = ["frame", "prometheus_text", "write_outputs", "write_table"]
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _value(v: Any) -> Any:
-    if isinstance(v, enum.Enum):
-        return v.value
-    if isinstance(v, tuple | list):
-        return "; ".join(str(_value(x)) for x in v)
-    return v
-
-
 def frame(records: Sequence[Any], cls: type) -> Any:
     """A typed DataFrame: one row per record, one column per field (its name)."""
-    import pandas as pd
-
-    names = [f.name for f in dataclasses.fields(cls)]
-    rows = [{n: _value(getattr(r, n)) for n in names} for r in records]
-    return pd.DataFrame(rows, columns=names)
-
-
-def _csv_safe(df: Any) -> Any:
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype == object or str(out[c].dtype).startswith(("string", "str")):
-            out[c] = out[c].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(
-                _FORMULA) else v)
-    return out
+    return display.frame(records, cls)
 
 
 def write_table(df: Any, path: Path, *, parquet: bool = False) -> list[Path]:
     """``path`` as CSV, and beside it ``.parquet`` when asked and pyarrow is there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _csv_safe(df).to_csv(path, index=False)
-    written = [path]
+    written = [display.write_csv(df, path)]
     if parquet:
         try:
             import pyarrow  # noqa: F401

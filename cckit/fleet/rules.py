@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .. import topology
+from ..scenarios import CA_SIGNED, PREFLIGHT, RSA_ONLY, SELF_SIGNED, renewing
 from ..topology import ECDSA_UNIT, RSA_UNIT
 from .records import CertRow, Code, CsrRow, Finding, NodeRow, PortRow, Severity, SiteInventory
 
@@ -77,13 +78,13 @@ def _expiry_fix(c: CertRow) -> tuple[str, str]:
     if c.store == "trust":
         return "", ("import the CA's renewed certificate (set cert import trust tomcat), then "
                     f"delete the old one (set cert delete trust {c.file})")
-    if c.unit == ECDSA_UNIT:
-        if c.self_signed:
-            return "ca_signed", "ca_signed (a CA-signed tomcat-ECDSA); or set cert regen " \
-                                "tomcat-ECDSA and restart Cisco Tomcat"
-        return "ca_signed", "ca_signed with renew = True"
-    return "", (f"renew {c.unit} in OS Administration (Cisco 118855); no cckit runbook "
-                f"changes {c.unit}")
+    sc = renewing(c.unit)  # the scenario that (re)issues this unit, from the registry
+    if sc is None:
+        return "", f"renew {c.unit} in OS Administration; no cckit runbook changes {c.unit}"
+    if c.self_signed and c.unit == ECDSA_UNIT:
+        return sc.name, (f"{sc.name} (a CA-signed {c.unit}); or set cert regen {c.unit} and "
+                         "restart Cisco Tomcat")
+    return sc.name, f"{sc.name} with renew = True"
 
 
 def _expiry(s: _Site, policy: Policy) -> Iterator[Finding]:
@@ -111,7 +112,8 @@ def _ecdsa_signing(s: _Site) -> Iterator[Finding]:
                 Severity.HIGH, Code.ECDSA_SELF_SIGNED, node.node, ECDSA_UNIT, ecdsa.subject,
                 f"tomcat is CA-signed ({rsa.issuer}) but tomcat-ECDSA is self-signed: agents' "
                 "browsers offering ECDSA are shown a certificate they do not trust",
-                "ca_signed", "ca_signed (a CA that signs with an EC key); or rsa_only",
+                CA_SIGNED.name, f"{CA_SIGNED.name} (a CA that signs with an EC key); or "
+                f"{RSA_ONLY.name}",
                 ecdsa.serial)
         elif not ecdsa.self_signed and ecdsa.signed_with == "RSA":
             breaks = topology.spec(node.role).rsa_signed_ecdsa_breaks
@@ -120,8 +122,8 @@ def _ecdsa_signing(s: _Site) -> Iterator[Finding]:
                 node.node, ECDSA_UNIT, ecdsa.subject,
                 f"tomcat-ECDSA is signed with RSA by {ecdsa.issuer!r}: not presented to "
                 "clients" + (f"; on this node it breaks {breaks}" if breaks else ""),
-                "rsa_only", "rsa_only (action = disable); or ca_signed with renew = True and "
-                "a CA that signs with an EC key", ecdsa.serial)
+                RSA_ONLY.name, f"{RSA_ONLY.name} (action = disable); or {CA_SIGNED.name} "
+                "with renew = True and a CA that signs with an EC key", ecdsa.serial)
 
 
 def _client_auth(s: _Site) -> Iterator[Finding]:
@@ -156,8 +158,9 @@ def _trust_gaps(s: _Site) -> Iterator[Finding]:
         yield s.finding(
             Severity.HIGH if own else Severity.MEDIUM, Code.TRUST_MISSING_CA, node,
             "tomcat-trust", missing, f"tomcat-trust lacks CA {missing!r}, which signs {ids}",
-            "ca_signed", "import the CA certificate (set cert import trust tomcat) on this "
-            "node; ca_signed with renew = True uploads every chain to each trust target")
+            CA_SIGNED.name, "import the CA certificate (set cert import trust tomcat) on "
+            f"this node; {CA_SIGNED.name} with renew = True uploads every chain to each trust "
+            "target")
 
 
 def _expected(s: _Site, node: NodeRow, p: PortRow) -> str | None:
@@ -200,14 +203,15 @@ def _ports(s: _Site) -> Iterator[Finding]:
         unit = RSA_UNIT if client == "rsa" else ECDSA_UNIT
         stored = s.own.get((node_name, unit))
         if want == "":
-            expected, runbook = "nothing (the disable COP is installed)", "rsa_only"
-            fix = "restart the services (the rsa_only runbook's restart step)"
+            expected, runbook = "nothing (the disable COP is installed)", RSA_ONLY.name
+            fix = f"restart the services (the {RSA_ONLY.name} runbook's restart step)"
         else:
             expected = f"the stored {unit} {stored.subject!r}" if stored else unit
-            runbook = "ca_signed" if unit == ECDSA_UNIT and stored and not stored.self_signed \
-                else ""
-            fix = ("restart the services so they load the stored certificate (ca_signed's "
-                   "restart step; or utils service restart Cisco Tomcat)" if runbook else
+            runbook = CA_SIGNED.name if unit == ECDSA_UNIT and stored \
+                and not stored.self_signed else ""
+            fix = ("restart the services so they load the stored certificate ("
+                   f"{CA_SIGNED.name}'s restart step; or utils service restart Cisco Tomcat)"
+                   if runbook else
                    "utils service restart for the service on these ports")
         yield s.finding(
             Severity.HIGH if p.status != "ok" and want else Severity.MEDIUM, Code.PORT_MISMATCH,
@@ -225,15 +229,16 @@ def _cops(s: _Site, reported: set[tuple[str, str]]) -> Iterator[Finding]:
             yield s.finding(
                 Severity.LOW, Code.DISABLE_COP_CA_SIGNED, node.node, ECDSA_UNIT, ecdsa.subject,
                 "the ECDSA-disabling COP is installed although tomcat-ECDSA is CA-signed with "
-                "an EC key: it is never offered", "rsa_only",
-                "rsa_only (action = rollback), or keep RSA-only on purpose", ecdsa.serial)
+                "an EC key: it is never offered", RSA_ONLY.name,
+                f"{RSA_ONLY.name} (action = rollback), or keep RSA-only on purpose",
+                ecdsa.serial)
         elif (node.ecdsa_cop == "rollback" and node.ecdsa_in_use and ecdsa.self_signed
               and (rsa is None or rsa.self_signed)):
             yield s.finding(
                 Severity.MEDIUM, Code.ROLLBACK_COP_SELF_SIGNED, node.node, ECDSA_UNIT,
                 ecdsa.subject, "the rollback COP offers tomcat-ECDSA again but it is "
-                "self-signed: agents are asked to accept another certificate", "ca_signed",
-                "ca_signed; or rsa_only (action = disable) again", ecdsa.serial)
+                "self-signed: agents are asked to accept another certificate", CA_SIGNED.name,
+                f"{CA_SIGNED.name}; or {RSA_ONLY.name} (action = disable) again", ecdsa.serial)
 
 
 #: findings that already report why a node's tomcat-ECDSA troubles agents
@@ -261,10 +266,11 @@ def _agents(s: _Site, reported: set[str]) -> Iterator[Finding]:
             gadgets, f"agents' browsers are shown {problem} on {ports}: "
             + ("it should not be presented (CSCvb58580)" if rsa else
                "agents are asked to accept it (a browser trusting CA-signed RSA certificates "
-               "blocks it)"), "preflight",
-            "push the self-signed certificates to agent PCs (self_signed), have tomcat-ECDSA "
-            "CA-signed with an EC key (ca_signed), or stop offering it (rsa_only); preflight "
-            "advises which", " ".join(sorted({p.node for p in ps})))
+               "blocks it)"), PREFLIGHT.name,
+            f"push the self-signed certificates to agent PCs ({SELF_SIGNED.name}), have "
+            f"tomcat-ECDSA CA-signed with an EC key ({CA_SIGNED.name}), or stop offering it "
+            f"({RSA_ONLY.name}); {PREFLIGHT.name} advises which",
+            " ".join(sorted({p.node for p in ps})))
 
 
 def _csrs(s: _Site, policy: Policy, csrs: Iterable[CsrRow]) -> Iterator[Finding]:
@@ -274,8 +280,9 @@ def _csrs(s: _Site, policy: Policy, csrs: Iterable[CsrRow]) -> Iterator[Finding]
             yield s.finding(
                 Severity.LOW, Code.OLD_CSR, c.node, c.unit, c.subject,
                 f"a {c.unit} CSR has been pending for {c.age_days} days (first seen "
-                f"{c.first_seen:%Y-%m-%d})", "ca_signed" if ecdsa else "",
-                "send it to the CA and run ca_signed (it reuses the pending CSR)" if ecdsa
+                f"{c.first_seen:%Y-%m-%d})", CA_SIGNED.name if ecdsa else "",
+                f"send it to the CA and run {CA_SIGNED.name} (it reuses the pending CSR)"
+                if ecdsa
                 else "finish or abandon the CSR in OS Administration", c.public_key_sha256)
 
 
@@ -287,8 +294,8 @@ def _errors(s: _Site) -> Iterator[Finding]:
         if n.error:
             yield s.finding(
                 Severity.HIGH if not n.version else Severity.LOW, Code.NOT_INVENTORIED,
-                n.node, "", n.host, n.error, "preflight",
-                "check reachability and the credential (the preflight runbook)")
+                n.node, "", n.host, n.error, PREFLIGHT.name,
+                f"check reachability and the credential (the {PREFLIGHT.name} runbook)")
 
 
 def findings(inv: SiteInventory, policy: Policy | None = None,

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..batch import discover_sites, make_executor
 from ..errors import InputError
+from ..executors import make_executor
 from ..results import Outcome as _Outcome
 from ..results import StepResult, col
+from ..sites import discover_sites
 from .alerts import Notifier, SweepState, notify
 from .collect import SweepOptions, collect_site
 from .records import CertRow, CsrRow, Finding, NodeRow, PortRow, Severity, SiteInventory

@@ -19,8 +19,7 @@ from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
 from ..errors import CckitError, GateError, InputError, ProcedureError
-from ..inventory import Node
-from ..orchestration import parallel, restart_nodes, restart_waves
+from ..orchestration import parallel, restart_nodes, restart_waves, wait_replicated
 from ..results import (
     Action,
     CsrRecord,
@@ -33,7 +32,9 @@ from ..results import (
     TrustRecord,
     VerifyRecord,
 )
+from ..scenarios import CA_SIGNED
 from ..session import SiteSession
+from ..sites import Node
 from ..topology import ECDSA_UNIT as UNIT
 from .base import Procedure, step
 
@@ -63,8 +64,9 @@ class CaSigned(Procedure):
     #: the unit renewed and the TLS client that sees it (renew_tomcat: tomcat, rsa)
     unit: str = UNIT
     client: str = "ecdsa"
-    scenario: str = "ca_signed"
+    scenario: str = CA_SIGNED.name
     key_sizes: tuple[int, ...] = tuple(certs.VOS_EC_CURVES.values())
+    waits = ("replication_timeout", "in_service_timeout")
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = False,
                  min_days: int = 30, key_size: int | None = None,
@@ -144,17 +146,26 @@ class CaSigned(Procedure):
             p.add(node.name, "upload_trust", s.command(node, "upload_trust"),
                   "each root/intermediate not yet in tomcat-trust (skipped by fingerprint)",
                   stage=2)
+        replicas = list(s.site.replicas(todo))
+        for node in replicas:
+            src = s.site.trust_source(node)
+            p.add(node.name, "upload_trust", s.command(node, "list_trust"),
+                  f"polled until the CA certificates have replicated from "
+                  f"{src.name if src else 'the publisher'} (at most "
+                  f"{self.replication_timeout:.0f} s)", stage=3)
+        stage = 4 if replicas else 3
         for node in todo:
             p.add(node.name, "upload_identities",
                   s.command(node, "upload_identity", unit=self.unit),
-                  "after the gate; skipped when already stored", stage=3)
+                  "after the gate; skipped when already stored", stage=stage)
         for wave, nodes in enumerate(restart_waves(s.nodes)):
             for node in nodes:
                 for service in node.restart_services():
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
                           "unless it already presents the new certificate; subscriber first, "
-                          "then the publisher once the subscriber serves TLS again",
-                          stage=4 + wave)
+                          "the publisher once the others are back (this node is back at: "
+                          + _back(node, self.in_service_timeout) + ")",
+                          stage=stage + 1 + wave)
         return p
 
     # ------------------------------------------------------------------ steps
@@ -297,8 +308,19 @@ class CaSigned(Procedure):
 
         # The publisher and SocialMiner at once; on each, root first, one after the other.
         records = [r for rs in parallel(trust_targets(s) if ca_certs else (), one) for r in rs]
-        return StepResult.tally("upload_trust", records, Action.UPLOADED,
-                                "{n} trust certificate(s) uploaded, {rest} already present")
+        # Then the subscribers, which receive it by replication, some time later: polled
+        # (bounded) until every CA their certificate needs is there. A rerun resumes here.
+        needs = {n.name: tuple(reversed(self.signed[n.name].chain))  # root first
+                 for n in s.site.replicas(s.nodes)
+                 if n.name in self.signed and self.signed[n.name].chain}
+        records += wait_replicated(s, needs, timeout=self.replication_timeout)
+        uploaded = sum(r.action is Action.UPLOADED for r in records)
+        replicated = sum(r.action is Action.REPLICATED for r in records)
+        return StepResult.tally(
+            "upload_trust", records, Action.UPLOADED,
+            "{n} trust certificate(s) uploaded, "
+            + (f"{replicated} replicated, " if replicated else "")
+            + f"{len(records) - uploaded - replicated} already present")
 
     def _upload_groups(self) -> list[list[Node]]:
         """The nodes whose identity uploads run at once, group after group."""
@@ -324,8 +346,8 @@ class CaSigned(Procedure):
                 raise ProcedureError(
                     f"the issuer {certs.describe(issuer).subject_cn if issuer else '?'!r} is "
                     "not in the node's tomcat-trust", node=node.name, unit=self.unit,
-                    hint="run upload_trust first (trust on the publisher replicates to the "
-                    "subscriber; wait a moment and rerun if it has not arrived yet)")
+                    hint="rerun upload_trust: it uploads what is missing and waits until "
+                    "the subscriber has it by replication")
             with s.on(node) as t, operation(s.audit, node.name, "upload_identity",
                                             {"unit": self.unit, "ca_file": ca_file},
                                             before={self.unit: before}) as op:
@@ -343,12 +365,12 @@ class CaSigned(Procedure):
     def restart(self, *, timeout: float = 600) -> StepResult:
         """Step 8: restart the services in HA-safe order so the new certificates are used.
 
-        The subscriber goes first and must serve TLS again before the publisher restarts, so
-        agents always have one UCCX node. A node already presenting its expected certificate
-        to an ECDSA client is skipped.
+        The subscriber goes first and must be back (TLS, then Finesse IN_SERVICE) before the
+        publisher restarts, so agents always have one UCCX node. A node already presenting
+        its expected certificate to an ECDSA client is skipped (and still checked).
         """
         return restart_nodes(self.session, self.expected(), timeout=timeout, unit=self.unit,
-                             client=self.client)
+                             client=self.client, in_service_timeout=self.in_service_timeout)
 
     @step(after=("restart",))
     def verify(self) -> StepResult:
@@ -392,6 +414,13 @@ class CaSigned(Procedure):
         """Every step in order (what a headless run does)."""
         return [self.generate_csrs(), self.sign(), self.gate(), self.upload_trust(),
                 self.upload_identities(), self.restart(), self.verify()]
+
+
+def _back(node: Node, in_service_timeout: float) -> str:
+    """What "back" means for ``node`` before the next wave (topology), and its bound."""
+    check = node.spec.readiness
+    return (f"TLS up, then {check.label}, at most {in_service_timeout:.0f} s" if check
+            else "TLS up")
 
 
 def _csr_record(node: str, action: Action,

@@ -7,9 +7,7 @@ When you have a CA which is capable to sign ECDSA certificates with RSA only").
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Literal
 
 from cryptography.x509.verification import VerificationError
@@ -18,12 +16,22 @@ from .. import certs, topology
 from ..ca import CertificateAuthority, SigningKey
 from ..display import agent_prompts
 from ..errors import CckitError
-from ..inventory import Node
 from ..orchestration import parallel
-from ..results import CertRecord, Outcome, Plan, PortView, StepResult, VersionRecord
+from ..results import (
+    DONE,
+    Advice,
+    CertRecord,
+    Outcome,
+    Plan,
+    PortView,
+    StepResult,
+    VersionRecord,
+)
+from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SELF_SIGNED
 from ..session import SiteSession
+from ..sites import Node
 from ..vos import NotSupported
-from .base import Procedure
+from .base import Procedure, step
 
 __all__ = ["Advice", "Preflight", "advise"]
 
@@ -32,55 +40,6 @@ CaCapability = Literal["ec", "rsa-only", "none"]
 
 #: a renewal is due this many days before the first presented certificate expires
 RENEW_BEFORE_DAYS = 30
-#: the parameters each runbook needs besides the site (a CA-signed run: the files adapter
-#: serves any offline or enterprise CA; "adcs" for AD CS web enrollment)
-_NEXT_PARAMETERS: dict[str, dict[str, str]] = {
-    "ca_signed": {"ca": "files"}, "rsa_only": {"action": "disable"}, "self_signed": {}}
-
-
-@dataclass(frozen=True)
-class Advice:
-    scenario: Literal["ca_signed", "self_signed", "rsa_only", "none", "done"]
-    reasons: tuple[str, ...]
-    #: the runbook to run next with its exact parameters, and the same as a command line
-    next_step: str = ""
-    command: str = ""
-
-    @property
-    def headline(self) -> str:
-        if self.scenario == "done":
-            return "Nothing to do: the site is CA-signed"
-        if self.scenario == "none":
-            return "Nothing to do: the procedure does not apply"
-        return f"Recommended scenario: {self.scenario}"
-
-    def __str__(self) -> str:
-        lines = [self.headline, *(f"  - {r}" for r in self.reasons)]
-        if self.next_step:
-            lines += [self.next_step, f"  or headless: {self.command}"]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        items = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
-        nxt = (f"<p><b>{escape(self.next_step)}</b><br>or headless: "
-               f"<code>{escape(self.command)}</code></p>" if self.next_step else "")
-        return f"<p><b>{escape(self.headline)}</b></p><ul>{items}</ul>{nxt}"
-
-    def with_next(self, site_file: str, site: str) -> Advice:
-        """This advice naming the runbook to run next on ``site`` and its exact parameters."""
-        extra = _NEXT_PARAMETERS.get(self.scenario)
-        if extra is None:
-            return self
-        params = {"site_file": site_file,
-                  **({"confirm": site} if self.scenario != "self_signed" else {}), **extra}
-        text = (f"next: runbooks/{self.scenario}.ipynb with "
-                + ", ".join(f"{k}={v!r}" for k, v in params.items()))
-        command = " ".join([f"cckit run {self.scenario} --site {shlex.quote(site_file)}",
-                            *(f"-p {k} {shlex.quote(v)}" for k, v in params.items()
-                              if k != "site_file")])
-        return replace(self, next_step=text, command=command)
 
 
 def advise(
@@ -106,9 +65,9 @@ def advise(
         ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
     reasons: list[str] = list(agents_prompted)
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
-        return Advice("renew_tomcat", ("From UCCX 11.6 on, ECDSA is no longer used by the "
-                                       "UCCX solution (no tomcat-ECDSA; Cisco 118855): "
-                                       "renew the RSA tomcat certificate (renew_tomcat).",))
+        return Advice(RENEW_TOMCAT.name, (
+            "From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution (no tomcat-ECDSA; "
+            f"Cisco 118855): renew the RSA tomcat certificate ({RENEW_TOMCAT.name}).",))
     newer = [n for n, v in versions.items() if not v.ecdsa_in_use]
     if newer:
         reasons.append(f"{', '.join(newer)} run a release other than 11.5; the procedure "
@@ -125,26 +84,26 @@ def advise(
         reasons.append("the CA can sign ECDSA certificates with RSA only: such a certificate "
                        "is not presented to clients and breaks SocialMiner chat and email "
                        "(CSCvb58580) -> install the COP on UCCX and SocialMiner")
-        return Advice("rsa_only", tuple(reasons))
+        return Advice(RSA_ONLY.name, tuple(reasons))
     if app_certs_ca_signed:
         if ca_capability == "ec":
             reasons.append("the application certificates are CA-signed and the CA signs with "
                            "an EC key: get tomcat-ECDSA signed too (the recommended best "
                            "practice); otherwise agents see a self-signed certificate "
                            "their browser rejects")
-            return Advice("ca_signed", tuple(reasons))
+            return Advice(CA_SIGNED.name, tuple(reasons))
         reasons.append("the application certificates are CA-signed but no CA can sign the "
                        "ECDSA certificate: agents would be asked to accept a self-signed "
                        "certificate, which the browser then blocks -> RSA-only (COP) until "
                        "an EC CA is available")
-        return Advice("rsa_only", tuple(reasons))
+        return Advice(RSA_ONLY.name, tuple(reasons))
     if agents_may_accept_certificates:
         reasons.append("self-signed certificates: push the extra self-signed tomcat-ECDSA "
                        "certificates to agent PCs (GPO/Firefox policy) with the trust bundle")
-        return Advice("self_signed", tuple(reasons))
+        return Advice(SELF_SIGNED.name, tuple(reasons))
     reasons.append("self-signed certificates and agents must not accept an additional "
                    "certificate -> install the COP so only RSA is offered")
-    return Advice("rsa_only", tuple(reasons))
+    return Advice(RSA_ONLY.name, tuple(reasons))
 
 
 class Preflight(Procedure):
@@ -153,14 +112,14 @@ class Preflight(Procedure):
     def __init__(self, session: SiteSession) -> None:
         super().__init__(session)
         self.versions: dict[str, VersionRecord] = {}
-        self.inventory: list[CertRecord] = []
+        self.cert_records: list[CertRecord] = []
         #: what each web port presents to a browser (read by ``certificates``)
         self.browser_views: list[PortView] = []
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
         s = self.session
-        p = Plan("preflight")
+        p = Plan(PREFLIGHT.name)
         for node in s.nodes:
             p.add(node.name, "reachability", s.command(node, "version"),
                   "version and installed COPs")
@@ -174,6 +133,7 @@ class Preflight(Procedure):
         p.notes.append("Read-only: nothing on any node changes.")
         return p
 
+    @step(changes=False)
     def reachability(self) -> StepResult:
         """Log in to every node and read ``show version active``: versions, installed COPs."""
         def one(node: Node) -> VersionRecord:
@@ -197,6 +157,7 @@ class Preflight(Procedure):
         return StepResult("reachability", verdict, records,
                           Outcome.FAILED if failed else Outcome.OK)
 
+    @step(changes=False)
     def certificates(self) -> StepResult:
         """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, what the web ports present."""
         s = self.session
@@ -232,10 +193,11 @@ class Preflight(Procedure):
         # every node at once (site order kept): CLI reads and TLS handshakes per node
         done = parallel(s.nodes, one)
         records = [r for rs, _ in done for r in rs]
-        self.inventory = records
+        self.cert_records = records
         self.browser_views = [v for _, vs in done for v in vs]
         prompts = agent_prompts(self.browser_views)
-        verdict = (f"certificate inventory of {len(s.nodes)} node(s); "
+        verdict = (f"stored certificates, pending CSRs and what the ports present, on "
+                   f"{len(s.nodes)} node(s); "
                    + ("; ".join(prompts) or "agents' browsers are shown no tomcat-ECDSA they "
                                             "would have to accept"))
         return StepResult("certificates", verdict, records)
@@ -254,12 +216,12 @@ class Preflight(Procedure):
         if done is not None:
             return done
         if app_certs_ca_signed is None:
-            if not self.inventory:
+            if not self.cert_records:
                 self.certificates()
-            tomcat = [r for r in self.inventory if r.unit == topology.RSA_UNIT]
+            tomcat = [r for r in self.cert_records if r.unit == topology.RSA_UNIT]
             app_certs_ca_signed = bool(tomcat) and all(r.signed_by for r in tomcat)
         cops = self.session.site.cop_files
-        disable = {c for c in (cops.uccx_disable, cops.socialminer_disable) if c}
+        disable = set(cops.for_action("disable"))
         site = self.session.site
         if not self.browser_views:
             self.certificates()
@@ -302,10 +264,10 @@ class Preflight(Procedure):
             return None
         due = (first[0] - dt.timedelta(days=RENEW_BEFORE_DAYS)).date().isoformat()
         site = s.site
-        return Advice("done", (
+        return Advice(DONE, (
             f"every web port of {', '.join(n.name for n in nodes)} presents a CA-signed "
             "tomcat-ECDSA (EC key, signed with EC) whose chain verifies to the node's "
             "tomcat-trust: nothing to do",
             f"next renewal due {due} ({RENEW_BEFORE_DAYS} days before the first expiry, "
-            f"{first[0].date().isoformat()} on {first[1]}): runbooks/ca_signed.ipynb with "
+            f"{first[0].date().isoformat()} on {first[1]}): runbooks/{CA_SIGNED.name}.ipynb with "
             f"site_file={str(site.path or 'SITE.yaml')!r}, confirm={site.name!r}, renew=True"))

@@ -21,9 +21,10 @@ from ..audit import operation
 from ..ca import CertificateAuthority, SignedCertificate
 from ..certs import GateCode, GateReason
 from ..errors import InputError, ProcedureError
-from ..inventory import Node
 from ..results import Action, CsrRecord, StepResult
+from ..scenarios import RENEW_TOMCAT
 from ..session import SiteSession
+from ..sites import Node
 from .base import step
 from .ca_signed import CaSigned, _csr_record
 
@@ -55,7 +56,7 @@ class RenewTomcat(CaSigned):
 
     unit = topology.RSA_UNIT
     client = "rsa"
-    scenario = "renew_tomcat"
+    scenario = RENEW_TOMCAT.name
     key_sizes = RSA_KEY_SIZES
 
     def __init__(self, session: SiteSession, ca: CertificateAuthority, *, renew: bool = True,

@@ -10,10 +10,11 @@ from __future__ import annotations
 from .. import topology
 from ..audit import operation
 from ..errors import InputError
-from ..inventory import Node
 from ..orchestration import parallel, restart_nodes, restart_waves
 from ..results import Action, CopRecord, Outcome, Plan, StepResult, VerifyRecord
+from ..scenarios import RSA_ONLY
 from ..session import SiteSession
+from ..sites import Node
 from .base import Procedure, step
 
 __all__ = ["RsaOnly"]
@@ -23,6 +24,8 @@ ACTIONS = ("disable", "rollback")
 
 class RsaOnly(Procedure):
     """The RSA-only procedure (``action`` ``disable``) or its rollback, one method per step."""
+
+    waits = ("in_service_timeout",)
 
     def __init__(self, session: SiteSession, action: str = "disable") -> None:
         if action not in ACTIONS:
@@ -57,7 +60,7 @@ class RsaOnly(Procedure):
     def plan(self) -> Plan:
         """The commands this would send, read-only (installed COPs are looked up)."""
         s = self.session
-        p = Plan(f"rsa_only ({self.action})")
+        p = Plan(f"{RSA_ONLY.name} ({self.action})")
         repo = s.site.cop_repository
         for node in s.nodes:
             cop = self._cop(node)
@@ -71,7 +74,9 @@ class RsaOnly(Procedure):
             for node in nodes:
                 for service in node.restart_services():
                     p.add(node.name, "restart", s.command(node, "restart", service=service),
-                          "the COP takes effect after the restart (subscriber first)",
+                          "the COP takes effect after the restart (subscriber first; the "
+                          "publisher once it is back: TLS, then Finesse IN_SERVICE, at most "
+                          f"{self.in_service_timeout:.0f} s)",
                           stage=2 + wave)
         return p
 
@@ -105,7 +110,8 @@ class RsaOnly(Procedure):
         want_ecdsa = self.action == "rollback"
         return restart_nodes(self.session, timeout=timeout,
                              skip=lambda n: bool(n.web_ports)
-                             and self._offers_ecdsa(n) == want_ecdsa)
+                             and self._offers_ecdsa(n) == want_ecdsa,
+                             in_service_timeout=self.in_service_timeout)
 
     def _offers_ecdsa(self, node: Node) -> bool:
         return any(v.cert is not None and v.cert.key_type == "EC"

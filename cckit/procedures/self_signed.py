@@ -17,8 +17,9 @@ from cryptography import x509
 
 from ..clienttrust import build_trust_bundle
 from ..results import Outcome, Plan, StepResult
+from ..scenarios import SELF_SIGNED
 from ..session import SiteSession
-from .base import Procedure
+from .base import Procedure, step
 
 __all__ = ["SelfSigned"]
 
@@ -36,7 +37,7 @@ class SelfSigned(Procedure):
         self.shown_on: dict[str, str] = {}
 
     def plan(self) -> Plan:
-        p = Plan("self_signed")
+        p = Plan(SELF_SIGNED.name)
         for node in self.session.nodes:
             p.add(node.name, "collect",
                   f"TLS handshakes to its {len(node.web_ports)} web port(s)",
@@ -44,6 +45,7 @@ class SelfSigned(Procedure):
         p.notes.append("No command changes any server in this scenario.")
         return p
 
+    @step(changes=False)
     def collect(self) -> StepResult:
         """The self-signed certificates the nodes' web ports present to agents' browsers."""
         s = self.session
@@ -67,6 +69,7 @@ class SelfSigned(Procedure):
         return StepResult("collect", verdict, views,
                           Outcome.OK if found else Outcome.NOTHING_TO_DO)
 
+    @step(changes=False)
     def build_bundle(self) -> StepResult:
         """PEM/DER files, GPO PowerShell script, Firefox policy, NSS commands, README."""
         if not self.certificates:

@@ -31,7 +31,7 @@ from ..topology import ECDSA_UNIT, RSA_UNIT, TOMCAT, cop_installed
 
 if TYPE_CHECKING:
     from ..credentials import Secret
-    from ..inventory import CopRepository, Node
+    from ..sites import CopRepository, Node
 
 __all__ = [
     "CertEntry",
@@ -120,36 +120,50 @@ class CertStore(abc.ABC):
     def get_certificate(self, store: str, file: str) -> x509.Certificate:
         """One stored certificate."""
 
-    def trust_files(self, wanted: Iterable[x509.Certificate] = ()) -> dict[str, str]:
+    def trust_files(self, wanted: Iterable[x509.Certificate] = (), *,
+                    seen: dict[str, str | None] | None = None,
+                    named_only: bool = False) -> dict[str, str]:
         """sha256 -> ``tomcat-trust/...`` file name of the trust certificates read: every
         one of ``wanted`` that the node holds, and every file when ``wanted`` is empty.
 
         Each file is fingerprinted, one ``show cert`` per file: on a real node each is a
         command of its own and a tomcat-trust holds dozens, so the files named after a
         wanted certificate's CN are read first and the others only while one is still
-        missing. Where a node prints no PEM for a file, a file named like one of
-        ``wanted`` (``<CN>_<serial hex>``) stands for it.
+        missing (never, with ``named_only``: a poll for a CA that has not arrived yet).
+        ``seen`` (file -> sha256, None if unreadable) carries what earlier calls read: those
+        files are not read again, and it is filled in. Where a node prints no PEM for a
+        file, a file named like one of ``wanted`` (``<CN>_<serial hex>``) stands for it.
         """
         wanted = list(wanted)
+        seen = {} if seen is None else seen
         by_name = {_trust_stem(f"{certs.describe(c).subject_cn}_{c.serial_number:x}"):
                    certs.fingerprint_sha256(c) for c in wanted}
         cns = {_trust_stem(certs.describe(c).subject_cn or "")[:16] for c in wanted} - {""}
+
+        def named(file: str) -> bool:
+            return any(_trust_stem(file.split("/", 1)[1]).startswith(cn) for cn in cns)
+
         entries = [e for e in self.list_certificates("trust")
                    if e.file.startswith("tomcat-trust/")]
         # the files named for a wanted CN first (a stable sort keeps the node's order)
-        entries.sort(key=lambda e: not any(
-            _trust_stem(e.file.split("/", 1)[1]).startswith(cn) for cn in cns))
+        entries.sort(key=lambda e: not named(e.file))
         out: dict[str, str] = {}
         for entry in entries:
             if wanted and set(by_name.values()) <= out.keys():
                 break
-            try:
-                cert = entry.certificate or self.get_certificate("trust", entry.file)
-                out[certs.fingerprint_sha256(cert)] = entry.file
-            except CommandError:
-                stem = _trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0])
-                if stem in by_name:
-                    out[by_name[stem]] = entry.file
+            if entry.file not in seen:
+                if named_only and entry.certificate is None and not named(entry.file):
+                    continue
+                try:
+                    cert = entry.certificate or self.get_certificate("trust", entry.file)
+                    seen[entry.file] = certs.fingerprint_sha256(cert)
+                except CommandError:
+                    seen[entry.file] = None
+            fp = seen[entry.file]
+            if fp is None:  # no PEM printed: the file's name stands for the certificate
+                fp = by_name.get(_trust_stem(entry.file.split("/", 1)[1].rsplit(".", 1)[0]))
+            if fp is not None:
+                out[fp] = entry.file
         return out
 
     @abc.abstractmethod

@@ -27,7 +27,7 @@ from .. import certs
 from .._internal import x509build
 from ..credentials import Secret
 from ..errors import CommandError
-from ..inventory import CopRepository, Node, Site
+from ..sites import CopRepository, Node, Site
 from ..topology import ECDSA_UNIT, RSA_UNIT, TOMCAT
 from .base import StoredCert, Transport, VersionInfo
 

@@ -54,7 +54,7 @@ from ..errors import (
     InputError,
     TransportError,
 )
-from ..inventory import CopRepository, Node
+from ..sites import CopRepository, Node
 from ..topology import TOMCAT
 from .base import ECDSA_UNIT, NotSupported, StoredCert, Transport, VersionInfo
 

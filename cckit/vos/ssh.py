@@ -37,7 +37,7 @@ from ..errors import (
     InputError,
     TransportError,
 )
-from ..inventory import CopRepository, Node
+from ..sites import CopRepository, Node
 from .base import ECDSA_UNIT, RSA_UNIT, CertEntry, Transport, VersionInfo
 from .transcript import TranscriptWriter
 

@@ -50,6 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 5, or the --latency profile's); scaled by --time-scale",
     )
     serve.add_argument(
+        "--replication-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="trust imported (or deleted) on the publisher reaches the subscriber S seconds "
+        "later, never SocialMiner (default 0, or the --latency profile's); scaled by "
+        "--time-scale",
+    )
+    serve.add_argument(
+        "--finesse-ready-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="Finesse's SystemInfo (8445, UCCX nodes) says OUT_OF_SERVICE until S seconds "
+        "after Cisco Finesse Tomcat's TLS is up again (default 0, or the --latency "
+        "profile's); scaled by --time-scale",
+    )
+    serve.add_argument(
         "--latency",
         choices=("none", "cisco"),
         default="none",
@@ -194,6 +212,8 @@ def _site_options(args, cop_files) -> dict:
         "domain": args.domain,
         "version": args.version,
         "restart_seconds": args.restart_seconds,
+        "replication_seconds": args.replication_seconds,
+        "finesse_ready_seconds": args.finesse_ready_seconds,
         "latency": args.latency,
         "time_scale": args.time_scale,
         "lockout_failures": args.lockout_failures,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-NODE_FAULTS = ("drop_import", "restart_no_started", "slow_output", "down")
+NODE_FAULTS = ("drop_import", "restart_no_started", "slow_output", "down",
+               "replication_stalled", "finesse_out_of_service")
 SITE_FAULTS = ("cop_missing",)
 
 
@@ -20,6 +21,11 @@ class NodeFaults:
     slow_output: float = 0.0
     # node down: SSH and all TLS listeners refuse connections
     down: bool = False
+    # trust changes replicated to this node (a subscriber) are held, not applied: they
+    # arrive when the fault is cleared
+    replication_stalled: bool = False
+    # Finesse's SystemInfo says OUT_OF_SERVICE whatever its clock says (UCCX nodes)
+    finesse_out_of_service: bool = False
 
 
 @dataclass

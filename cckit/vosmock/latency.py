@@ -33,6 +33,14 @@ PROFILE: dict[str, float] = {
     "cop_install": 90.0,
     # [doc] the VOS CLI itself warns "Restart could take up to 5 minutes"
     "reboot": 300.0,
+    # [assumed] trust imported on the publisher reaching the subscriber: asynchronous [doc:
+    # the procedure, "automatically replicated"], no public figure found; a minute
+    "trust_replication": 60.0,
+    # [assumed] Finesse's SystemInfo saying IN_SERVICE after Cisco Finesse Tomcat's TLS is
+    # back: it must reach CTI and its notification service first [doc: Finesse developer
+    # guide, "Failure Scenarios"; 503 "when the system is just starting up"]; no public
+    # figure found; two minutes
+    "finesse_ready": 120.0,
 }
 
 #: Instant operations (the mock's behaviour before profiles): restarts then take

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from . import pki
+from . import finesse, pki
 from .store import atomic_write, contained, read_json, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -215,6 +215,11 @@ class MockNode:
         self.keyboard_interactive = False  # SSH offers keyboard-interactive auth only
         self.upgrade_open = False  # an upgrade session left open (the wizard asks to take over)
         self.remembered: dict[str, str] = {}  # what the wizard offers as defaults (12.5+)
+        # Finesse (UCCX): in service from this monotonic time on (finesse.py); its own
+        # count of bad SystemInfo credentials
+        self.finesse_ready_at = 0.0
+        self.finesse_failures = 0
+        self.finesse_locked_until = 0.0
         self._load_or_init(version)
         self.wizard = self.default_wizard()
 
@@ -855,6 +860,8 @@ class MockNode:
         if web:
             self._activate([service])
             await self._start_service(service)
+            if service == finesse.SERVICE:
+                finesse.restarted(self)  # TLS is up; in service only later
         if not self.faults.restart_no_started:
             await emit(f"{service}[STARTED]")
 
@@ -882,6 +889,8 @@ class MockNode:
             if not self.faults.down:
                 await self._start_ssh()
                 await self._start_web()
+            if finesse.SERVICE in self.web_services:
+                finesse.restarted(self)
 
     async def set_down(self, down: bool) -> None:
         self.faults.down = down
@@ -910,7 +919,8 @@ class _WebProtocol(asyncio.Protocol):
         if b"\r\n\r\n" in self.buf or b"\n\n" in self.buf or len(self.buf) > 65536:
             body = f"{self.node.host} port {self.port}: Cisco Tomcat (vosmock)\n".encode()
             self.transport.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                finesse.answer(self.node, self.port, self.buf)
+                or b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )

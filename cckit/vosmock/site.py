@@ -171,6 +171,8 @@ class MockSite:
         sftp_max_bytes: int = SFTP_MAX_BYTES,
         latency: str | dict[str, float] | None = None,
         time_scale: float = 1.0,
+        replication_seconds: float | None = None,
+        finesse_ready_seconds: float | None = None,
     ):
         """`ports`: the port assignment to use when neither `base_port` nor a saved one
         applies (a multi-site server hands out distinct free ports; see multi.py).
@@ -189,6 +191,12 @@ class MockSite:
         multiplies every duration (restarts and CLI start-up included). An explicit
         `restart_seconds` (a whole restart, stop plus start), `cli_startup_seconds` or
         `download_seconds` wins over the profile.
+
+        `replication_seconds`: how long trust imported (or deleted) on a publisher takes to
+        reach its subscribers (profile `trust_replication`; none: at once);
+        `finesse_ready_seconds`: how long after Cisco Finesse Tomcat's TLS is up again
+        Finesse's SystemInfo says IN_SERVICE (profile `finesse_ready`; none: at once). Both
+        are time-scaled like the others; an explicit value wins over the profile.
 
         A UCCX or SocialMiner node at 11.6+ has no tomcat-ECDSA, as a real one (Cisco
         118855); no option brings it back (the mock is never easier than a real node)."""
@@ -220,6 +228,14 @@ class MockSite:
         self.download_seconds = (float(download_seconds) * self.time_scale
                                  if download_seconds is not None else
                                  self.delay("cop_download", 30.0))
+        self.replication_seconds = (float(replication_seconds) * self.time_scale
+                                    if replication_seconds is not None else
+                                    self.delay("trust_replication"))
+        self.finesse_ready_seconds = (float(finesse_ready_seconds) * self.time_scale
+                                      if finesse_ready_seconds is not None else
+                                      self.delay("finesse_ready"))
+        # replicated trust changes held by the replication_stalled fault: (node, change)
+        self._held: list[tuple[MockNode, object]] = []
         self.sftp_max_bytes = int(sftp_max_bytes)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)
@@ -389,12 +405,34 @@ class MockSite:
     # ------------------------------------------------------------------ behaviour
     def replicate(self, src: MockNode, fn) -> None:
         """Trust changes on a publisher replicate to its cluster's subscribers (not to
-        SocialMiner) [doc: the procedure, "automatically replicated to the subscriber"]."""
+        SocialMiner) [doc: the procedure, "automatically replicated to the subscriber"],
+        `replication_seconds` later [assumed timing: asynchronous on real clusters]; a
+        subscriber with the `replication_stalled` fault gets them when it is cleared."""
         if not src.role.endswith("-publisher"):
             return
         for node in self.nodes.values():
             if node.role == src.role.replace("-publisher", "-subscriber"):
-                fn(node)
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # not on the loop (first boot): at once
+                    loop = None
+                if loop is None or (self.replication_seconds <= 0
+                                    and not self.faults.node(node.name).replication_stalled):
+                    fn(node)
+                else:
+                    loop.call_later(self.replication_seconds, self._arrive, node, fn)
+
+    def _arrive(self, node: MockNode, fn) -> None:
+        if self.faults.node(node.name).replication_stalled:
+            self._held.append((node, fn))
+        else:
+            fn(node)
+
+    def _release(self) -> None:
+        """Replication resumes: what the stall held arrives."""
+        held, self._held = self._held, []
+        for node, fn in held:
+            self._arrive(node, fn)
 
     async def set_fault(self, fault: str, value=True, node: str | None = None) -> None:
         if fault == "cop_missing":
@@ -414,6 +452,8 @@ class MockSite:
                 self.faults.node(name).slow_output = float(value or 0)
             else:
                 setattr(self.faults.node(name), fault, bool(value))
+        if fault == "replication_stalled" and not value:
+            self._release()
 
     async def clear_faults(self) -> None:
         for name in self.nodes:
@@ -422,6 +462,7 @@ class MockSite:
         self.faults.nodes.clear()
         self.faults.cop_missing = []
         self._apply_cop_missing()
+        self._release()
 
     def _apply_cop_missing(self) -> None:
         hidden = set(self.faults.cop_missing)
@@ -451,6 +492,7 @@ class MockSite:
                     "locked": n.locked,
                     "ecdsa_offered": n.ecdsa_offered,
                     "cops": list(n.cops),
+                    "trust_held": sum(node is n for node, _ in self._held),
                 }
                 for n in self.nodes.values()
             },

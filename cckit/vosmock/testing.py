@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,3 +225,88 @@ def tls_probe(port: int, sigalgs: str | None, tls: str = "1.2", timeout: float =
         certs[0],
         out,
     )
+
+
+# ---------------------------------------------------------------------------- the agents' view
+# Finesse's SystemInfo as an outside watcher reads it (what agents' desktops depend on): an
+# RSA-only TLS 1.2 client that trusts only the node's own tomcat certificate.
+
+
+def stored_pem(state_dir: os.PathLike, node: str, unit: str = "tomcat") -> str:
+    """The certificate `node` stores for `unit` (its PEM), from the site's state dir."""
+    return (Path(state_dir) / "nodes" / node / "own" / unit / f"{unit}.pem").read_text()
+
+
+def finesse_pems(state_dir: os.PathLike, node: str) -> str:
+    """The RSA certificates `node`'s Finesse may present: the `tomcat` it stores and the one
+    its Finesse listener presents now (they differ between an import and the restart)."""
+    active = (Path(state_dir) / "nodes" / node / "active-services" / "cisco-finesse-tomcat"
+              / "tomcat" / "tomcat.pem")
+    return stored_pem(state_dir, node) + (active.read_text() if active.exists() else "")
+
+
+def finesse_status(port: int, cadata: str, *, host: str = "127.0.0.1",
+                   auth: tuple[str, str] | None = None, timeout: float = 2.0) -> str:
+    """`GET /finesse/api/SystemInfo` once: its `<status>` (IN_SERVICE, OUT_OF_SERVICE), or
+    `HTTP <code>`, or `down` when the port does not complete TLS with the node's tomcat."""
+    import base64
+    import socket
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # 127.0.0.1; the certificate itself is what is trusted
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.load_verify_locations(cadata=cadata)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("aRSA:!aNULL:!eNULL")
+    head = "GET /finesse/api/SystemInfo HTTP/1.1\r\nHost: finesse\r\nConnection: close\r\n"
+    if auth is not None:
+        head += "Authorization: Basic " + base64.b64encode(":".join(auth).encode()).decode() \
+            + "\r\n"
+    data = b""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw) as tls:
+            tls.sendall((head + "\r\n").encode())
+            while chunk := tls.recv(65536):
+                data += chunk
+    except (OSError, ssl.SSLError):
+        return "down"
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    if not m or m.group(1) != b"200":
+        return f"HTTP {m.group(1).decode() if m else '?'}"
+    s = re.search(rb"<status>([A-Z_]+)</status>", data)
+    return s.group(1).decode() if s else "no status"
+
+
+class FinesseWatch(threading.Thread):
+    """Polls Finesse on several UCCX nodes every `interval` seconds until `stop()`:
+    `targets` maps a name to (port, the PEM(s) to trust, or a function giving them at each
+    sample). Per sample, the nodes not IN_SERVICE: `.out[name]` counts a node's samples
+    out, `.both_out` those with none in service (agents with no desktop), `.samples` all."""
+
+    def __init__(self, targets: dict[str, tuple[int, str | Callable[[], str]]],
+                 interval: float = 0.25, host: str = "127.0.0.1"):
+        super().__init__(daemon=True, name="finesse-watch")
+        self.targets, self.interval, self.host = targets, interval, host
+        self.samples = 0
+        self.out = {name: 0 for name in targets}
+        self.both_out: list[float] = []  # when (seconds since the start)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while not self._halt.is_set():
+            down = [name for name, (port, pem) in self.targets.items()
+                    if finesse_status(port, pem() if callable(pem) else pem,
+                                      host=self.host) != "IN_SERVICE"]
+            self.samples += 1
+            for name in down:
+                self.out[name] += 1
+            if down and len(down) == len(self.targets):
+                self.both_out.append(time.monotonic() - start)
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(30)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cckit import credentials, inventory
+from cckit import credentials, sites
 from cckit.errors import CredentialError, SiteFileError
 
 GOOD = {
@@ -45,7 +45,7 @@ def write(tmp_path: Path, data) -> Path:
 
 
 def test_good_site(tmp_path):
-    site = inventory.load_site(write(tmp_path, GOOD))
+    site = sites.load_site(write(tmp_path, GOOD))
     assert site.name == "lab-east"
     assert site.publisher.name == "pub" and site.publisher.address == "10.0.0.1"
     assert [n.name for n in site.subscribers] == ["sub"]
@@ -104,7 +104,7 @@ def test_invalid_site_files(tmp_path, case):
     fn, message = CASES[case]
     path = write(tmp_path, mutate(fn))
     with pytest.raises(SiteFileError) as e:
-        inventory.load_site(path)
+        sites.load_site(path)
     assert message in str(e.value), str(e.value)
     assert e.value.file == str(path)
     assert "hunter2" not in str(e.value)
@@ -117,7 +117,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
         d["credentials"]["os-admin"]["password"] = "hunter2"
 
     with pytest.raises(SiteFileError) as e:
-        inventory.load_site(write(tmp_path, mutate(break_many)))
+        sites.load_site(write(tmp_path, mutate(break_many)))
     assert len(e.value.problems) == 3, e.value.problems
     # a publisher with a bad port is not also reported missing
     assert not any("no node has role" in p for p in e.value.problems)
@@ -125,11 +125,11 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 def test_not_yaml_and_not_a_mapping(tmp_path):
     with pytest.raises(SiteFileError, match=r"not valid YAML at line \d"):
-        inventory.load_site(write(tmp_path, "site: [unclosed\nnodes: {"))
+        sites.load_site(write(tmp_path, "site: [unclosed\nnodes: {"))
     with pytest.raises(SiteFileError, match="must be a YAML mapping"):
-        inventory.load_site(write(tmp_path, "- just a list\n"))
+        sites.load_site(write(tmp_path, "- just a list\n"))
     with pytest.raises(SiteFileError, match="cannot read"):
-        inventory.load_site(tmp_path / "nope.yaml")
+        sites.load_site(tmp_path / "nope.yaml")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -147,7 +147,7 @@ def test_secret_never_prints_itself():
 
 
 def test_resolve_env(tmp_path, monkeypatch):
-    site = inventory.load_site(write(tmp_path, GOOD))
+    site = sites.load_site(write(tmp_path, GOOD))
     monkeypatch.delenv("CCKIT_TEST_PW", raising=False)
     with pytest.raises(CredentialError, match=r"variable named in credentials\.os-admin\.password "
                        r"is not set") as e:

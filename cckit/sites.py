@@ -8,7 +8,8 @@ file in one go.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import yaml
 from . import topology
 from ._internal import yamlsafe
 from .credentials import Secret, SecretRef, parse_secret_ref, resolve
-from .errors import CredentialError, SiteFileError
+from .errors import CredentialError, InputError, SiteFileError
 from .topology import Role, RoleSpec
 
 __all__ = [
@@ -30,14 +31,16 @@ __all__ = [
     "RestEndpoint",
     "Site",
     "WebPort",
+    "discover_sites",
     "load_site",
     "parse_site",
+    "resolve_site_file",
 ]
 
 ROLES = topology.ROLES
 TRANSPORTS = ("ssh", "rest")
 DEFAULT_CREDENTIAL = "os-admin"
-COP_KEYS = ("uccx_disable", "uccx_rollback", "socialminer_disable", "socialminer_rollback")
+COP_KEYS = topology.COP_KEYS
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,19 @@ class CopRepository:
 
 @dataclass(frozen=True)
 class CopFiles:
-    uccx_disable: str | None = None
-    uccx_rollback: str | None = None
-    socialminer_disable: str | None = None
-    socialminer_rollback: str | None = None
+    """The site file's ``cop_files``: ``<family>_<action>`` -> the COP's file name (the
+    families and actions are the topology's: :data:`cckit.topology.COP_KEYS`)."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def for_node(self, node: Node, action: str) -> str | None:
         """The COP file for ``action`` (``disable`` or ``rollback``) on ``node``."""
         family = node.spec.cop_family
-        return getattr(self, f"{family}_{action}", None) if family else None
+        return self.files.get(f"{family}_{action}") if family else None
+
+    def for_action(self, action: str) -> tuple[str, ...]:
+        """Every family's COP file for ``action``."""
+        return tuple(f for k, f in self.files.items() if k.endswith(f"_{action}"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,9 @@ class Site:
     cop_repository: CopRepository | None = None
     cop_files: CopFiles = CopFiles()
     path: Path | None = None
+    #: the credential (a name under ``credentials``) sent to Finesse's SystemInfo, the
+    #: in-service check after a restart; None: the request carries none
+    finesse_credential: str | None = None
 
     @property
     def publisher(self) -> Node:
@@ -167,6 +177,19 @@ class Site:
         products = {n.spec.product for n in self.nodes if n.name in chosen}
         return tuple(n for n in self.nodes if n.spec.trust_target and (
             n.name in chosen or (n.spec.publisher and n.spec.product in products)))
+
+    def replicas(self, among: Iterable[Node] | None = None) -> tuple[Node, ...]:
+        """The nodes of ``among`` (default: all) that receive tomcat-trust from their
+        cluster's publisher by replication instead of their own upload (topology)."""
+        return tuple(n for n in (self.nodes if among is None else among)
+                     if n.spec.replicates_trust and self.trust_source(n) is not None)
+
+    def trust_source(self, node: Node) -> Node | None:
+        """The publisher whose tomcat-trust ``node`` receives by replication, if any."""
+        if not node.spec.replicates_trust:
+            return None
+        return next((n for n in self.nodes
+                     if n.spec.publisher and n.spec.product is node.spec.product), None)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -224,6 +247,48 @@ def load_site(path: str | Path) -> Site:
     return parse_site(data, base_dir=path.parent, source=str(path))
 
 
+def resolve_site_file(value: str | os.PathLike) -> Path:
+    """The one rule for where a site file is: an absolute path as it is; a relative one
+    against the folder the user launched cckit from (``CCKIT_LAUNCH_DIR``, which
+    ``cckit lab`` sets for its notebooks' kernels), else this process's working folder (a
+    command line's). A missing file is an :class:`~cckit.errors.InputError` naming the
+    absolute path it looked at."""
+    path = Path(value).expanduser()
+    where = ""
+    if not path.is_absolute():
+        launched = os.environ.get("CCKIT_LAUNCH_DIR")
+        base = Path(launched or os.getcwd())
+        path = base / path
+        where = (f" (relative paths resolve against {base}, the folder "
+                 f"{'cckit lab was started in' if launched else 'this process runs in'})")
+    if not path.is_file():
+        raise InputError(f"site file {path} not found{where}", file=str(path),
+                         hint="set site_file to an absolute path, or one relative to that "
+                              "folder; \"\" = the embedded mock")
+    return path
+
+
+def discover_sites(path: str | os.PathLike) -> list[Path]:
+    """Site files from a directory (``*.yaml``/``*.yml``) or a list file (one path a line)."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+    elif p.is_file():
+        files = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                f = Path(line).expanduser()
+                files.append(f if f.is_absolute() else p.parent / f)
+    else:
+        raise InputError(f"{p} is neither a folder of site files nor a list of them",
+                         file=str(p))
+    if not files:
+        raise InputError(f"no site files found in {p}", file=str(p),
+                         hint="put one <site>.yaml per site there (docs/site-file.md)")
+    return files
+
+
 def _port(value: Any, where: str, problems: list[str]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         problems.append(f"{where}: bad port {value!r} (an integer 1..65535)")
@@ -270,7 +335,7 @@ def _str(d: dict, key: str, where: str, problems: list[str], *, required: bool =
 _NODE_KEYS = {"name", "role", "host", "address", "ssh_port", "transport", "credential",
               "web_ports", "rest", "services", "include_ou"}
 _SITE_KEYS = {"site", "domain", "credentials", "known_hosts", "nodes", "cop_repository",
-              "cop_files"}
+              "cop_files", "finesse"}
 
 
 def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = None) -> Site:
@@ -373,15 +438,34 @@ def parse_site(data: Any, *, base_dir: Path | None = None, source: str | None = 
                 if v and ("/" in v or not v.endswith(".cop.sgn")):
                     problems.append(f"cop_files.{k}: {v!r} should be a file name ending in "
                                     ".cop.sgn (the directory is in cop_repository)")
-                vals[k] = v
-            cop_files = CopFiles(**vals)
+                if v:
+                    vals[k] = v
+            cop_files = CopFiles(vals)
 
+    finesse_credential = _finesse(data.get("finesse"), creds, problems)
     if problems:
         raise SiteFileError(problems, file=source)
     nodes = [replace(n, domain=domain) for n in nodes]
     return Site(name=name, nodes=tuple(nodes), credentials=credentials, domain=domain,
                 known_hosts=known_hosts, cop_repository=repo, cop_files=cop_files,
-                path=Path(source) if source else None)
+                path=Path(source) if source else None, finesse_credential=finesse_credential)
+
+
+def _finesse(value: Any, creds: dict, problems: list[str]) -> str | None:
+    """``finesse: {credential: NAME}``: which credential the in-service check sends."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append("finesse: expected {credential: NAME}")
+        return None
+    for k in sorted(set(value) - {"credential"}):
+        hint = " (secrets go under credentials:, by reference)" if "pass" in str(k) else ""
+        problems.append(f"finesse: unknown key {k!r}{hint}")
+    name = _str(value, "credential", "finesse", problems)
+    if name and name not in creds:
+        problems.append(f"finesse.credential: no credential named {name!r}")
+        return None
+    return name
 
 
 def _role_problems(roles: list[Any], raw_nodes: list[Any]) -> list[str]:
