@@ -34,8 +34,9 @@ from .results import (
     VerifyRecord,
 )
 
-__all__ = ["agent_prompts", "badge_text", "cell", "frame", "html", "html_table",
-           "presented_table", "presented_text", "table", "text", "use_ipython", "write_csv"]
+__all__ = ["agent_prompts", "badge_text", "browser_text", "cell", "frame", "html",
+           "html_table", "presented_table", "presented_text", "table", "text", "use_ipython",
+           "write_csv"]
 
 # Left/top-aligned cells (!important beats JupyterLab's right-aligned tables). Long
 # fingerprints wrap at the break points _breakable() gives them instead of widening the page;
@@ -78,6 +79,20 @@ def presented_text(entry: dict[str, Any]) -> str:
     if not entry.get("cn"):
         return _NOTHING.get(entry.get("status", ""), entry.get("status", ""))
     return _line(entry["cn"], entry["key_type"], entry["self_signed"], entry["issuer"])
+
+
+def browser_text(entries: Iterable[Mapping[str, Any]]) -> str:
+    """What a browser is shown on one node's web ports, in one line, from ``status.json``'s
+    ``presented`` entries: each certificate (key type; self-signed or its issuer) with the
+    ports it is shown on, e.g. ``EC (issuer lab EC) on 12015, RSA (self-signed) on
+    8443/8445/8444/7443`` (a summary's one line per node; the tables show every port)."""
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        status = e.get("status", "")
+        signer = "self-signed" if e.get("self_signed") else f"issuer {e.get('issuer')}"
+        what = f"{e['key_type']} ({signer})" if e.get("cn") else _NOTHING.get(status, status)
+        groups.setdefault(what, []).append(str(e["port"]))
+    return ", ".join(f"{what} on {'/'.join(ports)}" for what, ports in groups.items())
 
 
 def agent_prompts(views: Iterable[PortView]) -> list[str]:

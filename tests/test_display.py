@@ -106,3 +106,45 @@ def test_showing_results_does_not_import_pandas():
     assert r.stdout.strip() == "False"
     frame = display.table([TrustRecord("pub", "CA", Action.UPLOADED, "AB")])
     assert list(frame["node"]) == ["pub"]
+
+
+def _entry(node, port, client, cn=None, key="RSA", self_signed=True, issuer=None,
+           status="ok"):
+    return {"node": node, "port": port, "service": None, "client": client, "status": status,
+            "cn": cn, "issuer": issuer or cn, "key_type": key if cn else None,
+            "self_signed": self_signed if cn else None, "sha256": None}
+
+
+def test_the_demo_summary_shows_each_scenario_s_clients_one_line_per_node(tmp_path):
+    """The demo's table and the batch's presented column: one line per node, a column per
+    client the scenario shows (the registry's ``clients``): a browser on every web port (what
+    agents are shown), the others on the first; a client the scenario does not show is empty,
+    never guessed."""
+    from cckit import batch, demo
+    from cckit.headless import RunOutcome
+
+    ec = dict(key="EC", self_signed=False, issuer="lab EC")
+    presented = [_entry("uccx-pub", 8443, "browser", "uccx1"),
+                 _entry("uccx-pub", 12015, "browser", "uccx1-EC", **ec),
+                 _entry("uccx-pub", 8445, "browser", status="refused"),
+                 _entry("uccx-pub", 8443, "ecdsa", "uccx1-EC", **ec),
+                 _entry("uccx-pub", 8443, "rsa", "uccx1")]
+    ca = RunOutcome("ca_signed", tmp_path, "ok", tmp_path / "x.ipynb", presented=presented)
+    renew = RunOutcome("renew_tomcat", tmp_path, "ok", tmp_path / "y.ipynb",
+                       presented=[e for e in presented if e["client"] != "ecdsa"])
+    pre = RunOutcome("preflight", tmp_path, "ok", tmp_path / "z.ipynb")
+    assert ca.browser_view() == {
+        "uccx-pub": "RSA (self-signed) on 8443, EC (issuer lab EC) on 12015, port closed on 8445"}
+    rows = demo.summary_table([pre, ca, renew]).to_dict("records")
+    assert list(rows[0]) == ["scenario", "node", "result", "browser is shown",
+                             "ECDSA client gets", "RSA client gets"]
+    assert rows[0]["node"] == "-" and rows[0]["browser is shown"] == ""
+    assert rows[1]["browser is shown"] == ca.browser_view()["uccx-pub"]
+    assert rows[1]["ECDSA client gets"] == "uccx1-EC (EC, issuer lab EC)"
+    assert rows[2]["ECDSA client gets"] == "" and rows[2]["RSA client gets"] == \
+        "uccx1 (RSA, self-signed)"
+    assert batch._presented("renew_tomcat", renew) == (
+        "uccx-pub: browser RSA (self-signed) on 8443, EC (issuer lab EC) on 12015, port "
+        "closed on 8445; RSA uccx1 (RSA, self-signed)")
+    # the registry's clients decide, not what status.json happens to hold
+    assert "ECDSA" not in batch._presented("renew_tomcat", ca)
