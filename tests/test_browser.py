@@ -588,18 +588,22 @@ def test_a_new_user_steps_ca_signed_cell_by_cell(browser, lab):
         cells.nth(i).scroll_into_view_if_needed()
         return cells.nth(i)
 
-    # the restarts: the narration says what the plan runs; three services per UCCX node
+    # the restarts: the narration says what the plan runs; each service serving a web port:
+    # five per UCCX node (Tomcat, Finesse, CUIC, notifications, Live Data), two on SocialMiner
     shown_md = cell(restart - 1).locator(".jp-RenderedMarkdown")
     shown_md.wait_for(timeout=10_000)
     narration = " ".join((shown_md.text_content() or "").split())
     assert "the plan above shows each one per node" in narration, narration
     assert "restart Cisco Tomcat`, subscriber first" not in nb.cells[restart - 1].source
     planned = html_rows(cell(plan))
-    for node, n in (("uccx-pub", 3), ("uccx-sub", 3), ("sm", 1)):
+    for node, n in (("uccx-pub", 5), ("uccx-sub", 5), ("sm", 2)):
         assert sum(r["node"] == node and r["step"] == "restart" for r in planned) == n, node
     restarted = [r for r in html_rows(cell(ops)) if r["operation"] == "restart_service"]
-    assert len(restarted) == 7 and {r["on"] for r in restarted} == {
-        "Cisco Tomcat", "Cisco Finesse Tomcat", "Cisco Unified CCX Socket.IO Service"}
+    assert len(restarted) == 12 and {r["on"] for r in restarted} == {
+        "Cisco Tomcat", "Cisco Finesse Tomcat",
+        "Cisco Unified Intelligence Center Reporting Service",
+        "Cisco Unified CCX Notification Service", "Cisco Unified CCX Socket.IO Service",
+        "Cisco SocialMiner Notification Service"}
     if folder is not None:
         cell(restart).screenshot(path=str(folder / "jupyterlab-ca-restart.png"))
         row = cell(ops).locator("tr:has-text('restart_service')").first
