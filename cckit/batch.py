@@ -125,9 +125,18 @@ def _run_site(scenario: str, job: SiteJob, parameters: dict[str, Any]) -> RunOut
                        progress=False, site=job.site)
 
 
-def _presented(outcome: RunOutcome) -> str:
-    return " | ".join(f"{node}: ECDSA {p.get('ecdsa', '')}; RSA {p.get('rsa', '')}"
-                      for node, p in outcome.first_port().items())
+def _presented(scenario: str, outcome: RunOutcome) -> str:
+    """Per node, what each client the scenario shows (the registry's ``clients``) is shown
+    at the end: a browser on every web port, the others on the first."""
+    clients = get_scenario(scenario).clients
+    browser = outcome.browser_view()
+
+    def one(node: str, first: dict[str, str]) -> str:
+        return f"{node}: " + "; ".join(
+            f"{c.upper()} {first.get(c, '')}" if c != "browser"
+            else f"browser {browser.get(node, '')}" for c in clients)
+
+    return " | ".join(one(node, p) for node, p in outcome.first_port().items())
 
 
 def _row(scenario: str, job: SiteJob, outcome: RunOutcome | None, status: str,
@@ -137,7 +146,7 @@ def _row(scenario: str, job: SiteJob, outcome: RunOutcome | None, status: str,
         "seconds": round(outcome.seconds if outcome else seconds, 1),
         "failed step": outcome.failed_step if outcome else None,
         "message": (outcome.message if outcome else message) or "",
-        "presented": _presented(outcome) if outcome else "",
+        "presented": _presented(scenario, outcome) if outcome else "",
         "folder": str(job.out_dir),
     }
 

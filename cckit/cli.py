@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     sub.add_parser("mock", help="the VOS mock (cckit mock serve --help)", add_help=False)
-    sub.add_parser("probe", help="which certificate a TLS port presents to ECDSA-only and "
-                   "RSA-only clients (cckit probe --help)", add_help=False)
+    sub.add_parser("probe", help="which certificate a TLS port presents to a browser, to "
+                   "ECDSA-only and to RSA-only clients (cckit probe --help)", add_help=False)
     return p
 
 

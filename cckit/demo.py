@@ -7,8 +7,10 @@ from pathlib import Path
 from ._internal.fs import utc_stamp
 from .display import frame
 from .headless import RunOutcome, run_runbook
+from .probe import CLIENTS
 from .runfolder import RunFolder
 from .scenarios import SCENARIOS
+from .scenarios import get as get_scenario
 
 __all__ = ["run_demo"]
 
@@ -16,19 +18,29 @@ __all__ = ["run_demo"]
 JOBS = [(s.name, dict(s.demo)) for s in SCENARIOS.values() if s.demo is not None]
 
 
+#: each client's column: what a browser is shown on every web port (one line per node), what
+#: the node's first web port presents to an ECDSA-only and to an RSA-only client
+_COLUMNS = {"browser": "browser is shown", "ecdsa": "ECDSA client gets", "rsa": "RSA client gets"}
+
+
 def summary_table(outcomes: list[RunOutcome]):
-    """One row per node and run: scenario, result, what its first web port now presents."""
+    """One row per node and run: scenario, result, and what each client its scenario shows
+    (the registry's ``clients``) is shown at the end."""
+    columns = [_COLUMNS[c] for c in CLIENTS
+               if any(c in get_scenario(o.scenario).clients for o in outcomes)]
     rows = []
     for o in outcomes:
-        per_node = o.first_port()
+        shows = get_scenario(o.scenario).clients
+        per_node, browser = o.first_port(), o.browser_view()
         if not per_node:
             rows.append({"scenario": o.scenario, "node": "-", "result": o.status,
-                         "ECDSA client gets": "", "RSA client gets": ""})
+                         **dict.fromkeys(columns, "")})
         for node, p in per_node.items():
             rows.append({"scenario": o.scenario, "node": node,
                          "result": o.status if o.ok else f"FAILED at {o.failed_step}",
-                         "ECDSA client gets": p.get("ecdsa", ""),
-                         "RSA client gets": p.get("rsa", "")})
+                         **{_COLUMNS[c]: "" if c not in shows else
+                            browser.get(node, "") if c == "browser" else p.get(c, "")
+                            for c in CLIENTS if _COLUMNS[c] in columns}})
     return frame(rows)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import topology
 from .certs import CertInfo
 from .results import (
     Advice,
@@ -33,8 +34,9 @@ from .results import (
     VerifyRecord,
 )
 
-__all__ = ["badge_text", "cell", "frame", "html", "html_table", "presented_table",
-           "presented_text", "table", "text", "use_ipython", "write_csv"]
+__all__ = ["agent_prompts", "badge_text", "browser_text", "cell", "frame", "html",
+           "html_table", "presented_table", "presented_text", "table", "text", "use_ipython",
+           "write_csv"]
 
 # Left/top-aligned cells (!important beats JupyterLab's right-aligned tables). Long
 # fingerprints wrap at the break points _breakable() gives them instead of widening the page;
@@ -48,6 +50,8 @@ _STYLE = ("<style>table.cckit td, table.cckit th {text-align: left !important; "
 
 _NOTHING = {"handshake_failed": "nothing offered (handshake refused)",
             "refused": "port closed", "timeout": "no answer"}
+#: each TLS client's column: a browser offers RSA and ECDSA (the server chooses)
+CLIENT_LABELS = {"browser": "browser", "ecdsa": "ECDSA client", "rsa": "RSA client"}
 
 
 def badge_text(outcome: Outcome) -> str:
@@ -77,6 +81,47 @@ def presented_text(entry: dict[str, Any]) -> str:
     return _line(entry["cn"], entry["key_type"], entry["self_signed"], entry["issuer"])
 
 
+def browser_text(entries: Iterable[Mapping[str, Any]]) -> str:
+    """What a browser is shown on one node's web ports, in one line, from ``status.json``'s
+    ``presented`` entries: each certificate (key type; self-signed or its issuer) with the
+    ports it is shown on, e.g. ``EC (issuer lab EC) on 12015, RSA (self-signed) on
+    8443/8445/8444/7443`` (a summary's one line per node; the tables show every port)."""
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        status = e.get("status", "")
+        signer = "self-signed" if e.get("self_signed") else f"issuer {e.get('issuer')}"
+        what = f"{e['key_type']} ({signer})" if e.get("cn") else _NOTHING.get(status, status)
+        groups.setdefault(what, []).append(str(e["port"]))
+    return ", ".join(f"{what} on {'/'.join(ports)}" for what, ports in groups.items())
+
+
+def agent_prompts(views: Iterable[PortView]) -> list[str]:
+    """In agents' words, what their browsers are shown today that troubles them
+    (:func:`cckit.topology.browser_problem`): one line per problem, naming the gadgets and
+    the ports (from the ``browser`` views)."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    views = list(views)
+    # where the RSA certificates browsers are shown are CA-signed, a self-signed one is blocked
+    blocked = any(v.client == "browser" and v.cert is not None and v.cert.key_type == "RSA"
+                  and not v.cert.self_signed for v in views)
+    for v in views:
+        c = v.cert
+        problem = (topology.browser_problem(c.key_type, c.self_signed, c.signed_with)
+                   if v.client == "browser" and c is not None else None)
+        if problem:
+            gadget = v.serves or v.service or "web port"
+            groups.setdefault(problem, {}).setdefault(gadget, []).append(f"{v.node} {v.port}")
+    lines = []
+    for problem, per in groups.items():
+        where = " and ".join(f"{g} ({', '.join(ps)})" for g, ps in per.items())
+        effect = ("it should not be presented at all; on SocialMiner it breaks chat and "
+                  "email (CSCvb58580)" if "RSA" in problem else
+                  "their browsers block it (the other web certificates are CA-signed)"
+                  if blocked else "agents are asked to accept it there")
+        lines.append(f"today agents' browsers are shown {problem} in {where}: {effect}")
+    return lines
+
+
 def cell(value: Any) -> Any:
     """One value as a table shows it: no None/NaN, enums by value, tuples joined."""
     if value is None:
@@ -96,8 +141,9 @@ def cell(value: Any) -> Any:
 
 def _verify_row(r: VerifyRecord) -> dict[str, Any]:
     v = r.view
-    return {"node": v.node, "port": v.port_label, "presented": _cert(v.cert, v.status),
-            "expected": r.expected, "as expected": cell(r.ok), "sha256": cell(v.sha256)}
+    return {"node": v.node, "port": v.port_label, "client": v.client,
+            "presented": _cert(v.cert, v.status), "expected": r.expected,
+            "as expected": cell(r.ok), "sha256": cell(v.sha256)}
 
 
 def _port_row(v: PortView) -> dict[str, Any]:
@@ -160,13 +206,21 @@ def _grid(records: Sequence[Any], cls: type | None = None) -> Grid:
 
 
 def _presented_grid(views: Iterable[PortView]) -> Grid:
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for v in views:
-        row = rows.setdefault((v.node, v.port), {"node": v.node, "port": v.port_label})
-        kind = v.client.upper()
-        row[f"{kind} client"] = _cert(v.cert, v.status)
-        row[f"{kind} sha256"] = cell(v.sha256)
-    return _grid(list(rows.values()))
+    """One row per (node, port), a column per client; the browser's certificate is one of
+    the other two, so only theirs show a fingerprint."""
+    views = list(views)
+    rows = {(v.node, v.port): {"node": v.node, "port": v.port_label} for v in views}
+    order = list(CLIENT_LABELS)
+    columns: dict[str, None] = dict.fromkeys(("node", "port"))
+    for v in sorted(views, key=lambda v: order.index(v.client) if v.client in order else 9):
+        row = rows[(v.node, v.port)]
+        label = CLIENT_LABELS.get(v.client, f"{v.client.upper()} client")
+        row[label] = _cert(v.cert, v.status)
+        columns.setdefault(label)
+        if v.client != "browser":
+            row[f"{label.split()[0]} sha256"] = cell(v.sha256)
+            columns.setdefault(f"{label.split()[0]} sha256")
+    return list(columns), list(rows.values())
 
 
 def _data(value: Any) -> Any:
@@ -209,7 +263,8 @@ def table(records: Sequence[Any], cls: type | None = None) -> Any:
 
 
 def presented_table(views: Iterable[PortView]) -> Any:
-    """One row per (node, port): what an ECDSA-only and an RSA-only client are shown."""
+    """One row per (node, port): what a browser, an ECDSA-only and an RSA-only client are
+    shown."""
     columns, rows = _presented_grid(views)
     return frame(({c: row.get(c, "") for c in columns} for row in rows), columns)
 
@@ -316,10 +371,26 @@ def html(obj: StepResult | Plan | Advice) -> str:
     return out
 
 
+def _by_port(records: Sequence[VerifyRecord | PortChange]) -> list[Any]:
+    """Each port's views together (node and port in the order first seen), so what a
+    browser and the other clients are shown on one port read side by side."""
+    def port(r: VerifyRecord | PortChange) -> tuple[str, int]:
+        v = r.view if isinstance(r, VerifyRecord) else r.after
+        return v.node, v.port
+
+    first: dict[tuple[str, int], int] = {}
+    for r in records:
+        first.setdefault(port(r), len(first))
+    return sorted(records, key=lambda r: first[port(r)])
+
+
 def _result_grid(result: StepResult) -> Grid:
-    if result.records and all(isinstance(r, PortView) for r in result.records):
-        return _presented_grid(result.records)
-    columns, rows = _grid(result.records)
+    records = result.records
+    if records and all(isinstance(r, PortView) for r in records):
+        return _presented_grid(records)
+    if records and all(isinstance(r, VerifyRecord | PortChange) for r in records):
+        records = _by_port(records)
+    columns, rows = _grid(records)
     if (all(isinstance(r, PortChange) for r in result.records)
             and len({r.after.client for r in result.records}) == 1):
         columns.remove("client")  # one kind of client: the verdict names it

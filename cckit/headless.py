@@ -92,6 +92,17 @@ class RunOutcome:
                 out.setdefault(e["node"], {})[e["client"]] = presented_text(e)
         return out
 
+    def browser_view(self) -> dict[str, str]:
+        """node -> what a browser is shown on each of its web ports at the end, in one line
+        (:func:`cckit.display.browser_text`); no node when the scenario shows no browser."""
+        from .display import browser_text
+
+        per: dict[str, list[dict[str, Any]]] = {}
+        for e in self.presented:
+            if e["client"] == "browser":
+                per.setdefault(e["node"], []).append(e)
+        return {node: browser_text(entries) for node, entries in per.items()}
+
 
 _KINDS: dict[type, tuple[str, str]] = {
     bool: ("true or false", "true"), int: ("a whole number", "384"),

@@ -1,14 +1,19 @@
-"""Which certificate does a TLS port present to an ECDSA-only and to an RSA-only client?
+"""Which certificate does a TLS port present to a browser, an ECDSA-only and an RSA-only client?
 
-A UCCX 11.5 Tomcat holds two identity certificates, ``tomcat`` (RSA) and ``tomcat-ECDSA``
-(EC), and OpenSSL picks one per handshake from what the client offers. A browser that
-offers ECDSA gets ``tomcat-ECDSA``, so that is the certificate agents must trust. The probe
-handshakes as each kind of client, for TLS 1.2 and 1.3, and reports the leaf it was shown.
+A UCCX 11.5 web server holds two identity certificates, ``tomcat`` (RSA) and
+``tomcat-ECDSA`` (EC). An ECDSA-only client gets ``tomcat-ECDSA``, an RSA-only client
+``tomcat``; a browser offers both, and then the server chooses: per web server instance, as
+Cisco 210528 tabulates it (:mod:`cckit.topology`). So the probe handshakes as each kind:
 
-* TLS 1.2: the stdlib :mod:`ssl` client, restricted to ``aECDSA`` or ``aRSA`` cipher suites.
-* TLS 1.3: cipher suites do not select the certificate and :mod:`ssl` cannot set signature
-  algorithms, so the ``openssl s_client`` binary is run with ``-sigalgs``. Without the
-  binary the 1.3 rows say ``not_probed``.
+* ``browser``: the stdlib :mod:`ssl` client with its defaults (TLS 1.2 and 1.3, ECDSA and RSA
+  cipher suites and signature algorithms, ECDSA first, as Chromium and ``openssl s_client``
+  offer them): one handshake at whatever version the server picks; what agents are shown.
+* ``ecdsa`` / ``rsa``, TLS 1.2: the stdlib client restricted to ``aECDSA`` or ``aRSA``
+  cipher suites.
+* ``ecdsa`` / ``rsa``, TLS 1.3: cipher suites do not select the certificate and :mod:`ssl`
+  cannot set signature algorithms, so the ``openssl s_client`` binary is run with
+  ``-sigalgs``. Without the binary the 1.3 rows say ``not_probed``. (UCCX/SocialMiner 11.x
+  serve TLS 1.0-1.2 only, Cisco 201000: their 1.3 rows are refusals.)
 
 The certificate is captured without trusting it (the point is to *see* it); whether the
 presented chain is trusted by a CA bundle is then checked separately and reported.
@@ -17,7 +22,9 @@ presented chain is trusted by a CA bundle is then checked separately and reporte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
+import json
 import re
 import shutil
 import socket
@@ -40,22 +47,29 @@ __all__ = [
     "CLIENTS",
     "VERSIONS",
     "Presented",
+    "by_target",
     "main",
     "parse_target",
     "probe",
+    "probe_each",
     "probe_many",
 ]
 
-Client = Literal["ecdsa", "rsa"]
+Client = Literal["browser", "ecdsa", "rsa"]
 Status = Literal["ok", "refused", "handshake_failed", "timeout", "unreachable", "not_probed"]
 
-CLIENTS: tuple[Client, ...] = ("ecdsa", "rsa")
+CLIENTS: tuple[Client, ...] = ("browser", "ecdsa", "rsa")
 VERSIONS = ("1.2", "1.3")
+#: the browser's one handshake, at the version the server picks (``tls_version`` then says
+#: which; this when it failed)
+ANY_VERSION = "any"
+#: each client's name in ``cckit probe --json``
+JSON_KEYS: dict[str, str] = {"browser": "browser", "ecdsa": "ecdsa_only", "rsa": "rsa_only"}
 #: Statuses meaning the server answered (a refused handshake is still an answer).
 REACHED = frozenset({"ok", "handshake_failed"})
 
 #: TLS 1.2 cipher strings: the authentication algorithm decides the certificate.
-TLS12_CIPHERS: dict[Client, str] = {
+TLS12_CIPHERS: dict[str, str] = {
     "ecdsa": "aECDSA:!aNULL:!eNULL",
     "rsa": "aRSA:!aNULL:!eNULL",
 }
@@ -63,7 +77,7 @@ TLS12_CIPHERS: dict[Client, str] = {
 #: curve-bound ecdsa_secp256r1_sha256 / secp384r1_sha384 / secp521r1_sha512 (the three
 #: key sizes VOS offers); ``RSA-PSS+SHAxxx`` are rsa_pss_rsae_* (PSS with an ordinary RSA
 #: key, what a ``tomcat`` certificate uses); rsa_pss_pss_* covers RSASSA-PSS keys.
-TLS13_SIGALGS: dict[Client, str] = {
+TLS13_SIGALGS: dict[str, str] = {
     "ecdsa": "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512",
     "rsa": "RSA-PSS+SHA256:RSA-PSS+SHA384:RSA-PSS+SHA512:"
            "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512",
@@ -78,7 +92,8 @@ _SSL_ERR = re.compile(r":error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):")
 
 @dataclass(frozen=True)
 class Presented:
-    """What one (port, client kind, TLS version) handshake showed.
+    """What one (port, client kind, TLS version) handshake showed (a browser's: the
+    version negotiated, or ``any`` when it failed).
 
     ``status``: ``ok`` (a certificate was presented), ``handshake_failed`` (the server
     answered but would not complete a handshake with this client: e.g. no ECDSA
@@ -193,34 +208,56 @@ def _trust(
 
 def _tls12(host: str, port: int, client: Client, timeout: float, sni: str | None
            ) -> tuple[Status, str, list[x509.Certificate], str]:
+    ctx = _client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS[client])
+    status, error, chain, cipher, _ = _handshake(host, port, ctx, timeout, sni)
+    return status, error, chain, cipher
+
+
+def _client_context() -> ssl.SSLContext:
+    """The stdlib client's defaults (what it offers), capturing instead of trusting: trust
+    is judged separately against the given CA bundle."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    # Capture, don't trust: trust is judged separately against the given CA bundle.
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(TLS12_CIPHERS[client])
+    return ctx
+
+
+def _browser(host: str, port: int, timeout: float, sni: str | None
+             ) -> tuple[Status, str, list[x509.Certificate], str, str]:
+    """A client offering both RSA and ECDSA, TLS 1.2 and 1.3: the server chooses."""
+    return _handshake(host, port, _client_context(), timeout, sni)
+
+
+def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float, sni: str | None
+               ) -> tuple[Status, str, list[x509.Certificate], str, str]:
+    """(status, error, chain, cipher, TLS version "1.2"/"1.3") of one handshake."""
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
-        return "refused", "connection refused", [], ""
+        return "refused", "connection refused", [], "", ""
     except TimeoutError:
-        return "timeout", f"no TCP connection within {timeout:g} s", [], ""
+        return "timeout", f"no TCP connection within {timeout:g} s", [], "", ""
     except OSError as e:
-        return "unreachable", e.strerror or type(e).__name__, [], ""
+        return "unreachable", e.strerror or type(e).__name__, [], "", ""
     try:
         with ctx.wrap_socket(sock, server_hostname=sni) as tls:
             ders = _peer_chain(tls)
             cipher = (tls.cipher() or ("",))[0]
+            version = (tls.version() or "").removeprefix("TLSv")
     except TimeoutError:
-        return "timeout", f"no TLS handshake within {timeout:g} s", [], ""
+        return "timeout", f"no TLS handshake within {timeout:g} s", [], "", ""
     except ssl.SSLError as e:
-        return "handshake_failed", (e.reason or str(e)).lower().replace("_", " "), [], ""
+        return ("handshake_failed", (e.reason or str(e)).lower().replace("_", " "), [], "",
+                "")
     except OSError as e:
-        return "handshake_failed", f"connection closed during handshake ({e.strerror or e})", [], ""
+        return ("handshake_failed", f"connection closed during handshake ({e.strerror or e})",
+                [], "", "")
     finally:
         sock.close()
-    return "ok", "", [x509.load_der_x509_certificate(d) for d in ders], cipher
+    return "ok", "", [x509.load_der_x509_certificate(d) for d in ders], cipher, version
 
 
 def _peer_chain(tls: ssl.SSLSocket) -> list[bytes]:
@@ -285,7 +322,10 @@ def _classify_s_client_failure(text: str) -> tuple[Status, str, list[x509.Certif
 def _one(host: str, port: int, client: Client, version: str, *, timeout: float,
          sni: str | None, roots: list[x509.Certificate] | None,
          openssl: str | None) -> Presented:
-    if version == "1.2":
+    if client == "browser":
+        status, error, chain, cipher, negotiated = _browser(host, port, timeout, sni)
+        version = negotiated or ANY_VERSION
+    elif version == "1.2":
         status, error, chain, cipher = _tls12(host, port, client, timeout, sni)
     else:
         status, error, chain, cipher = _tls13(host, port, client, timeout, sni, openssl)
@@ -298,12 +338,14 @@ def _one(host: str, port: int, client: Client, version: str, *, timeout: float,
 
 def _tasks(host: str, port: int, versions: Sequence[str],
            clients: Sequence[str] = CLIENTS) -> list[tuple[str, int, Client, str]]:
+    """One handshake per (client, version); the browser's one at any version."""
     bad = [v for v in versions if v not in VERSIONS]
     if bad or not versions:
         raise ProbeError(f"TLS versions must be among {VERSIONS}, not {tuple(versions)!r}")
     if not clients or any(c not in CLIENTS for c in clients):
         raise ProbeError(f"clients must be among {CLIENTS}, not {tuple(clients)!r}")
-    return [(host, port, c, v) for v in versions for c in clients]  # type: ignore[misc]
+    return ([(host, port, "browser", ANY_VERSION)] if "browser" in clients else []) + [
+        (host, port, c, v) for v in versions for c in clients if c != "browser"]  # type: ignore[misc]
 
 
 def _check_timeout(timeout: float) -> None:
@@ -322,22 +364,18 @@ def probe(
     openssl: str | None = "openssl",
     clients: Sequence[str] = CLIENTS,
 ) -> list[Presented]:
-    """Handshake with ``host:port`` as an ECDSA-only and an RSA-only client per TLS version.
+    """Handshake with ``host:port`` as a browser, and as an ECDSA-only and an RSA-only
+    client per TLS version (the handshakes at once).
 
     Server behaviour (refusal, handshake failure, timeout) comes back as a
     :class:`Presented` status; only bad arguments raise :class:`ProbeError` (or
     :class:`~cckit.errors.CertificateLoadError` for an unreadable ``cafile``).
     ``server_name`` is the SNI to send (default: ``host`` unless it is an IP address);
-    ``clients`` narrows the handshakes to ``("ecdsa",)`` or ``("rsa",)``.
+    ``clients`` narrows the handshakes, e.g. to ``("browser",)`` or ``("rsa",)``.
     """
     host, port = parse_target((host, port))
-    _check_timeout(timeout)
-    roots = _load_roots(cafile)
-    sni = server_name or (None if is_ip(host) else host)
-    return [
-        _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
-        for h, p, c, v in _tasks(host, port, versions, clients)
-    ]
+    return probe_each([(host, port, server_name)], cafile=cafile, timeout=timeout,
+                      versions=versions, openssl=openssl, clients=clients)
 
 
 def probe_many(
@@ -349,26 +387,73 @@ def probe_many(
     server_name: str | None = None,
     openssl: str | None = "openssl",
     max_workers: int = MAX_WORKERS,
+    clients: Sequence[str] = CLIENTS,
 ) -> list[Presented]:
     """:func:`probe` for several ``HOST:PORT`` targets, in parallel (at most ``max_workers``
     handshakes at once); results keep the order of ``targets``."""
     parsed = [parse_target(t) for t in targets]  # fail on a bad target before any traffic
+    return probe_each([(h, p, server_name) for h, p in parsed], cafile=cafile,
+                      timeout=timeout, versions=versions, openssl=openssl,
+                      max_workers=max_workers, clients=clients)
+
+
+def probe_each(
+    targets: Sequence[tuple[str, int, str | None]],
+    *,
+    cafile: str | Path | None = None,
+    timeout: float = 5.0,
+    versions: Sequence[str] = VERSIONS,
+    openssl: str | None = "openssl",
+    max_workers: int = MAX_WORKERS,
+    clients: Sequence[str] = CLIENTS,
+    reuse: bool = False,
+) -> list[Presented]:
+    """Every handshake of :func:`probe` for each ``(host, port, server_name)``, at most
+    ``max_workers`` at once; results in the order of ``targets``, then of :func:`probe`.
+    ``server_name`` None: the host unless it is an IP address.
+
+    ``reuse``: where the browser's handshake was TLS 1.2, the TLS 1.2 view of the client
+    of the key type it was shown is that handshake's (``cipher`` says the browser's): a web
+    server holds one certificate per key type (a VOS keystore: ``tomcat``, ``tomcat-ECDSA``;
+    an OpenSSL context: one per type), so an ECDSA-only client is shown the very EC chain a
+    browser was. The other key type is still asked for. One handshake in three saved."""
+    checked = [(*parse_target((h, p)), sni) for h, p, sni in targets]
     _check_timeout(timeout)
     if max_workers < 1:
         raise ProbeError(f"max_workers must be at least 1, not {max_workers!r}")
     roots = _load_roots(cafile)
-    tasks = [t for h, p in parsed for t in _tasks(h, p, versions)]
+    tasks = [(t, sni or (None if is_ip(h) else h))
+             for h, p, sni in checked for t in _tasks(h, p, versions, clients)]
     if not tasks:
         return []
 
-    def run(task: tuple[str, int, Client, str]) -> Presented:
-        h, p, c, v = task
-        sni = server_name or (None if is_ip(h) else h)
+    def run(task: tuple[tuple[str, int, Client, str], str | None]) -> Presented:
+        (h, p, c, v), sni = task
         return _one(h, p, c, v, timeout=timeout, sni=sni, roots=roots, openssl=openssl)
 
     with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)),
                             thread_name_prefix="cckit-probe") as pool:
-        return list(pool.map(run, tasks))
+        if not (reuse and "browser" in clients):
+            return list(pool.map(run, tasks))
+        first = [i for i, (t, _) in enumerate(tasks) if t[2] == "browser"]
+        done = dict(zip(first, pool.map(run, [tasks[i] for i in first]), strict=True))
+        shown = {(r.host, r.port): r for r in done.values()
+                 if r.status == "ok" and r.tls_version == "1.2" and r.cert is not None}
+        rest = []
+        for i, ((h, p, c, v), _) in enumerate(tasks):
+            b = shown.get((h, p))
+            if i in done:
+                continue
+            if b is not None and v == "1.2" and b.cert.key_type == _KEY_TYPE[c]:
+                done[i] = dataclasses.replace(b, client=c)
+            else:
+                rest.append(i)
+        done.update(zip(rest, pool.map(run, [tasks[i] for i in rest]), strict=True))
+        return [done[i] for i in range(len(tasks))]
+
+
+#: the key type of the certificate each single-type client is shown
+_KEY_TYPE = {"ecdsa": "EC", "rsa": "RSA"}
 
 
 # --------------------------------------------------------------------------- command line
@@ -396,21 +481,62 @@ def format_table(results: Sequence[Presented]) -> str:
     return "\n".join(lines)
 
 
+def _target(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def by_target(results: Iterable[Presented]) -> dict[str, dict[str, dict[str, object]]]:
+    """``cckit probe --json``: per ``HOST:PORT``, what ``browser``, ``ecdsa_only`` and
+    ``rsa_only`` clients are shown, each ``{key_type: "EC"|"RSA"|null, sha256, subject,
+    issuer, trusted, tls, status}`` (null when nothing was presented). An ECDSA-only or
+    RSA-only client's entry is its handshake at the highest TLS version that presented a
+    certificate (else its first: TLS 1.2)."""
+    chosen: dict[str, dict[str, Presented]] = {}
+    for r in results:
+        seen = chosen.setdefault(_target(r.host, r.port), {})
+        old = seen.get(r.client)
+        if old is None or (r.status == "ok" and (old.status != "ok"
+                                                or r.tls_version > old.tls_version)):
+            seen[r.client] = r
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for target, per in chosen.items():
+        out[target] = {}
+        for client, key in JSON_KEYS.items():
+            r = per.get(client)
+            if r is None:
+                continue
+            c = r.cert
+            out[target][key] = {
+                "key_type": c.key_type if c else None,
+                "sha256": c.sha256 if c else None,
+                "subject": r.leaf.subject.rfc4514_string() if r.leaf is not None else None,
+                "issuer": c.issuer if c else None,
+                "trusted": r.trusted if c else None,
+                "tls": r.tls_version if r.status == "ok" else None,
+                "status": r.status,
+            }
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``cckit probe HOST:PORT [HOST:PORT...] [--cafile F] [--timeout S]``.
+    """``cckit probe HOST:PORT [HOST:PORT...] [--cafile F] [--timeout S] [--json]``.
 
     Exit 0 when every handshake reached the server (a handshake refusal counts as reached:
     it is an answer), 1 otherwise, 2 on bad arguments.
     """
     parser = argparse.ArgumentParser(
         prog="cckit probe",
-        description="Show which certificate each port presents to an ECDSA-only and an "
+        description="Show which certificate each port presents to a browser (a client "
+                    "offering RSA and ECDSA: the server chooses), to an ECDSA-only and to an "
                     "RSA-only TLS client (TLS 1.2 and 1.3).",
     )
     parser.add_argument("targets", nargs="+", metavar="HOST:PORT")
     parser.add_argument("--cafile", type=Path, help="CA bundle (PEM) to judge trust against")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per handshake")
     parser.add_argument("--servername", help="SNI to send (default: the host name)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: per HOST:PORT, what a browser, an "
+                             "ECDSA-only and an RSA-only client are shown")
     args = parser.parse_args(argv)
     try:
         results = probe_many(args.targets, cafile=args.cafile, timeout=args.timeout,
@@ -418,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CckitError as e:  # a bad target (ProbeError) or an unreadable --cafile
         print(f"cckit probe: {e}", file=sys.stderr)
         return 2
-    print(format_table(results))
+    print(json.dumps(by_target(results), indent=2) if args.json else format_table(results))
     skipped = [r for r in results if r.status == "not_probed"]
     if skipped:
         print(f"note: {skipped[0].error}", file=sys.stderr)

@@ -106,11 +106,13 @@ class PortView:
     node: str = col("node")
     port: int = col("port")
     service: str | None = col("service")
-    client: str = col("client")  # "ecdsa" | "rsa"
+    client: str = col("client")  # "browser" | "ecdsa" | "rsa"
     status: str = col("status")
     cert: CertInfo | None = col("certificate", default=None)
     #: the presented certificate itself (trust bundles, exact comparisons)
     leaf: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    #: what agents reach on this port, in their words (``Live Data``; topology)
+    serves: str | None = col("serves", default=None)
 
     @property
     def sha256(self) -> str | None:
@@ -118,7 +120,8 @@ class PortView:
 
     @property
     def port_label(self) -> str:
-        return f"{self.port} ({self.service})" if self.service else str(self.port)
+        what = self.serves or self.service
+        return f"{self.port} ({what})" if what else str(self.port)
 
     def as_json(self) -> dict[str, Any]:
         """The ``presented`` entries of ``status.json`` (schema in docs/status.md)."""
@@ -166,6 +169,8 @@ class CertRecord:
     signed_by: str | None = col("signed by")
     pending_csr: bool | None = col("pending CSR")
     presented: str = col("presented")
+    #: the ports on which a browser is shown this unit (Cisco 210528), with what they serve
+    browsers: str = col("browsers are shown it on", default="")
 
 
 @dataclass(frozen=True)

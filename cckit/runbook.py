@@ -207,9 +207,9 @@ class Runbook:
         return self.spec.clients
 
     def presented(self, label: str = "now") -> StepResult:
-        """What each web port presents to an ECDSA-only and an RSA-only TLS 1.2 client
-        (only the clients the scenario concerns: :attr:`Scenario.clients`). The first call
-        of a run is the "before" that :meth:`compare` compares with."""
+        """What each web port presents to a browser and to an ECDSA-only and an RSA-only
+        TLS 1.2 client (only the clients the scenario concerns: :attr:`Scenario.clients`).
+        The first call of a run is the "before" that :meth:`compare` compares with."""
         self._check_current("to probe the ports")
         only = "" if len(self.clients) > 1 else f" to an {self.clients[0].upper()} client"
         result = StepResult("presented", f"what the web ports present{only} {label}",

@@ -62,8 +62,9 @@ class Scenario:
     takes_confirm: bool = False
     #: the release the embedded mock plays for it (None: the mock's own, UCCX 11.5)
     embedded_version: str | None = None
-    #: the TLS clients whose view of the web ports its before/after and summary show
-    clients: tuple[str, ...] = ("ecdsa", "rsa")
+    #: the TLS clients whose view of the web ports its before/after and summary show: a
+    #: browser (offers RSA and ECDSA; the server chooses), ECDSA-only, RSA-only
+    clients: tuple[str, ...] = ("browser", "ecdsa", "rsa")
     #: the parameters preflight's advice gives it besides the site (None: never advised)
     advice: Mapping[str, str] | None = None
     #: the certificate unit it (re)issues: the runbook an inventory finding about it names
@@ -107,12 +108,13 @@ RSA_ONLY = Scenario(
     "rsa_only", "RSA only: the COP that stops tomcat-ECDSA being offered, or its rollback",
     "cckit.procedures.rsa_only:RsaOnly", takes_confirm=True, advice={"action": "disable"},
     demo={"action": "disable"})
-# UCCX 11.6+ has no tomcat-ECDSA (Cisco 118855): an ECDSA client's view would only be empty
+# UCCX 11.6+ has no tomcat-ECDSA (Cisco 118855): renew_tomcat changes what an RSA client (and
+# so a browser) is shown; an ECDSA client's view would only be empty
 RENEW_TOMCAT = Scenario(
     "renew_tomcat", "renew the RSA tomcat certificate on UCCX 11.6+, SocialMiner and CCP",
     "cckit.procedures.renew_tomcat:RenewTomcat", uses_ca=True, takes_confirm=True,
-    embedded_version="12.5.1.10000-22", clients=("rsa",), advice={"ca": "files"},
-    renews=RSA_UNIT)
+    embedded_version="12.5.1.10000-22", clients=("browser", "rsa"),
+    advice={"ca": "files"}, renews=RSA_UNIT)
 
 #: every scenario by name, in the order people meet them
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType(

@@ -125,30 +125,45 @@ class SiteSession:
     # -- TLS
     def presented(self, node: Node, client: str = "ecdsa", *, cafile: Path | None = None
                   ) -> list[PortView]:
-        """What each of the node's web ports presents to a ``client``-only TLS 1.2 client."""
-        return [self._view(node, wp, r) for wp in node.web_ports
-                for r in _probe.probe(node.address, wp.connect, timeout=self.tls_timeout,
-                                      versions=("1.2",), cafile=cafile, clients=(client,),
-                                      server_name=_sni(node))]
+        """What each of the node's web ports presents to a ``client`` (``browser``: offering
+        RSA and ECDSA, the server chooses; ``ecdsa``/``rsa``: that key type only, TLS 1.2)."""
+        return self.presented_to([node], (client,), cafile=cafile)
 
-    def presented_all(self, clients: Sequence[str] = ("ecdsa", "rsa")) -> list[PortView]:
-        """Every port of every node of the session, to each of ``clients`` (ECDSA-only and
-        RSA-only unless narrowed)."""
-        return [v for node in self.nodes for c in clients for v in self.presented(node, c)]
+    def presented_all(self, clients: Sequence[str] = _probe.CLIENTS) -> list[PortView]:
+        """Every port of every node of the session, to each of ``clients`` (a browser,
+        ECDSA-only and RSA-only unless narrowed), node by node, client by client."""
+        return self.presented_to(self.nodes, clients)
+
+    def presented_to(self, nodes: Sequence[Node], clients: Sequence[str], *,
+                     cafile: Path | None = None) -> list[PortView]:
+        """Every port of ``nodes`` to each of ``clients``, the handshakes at once (a real
+        node answers each in milliseconds; a probe costs a window nothing)."""
+        ports = [(node, wp) for node in nodes for wp in node.web_ports]
+        results = _probe.probe_each([(n.address, wp.connect, _sni(n)) for n, wp in ports],
+                                    timeout=self.tls_timeout, versions=("1.2",),
+                                    cafile=cafile, clients=clients, reuse=True)
+        views = {(n.name, wp.port, r.client): self._view(n, wp, r)
+                 for (n, wp), rs in zip(ports, _chunks(results, len(clients)), strict=True)
+                 for r in rs}
+        return [views[(n.name, wp.port, c)] for n in nodes for c in clients
+                for wp in n.web_ports]
 
     @staticmethod
     def _view(node: Node, wp: WebPort, r: _probe.Presented) -> PortView:
-        return PortView(node.name, wp.port, wp.service, r.client, r.status, r.cert, r.leaf)
+        service = node.spec.service_on(wp.port)
+        return PortView(node.name, wp.port, wp.service, r.client, r.status, r.cert, r.leaf,
+                        serves=service.serves if service else None)
 
     def wait_serving(self, node: Node, *, timeout: float = 600.0) -> float:
         """Wait until every web port of ``node`` completes a TLS handshake; seconds waited."""
         start = time.monotonic()
         while True:
+            # serving = a browser completes a handshake on every web port
             results = [r for wp in node.web_ports
                        for r in _probe.probe(node.address, wp.connect, timeout=self.tls_timeout,
-                                             versions=("1.2",), server_name=_sni(node))]
-            if all(r.status == "ok" or (r.client == "ecdsa" and r.status == "handshake_failed")
-                   for r in results) and any(r.status == "ok" for r in results):
+                                             versions=("1.2",), server_name=_sni(node),
+                                             clients=("browser",))]
+            if results and all(r.status == "ok" for r in results):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise NodeTimeout(
@@ -157,7 +172,6 @@ class SiteSession:
                     hint="check 'utils service list' on the node; Cisco Tomcat must be STARTED",
                 )
             time.sleep(0.1)  # a wave waits on this: poll often (a TLS handshake is cheap)
-
 
     def wait_in_service(self, node: Node, *, timeout: float = 900.0) -> float:
         """Wait until ``node`` passes its role's readiness check (topology; on UCCX:
@@ -195,6 +209,11 @@ class SiteSession:
                     "-p in_service_timeout SECONDS)")
             time.sleep(pause)
             pause = min(pause * 2, 1.0)  # a poll is one HTTPS GET
+
+
+def _chunks(items: Sequence[_probe.Presented], n: int) -> Iterator[Sequence[_probe.Presented]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
 
 
 def _sni(node: Node) -> str | None:

@@ -5,9 +5,15 @@ Every other module asks this one; nothing else compares role strings. Adding a V
 and tests.
 
 Sources (marked as in the mock's README): [doc] Cisco 210528 "Understand ECDSA certificates
-in an UCCX solution" (which web servers present tomcat-ECDSA), Cisco 118855 (ECDSA dropped
-from UCCX/SocialMiner from 11.6), the UCCX 11.5 and CUCM 11.5 port utilization guides
-(which service listens where); [assumed] where a fact is our best reading.
+in an UCCX solution" (which web servers present tomcat-ECDSA, and which certificate each
+presents to a browser), Cisco 118855 (ECDSA dropped from UCCX/SocialMiner from 11.6), the UCCX
+11.5 and CUCM 11.5 port utilization guides (which service listens where); [assumed] where a
+fact is our best reading.
+
+What a browser is shown (:meth:`WebService.to_browser`): a browser offers both RSA and ECDSA,
+so the server chooses. Cisco 210528 gives the choice per web server instance and per state of
+``tomcat-ECDSA`` (self-signed, CA-signed with EC, CA-signed with RSA); UCCX/SocialMiner 11.x
+serve TLS 1.0-1.2 only (Cisco 201000), where the server's cipher preference decides.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ __all__ = [
     "ECDSA_UNIT",
     "RSA_UNIT",
     "TOMCAT",
+    "EcdsaState",
     "Product",
     "ReadinessCheck",
     "Role",
     "RoleSpec",
     "WebService",
+    "browser_problem",
     "client_auth_notice",
     "cop_action",
     "cop_installed",
@@ -42,6 +50,8 @@ __all__ = [
 #: the certificate units this procedure is about
 ECDSA_UNIT = "tomcat-ECDSA"
 RSA_UNIT = "tomcat"
+#: the key type of each unit's certificate (as cckit.certs names key types)
+KEY_TYPES = {RSA_UNIT: "RSA", ECDSA_UNIT: "EC"}
 #: the trust store unit tomcat (RSA and ECDSA) chains are checked against
 TRUST_UNIT = "tomcat-trust"
 TOMCAT = "Cisco Tomcat"
@@ -61,6 +71,37 @@ class Role(enum.StrEnum):
     CUCM_SUBSCRIBER = "cucm-subscriber"
 
 
+class EcdsaState(enum.StrEnum):
+    """A node's ``tomcat-ECDSA`` as Cisco 210528's rows tell it apart: what decides which
+    certificate a browser is shown."""
+
+    SELF_SIGNED = "self-signed"
+    EC_SIGNED = "CA-signed with EC"
+    RSA_SIGNED = "CA-signed with RSA"
+    #: not offered at all: the disable COP, ``cert_type rsa``, or no tomcat-ECDSA (11.6+)
+    NOT_OFFERED = "not offered"
+
+    @classmethod
+    def of(cls, self_signed: bool, signed_with: str | None) -> EcdsaState:
+        """The state of an offered tomcat-ECDSA (``signed_with``: ``EC`` or ``RSA``)."""
+        if self_signed:
+            return cls.SELF_SIGNED
+        return cls.RSA_SIGNED if signed_with == "RSA" else cls.EC_SIGNED
+
+
+def browser_problem(key_type: str, self_signed: bool, signed_with: str) -> str | None:
+    """Why a browser shown this certificate troubles agents, if it does: the extra
+    tomcat-ECDSA of 11.5 when it is self-signed (a prompt to accept; blocked where the RSA
+    certificates are CA-signed) or signed with RSA (not meant to be presented: on
+    SocialMiner it breaks chat and email, CSCvb58580) [doc: Cisco 210528]. None: no
+    problem of this procedure's (the RSA tomcat is as it was before 11.5)."""
+    if key_type != KEY_TYPES[ECDSA_UNIT]:
+        return None
+    if self_signed:
+        return "a self-signed tomcat-ECDSA"
+    return "a tomcat-ECDSA signed with RSA" if signed_with == "RSA" else None
+
+
 @dataclass(frozen=True)
 class WebService:
     """A service whose TLS ports present certificates; restarting it reloads them."""
@@ -68,6 +109,28 @@ class WebService:
     name: str
     ports: tuple[int, ...]
     presents: tuple[str, ...] = (RSA_UNIT, ECDSA_UNIT)
+    #: what agents (and administrators) reach on its ports, in their words
+    serves: str = ""
+    #: a browser (a client offering RSA and ECDSA) is shown tomcat-ECDSA when it is offered
+    browser_ecdsa: bool = False
+    #: ... even when a CA signed it with RSA (otherwise: the RSA tomcat then)
+    browser_rsa_signed_ecdsa: bool = False
+    #: where ``browser_ecdsa`` comes from ([doc] or [assumed], as the mock's README marks)
+    source: str = ""
+
+    def to_browser(self, state: EcdsaState) -> str:
+        """The unit this service presents to a browser while tomcat-ECDSA is ``state``."""
+        if (ECDSA_UNIT not in self.presents or not self.browser_ecdsa
+                or state is EcdsaState.NOT_OFFERED):
+            return RSA_UNIT
+        if state is EcdsaState.RSA_SIGNED and not self.browser_rsa_signed_ecdsa:
+            return RSA_UNIT
+        return ECDSA_UNIT
+
+    @property
+    def label(self) -> str:
+        """``Live Data`` (what agents call it), else the service name."""
+        return self.serves or self.name
 
 
 @dataclass(frozen=True)
@@ -153,27 +216,60 @@ class RoleSpec:
         """The services to restart so that a new ``unit`` certificate is presented."""
         return tuple(s.name for s in self.web_services if unit in s.presents)
 
+    def to_browser(self, port: int, state: EcdsaState) -> str | None:
+        """The unit ``port`` presents to a browser while tomcat-ECDSA is ``state`` (None:
+        not a web port of this role)."""
+        service = self.service_on(port)
+        return service.to_browser(state) if service else None
+
 
 # UCCX 11.5 runs Finesse, CUIC and the notification/socket services on both nodes [doc:
 # UCCX 11.5 port utilization guide]; 210528 lists them as presenting tomcat-ECDSA to an
 # ECDSA client [doc]. The split of one Tomcat per port is our reading [assumed].
+#
+# What a browser is shown (Cisco 210528, "What are the certificates that are offered by
+# different web server instances by default?", per row: RSA CA-signed tomcat with an EC
+# CA-signed, an RSA CA-signed or a self-signed tomcat-ECDSA) [doc]: UCCX Tomcat, UCCX
+# Openfire (the Notification Service) and SocialMiner Tomcat present the RSA tomcat in every
+# row; UCCX Socket.IO (Live Data) presents tomcat-ECDSA when it is self-signed or EC-signed
+# and falls back to RSA when a CA signed it with RSA ("this certificate would not be presented
+# to the client"); SocialMiner's Openfire (chat and email) presents tomcat-ECDSA in every
+# row unless the COP is installed (CSCvb58580: an RSA-signed one breaks chat and email).
+# Hence "the agents need to be advised to accept the certificate warning they are offered in
+# the chat-email gadget and Live Data gadgets" (210528, self-signed certificates).
+_T210528 = "[doc] Cisco 210528"
 _UCCX_WEB = (
-    WebService(TOMCAT, (8443,)),
-    WebService("Cisco Finesse Tomcat", (8445,)),
-    WebService("Cisco Unified Intelligence Center Reporting Service", (8444,)),
-    WebService("Cisco Unified CCX Notification Service", (7443,)),
-    WebService("Cisco Unified CCX Socket.IO Service", (12015,)),
+    WebService(TOMCAT, (8443,), serves="UCCX administration",
+               source=f"{_T210528} (UCCX Tomcat: RSA in every row)"),
+    WebService("Cisco Finesse Tomcat", (8445,), serves="Finesse desktop",
+               source=f"[assumed] as {_T210528}'s UCCX Tomcat"),
+    WebService("Cisco Unified Intelligence Center Reporting Service", (8444,),
+               serves="CUIC reports", source=f"[assumed] as {_T210528}'s UCCX Tomcat"),
+    WebService("Cisco Unified CCX Notification Service", (7443,),
+               serves="Finesse notifications",
+               source=f"{_T210528} (UCCX Openfire: RSA in every row)"),
+    WebService("Cisco Unified CCX Socket.IO Service", (12015,), serves="Live Data",
+               browser_ecdsa=True,
+               source=f"{_T210528} (UCCX Socket.IO: ECDSA when self-signed or EC-signed, "
+                      "RSA when RSA-signed)"),
 )
 # SocialMiner's web application behind 443 [doc: 11.5 port guide]; its XMPP (Openfire) BOSH
 # port presents ECDSA too per 210528 [doc]; service names are not public [assumed].
 _SM_WEB = (
-    WebService(TOMCAT, (443,)),
-    WebService("Cisco SocialMiner Notification Service", (7443,)),
+    WebService(TOMCAT, (443,), serves="SocialMiner administration",
+               source=f"{_T210528} (SocialMiner Tomcat: RSA in every row)"),
+    WebService("Cisco SocialMiner Notification Service", (7443,), serves="chat and email",
+               browser_ecdsa=True, browser_rsa_signed_ecdsa=True,
+               source=f"{_T210528} (SocialMiner Openfire: ECDSA in every row, an RSA-signed "
+                      "one too unless the COP is installed: CSCvb58580)"),
 )
 # CUCM: Cisco Tomcat serves the administration pages on 8443 (and 443) [doc: CUCM 11.5 TCP
 # and UDP port usage]; tomcat-ECDSA exists from 11.5 on and stays in 12.x/14 [doc: CUCM 11.5
 # security guide].
-_CUCM_WEB = (WebService(TOMCAT, (8443,)),)
+# To a browser: no Cisco table found; OpenSSL-style client preference (ECDSA first) [assumed].
+_CUCM_WEB = (WebService(TOMCAT, (8443,), serves="CUCM administration", browser_ecdsa=True,
+                        browser_rsa_signed_ecdsa=True,
+                        source="[assumed] the client's preference (no Cisco table)"),)
 
 # Public CAs stop issuing the clientAuth EKU (Chrome Root Program, 2026); where a node uses
 # its tomcat identity as a client too, mutual TLS between nodes then fails. [doc: FN74382,

@@ -64,8 +64,16 @@ def test_batch_one_failure_does_not_stop_the_others(tmp_path, two_sites):
     assert by_site["west"]["failed step"] and "uccx-pub" in by_site["west"]["message"]
     assert by_site["broken"]["status"] == "invalid site file"
     assert not result.ok
-    assert "uccx-pub: ECDSA uccx1-EC.east.example.com (EC, issuer cckit lab EC issuing CA" \
-        in by_site["east"]["presented"]
+    # per node, each client ca_signed shows: a browser on every web port (the CA-signed
+    # tomcat-ECDSA on Live Data and chat, Cisco 210528), an ECDSA and an RSA client on the first
+    presented = dict(part.split(": ", 1) for part in by_site["east"]["presented"].split(" | "))
+    ca = "issuer cckit lab EC issuing CA (lab)"
+    assert presented["uccx-pub"] == (
+        f"browser RSA (self-signed) on 8443/8445/8444/7443, EC ({ca}) on 12015; "
+        f"ECDSA uccx1-EC.east.example.com (EC, {ca}); RSA uccx1.east.example.com (RSA, "
+        "self-signed)")
+    assert presented["sm"].startswith(
+        f"browser RSA (self-signed) on 443, EC ({ca}) on 7443; ECDSA sm1-EC."), presented["sm"]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert set(summary["site"]) == {"east", "west", "broken"}
     assert (tmp_path / "out" / "summary.html").read_text().count("<tr") == 4

@@ -287,6 +287,20 @@ _BROKEN_WORDS = """(out) => [...out.querySelectorAll('table td')].filter(td => {
   }).map(td => td.textContent)"""
 
 
+def cell_shot(page, cell, path: Path) -> None:
+    """A screenshot of one cell, whole: the window grows to the cell's height meanwhile
+    (JupyterLab draws only what is in view, so a cell taller than the window would not be)."""
+    size = page.viewport_size
+    height = cell.evaluate("e => e.getBoundingClientRect().height")
+    page.set_viewport_size({"width": size["width"],
+                            "height": max(size["height"], min(int(height) + 300, 6000))})
+    try:
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
+
+
 def html_rows(cell) -> list[dict[str, str]]:
     """The rows of the (last) table a cell shows, by column name."""
     return cell.locator("table").last.evaluate(
@@ -344,7 +358,7 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
     for i, c in enumerate(nb.cells):
         if i == restart:
             # the plan was shown (and read) before anything changed, and is still there
-            assert plan < first_change and "Plan for renew_tomcat: 16 command(s)" in shown[plan]
+            assert plan < first_change and "Plan for renew_tomcat: 21 command(s)" in shown[plan]
             assert "stage 3: upload_trust on uccx-sub" in shown[plan]  # its replication
             assert "stage 5: restart on uccx-sub, sm at once" in shown[plan]
             assert "stage 6: restart on uccx-pub" in shown[plan]
@@ -357,10 +371,10 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
                              during=progress_shot if i == restart and folder else None)
         if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []):
             assert shown[i].strip(), f"cell {i} shows nothing: {c.source}"
-        if i == before:  # 12.5 has no tomcat-ECDSA: what an RSA client is shown, only
+        if i == before:  # 12.5 has no tomcat-ECDSA: what an RSA client and a browser are shown
             assert "ECDSA" not in cells.nth(i).locator("table thead").inner_text()
             if folder is not None:
-                cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-before.png"))
+                cell_shot(page, cells.nth(i), folder / "jupyterlab-renew-before.png")
         if i == first_change and folder is not None:
             cells.nth(i).screenshot(path=str(folder / "jupyterlab-renew-csrs.png"))
     # cells ran one by one, in order
@@ -382,16 +396,67 @@ def test_stepping_renew_tomcat_cell_by_cell(browser, lab):
                 map(json.loads, (run / "operations.jsonl").read_text().splitlines())
                 if o["operation"] == "upload_identity"}
     old = {(r["node"], r["port"]): r for r in html_rows(cells.nth(before))}
-    assert sorted(uploaded) == ["sm", "uccx-pub", "uccx-sub"] and len(rows) == len(old) == 7
+    # each port to an RSA client and to a browser (12.5: both are shown the renewed tomcat)
+    assert sorted(uploaded) == ["sm", "uccx-pub", "uccx-sub"] and len(rows) == 2 * len(old) == 24
     for r in rows:
         assert r["as expected"] == "yes" and r["sha256"] == uploaded[r["node"]], r
         assert "self-signed" not in r["presented"] and r["presented"].startswith(
             {"uccx-pub": "uccx1.", "uccx-sub": "uccx2.", "sm": "sm1."}[r["node"]]), r
         assert r["sha256"] not in str(old[r["node"], r["port"]]), r
     if folder is not None:
-        cells.nth(verify).screenshot(path=str(folder / "jupyterlab-renew-done.png"))
-        cells.nth(index("rb.compare")).screenshot(
-            path=str(folder / "jupyterlab-renew-compare.png"))
+        cell_shot(page, cells.nth(verify), folder / "jupyterlab-renew-done.png")
+        cell_shot(page, cells.nth(index("rb.compare")),
+                  folder / "jupyterlab-renew-compare.png")
+
+
+def test_ca_signed_tables_show_what_agents_browsers_are_shown(browser, lab):
+    """ca_signed's tables as JupyterLab shows them (its golden copy: the outputs of a real
+    run, nbval keeps them current; nothing is executed here): the before table has a
+    browser column (the self-signed tomcat-ECDSA on Live Data and chat only, Cisco 210528),
+    verify shows browsers the CA-signed tomcat-ECDSA on exactly those ports and the RSA
+    tomcat elsewhere; no word of a table breaks."""
+    import nbformat
+
+    url, token, root = lab
+    golden = ROOT / "tests" / "golden" / "ca_signed.ipynb"
+    shutil.copy(golden, root)
+    nb = nbformat.read(golden, as_version=4)
+    # outputs the engineer's own kernel wrote are trusted; a copy's are sanitized (no styles)
+    subprocess.run([sys.executable, "-m", "jupyter", "trust", str(root / "ca_signed.ipynb")],
+                   check=True, capture_output=True)
+
+    def index(code: str) -> int:
+        return next(i for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and code in c.source)
+
+    page = open_notebook(browser, url, token, "ca_signed.ipynb")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    folder = shots()
+    agents = {"12015 (Live Data)", "7443 (chat and email)"}
+
+    def shown(i: int, name: str) -> list[dict[str, str]]:
+        cell = cells.nth(i)
+        cell.scroll_into_view_if_needed()
+        out = cell.locator(".jp-Cell-outputArea")
+        out.locator("table").last.wait_for(timeout=30_000)
+        assert out.evaluate(_BROKEN_WORDS) == [], "a table cell's word wraps inside"
+        if folder is not None:
+            cell_shot(page, cell, folder / f"jupyterlab-ca-signed-{name}.png")
+        return html_rows(cell)
+
+    rows = shown(index('rb.presented("before'), "before")
+    assert len(rows) == 12 and list(rows[0])[:5] == [
+        "node", "port", "browser", "ECDSA client", "ECDSA sha256"]
+    for r in rows:
+        assert ("-EC." in r["browser"]) == (r["port"] in agents), r  # 210528, port by port
+        assert "self-signed" in r["browser"], r
+    rows = shown(index('rb.step("verify")'), "verify")
+    assert len(rows) == 24 and all(r["as expected"] == "yes" for r in rows)
+    assert {r["port"] for r in rows if r["client"] == "browser"
+            and "issuer cckit lab EC" in r["presented"]} == agents
+    assert all("(RSA, self-signed)" in r["presented"] for r in rows
+               if r["client"] == "browser" and r["port"] not in agents)
+    assert len(shown(index("rb.compare"), "compare")) == 36
 
 
 def test_the_restart_cell_shows_the_in_service_wait(browser, lab, tmp_path):
@@ -523,18 +588,22 @@ def test_a_new_user_steps_ca_signed_cell_by_cell(browser, lab):
         cells.nth(i).scroll_into_view_if_needed()
         return cells.nth(i)
 
-    # the restarts: the narration says what the plan runs; three services per UCCX node
+    # the restarts: the narration says what the plan runs; each service serving a web port:
+    # five per UCCX node (Tomcat, Finesse, CUIC, notifications, Live Data), two on SocialMiner
     shown_md = cell(restart - 1).locator(".jp-RenderedMarkdown")
     shown_md.wait_for(timeout=10_000)
     narration = " ".join((shown_md.text_content() or "").split())
     assert "the plan above shows each one per node" in narration, narration
     assert "restart Cisco Tomcat`, subscriber first" not in nb.cells[restart - 1].source
     planned = html_rows(cell(plan))
-    for node, n in (("uccx-pub", 3), ("uccx-sub", 3), ("sm", 1)):
+    for node, n in (("uccx-pub", 5), ("uccx-sub", 5), ("sm", 2)):
         assert sum(r["node"] == node and r["step"] == "restart" for r in planned) == n, node
     restarted = [r for r in html_rows(cell(ops)) if r["operation"] == "restart_service"]
-    assert len(restarted) == 7 and {r["on"] for r in restarted} == {
-        "Cisco Tomcat", "Cisco Finesse Tomcat", "Cisco Unified CCX Socket.IO Service"}
+    assert len(restarted) == 12 and {r["on"] for r in restarted} == {
+        "Cisco Tomcat", "Cisco Finesse Tomcat",
+        "Cisco Unified Intelligence Center Reporting Service",
+        "Cisco Unified CCX Notification Service", "Cisco Unified CCX Socket.IO Service",
+        "Cisco SocialMiner Notification Service"}
     if folder is not None:
         cell(restart).screenshot(path=str(folder / "jupyterlab-ca-restart.png"))
         row = cell(ops).locator("tr:has-text('restart_service')").first

@@ -71,7 +71,8 @@ def test_bundle_files(tmp_path, node_certs):
     assert "GPO" in readme and "policies.json" in readme and "Remove" in readme
 
     df = display.frame(b.rows, list(ROW_COLUMNS))
-    assert list(df.columns) == ["node", "cn", "key", "not_after", "sha256", "sha1", "file"]
+    assert list(df.columns) == ["node", "cn", "key", "not_after", "shown_on", "sha256", "sha1",
+                                "file"]
     assert len(df) == 4 and set(df["sha1"]) == set(thumbs)
 
 

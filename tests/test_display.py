@@ -43,10 +43,11 @@ def test_words_stay_whole_and_long_values_break_at_separators():
     assert FP in text  # what a reader copies is the fingerprint, unchanged
 
 
-def test_renew_tomcat_shows_only_the_rsa_client():
+def test_renew_tomcat_shows_only_the_rsa_client_and_a_browser():
     """renew_tomcat's nodes (11.6+) have no tomcat-ECDSA: its port views are for the client
-    the procedure verifies with, and a one-client before/after has no client column."""
-    assert RENEW_TOMCAT.clients == (RenewTomcat.client,)
+    the procedure verifies with and a browser, and a one-client before/after has no client
+    column."""
+    assert RENEW_TOMCAT.clients == ("browser", RenewTomcat.client)
 
     view = PortView("uccx-pub", 8443, "Cisco Tomcat", "rsa", "refused", None)
     one = StepResult("before/after", "v", [PortChange(view, view)])
@@ -56,6 +57,12 @@ def test_renew_tomcat_shows_only_the_rsa_client():
     assert "client" in display._result_grid(two)[0]
     columns, _ = display._result_grid(StepResult("presented", "v", [view]))
     assert columns == ["node", "port", "RSA client", "RSA sha256"]
+    # a browser's column first; its certificate is one of the others: no fingerprint of its own
+    browser = PortView("uccx-pub", 12015, "Cisco Unified CCX Socket.IO Service", "browser",
+                       "refused", None, serves="Live Data")
+    columns, rows = display._result_grid(StepResult("presented", "v", [view, browser]))
+    assert columns == ["node", "port", "browser", "RSA client", "RSA sha256"]
+    assert [r["port"] for r in rows] == ["8443 (Cisco Tomcat)", "12015 (Live Data)"]
 
 
 ROWS = [{"node": "uccx-pub", "value": "a < b & 'c'"}, {"node": "sm", "extra": 'x "y"'}]
@@ -99,3 +106,45 @@ def test_showing_results_does_not_import_pandas():
     assert r.stdout.strip() == "False"
     frame = display.table([TrustRecord("pub", "CA", Action.UPLOADED, "AB")])
     assert list(frame["node"]) == ["pub"]
+
+
+def _entry(node, port, client, cn=None, key="RSA", self_signed=True, issuer=None,
+           status="ok"):
+    return {"node": node, "port": port, "service": None, "client": client, "status": status,
+            "cn": cn, "issuer": issuer or cn, "key_type": key if cn else None,
+            "self_signed": self_signed if cn else None, "sha256": None}
+
+
+def test_the_demo_summary_shows_each_scenario_s_clients_one_line_per_node(tmp_path):
+    """The demo's table and the batch's presented column: one line per node, a column per
+    client the scenario shows (the registry's ``clients``): a browser on every web port (what
+    agents are shown), the others on the first; a client the scenario does not show is empty,
+    never guessed."""
+    from cckit import batch, demo
+    from cckit.headless import RunOutcome
+
+    ec = dict(key="EC", self_signed=False, issuer="lab EC")
+    presented = [_entry("uccx-pub", 8443, "browser", "uccx1"),
+                 _entry("uccx-pub", 12015, "browser", "uccx1-EC", **ec),
+                 _entry("uccx-pub", 8445, "browser", status="refused"),
+                 _entry("uccx-pub", 8443, "ecdsa", "uccx1-EC", **ec),
+                 _entry("uccx-pub", 8443, "rsa", "uccx1")]
+    ca = RunOutcome("ca_signed", tmp_path, "ok", tmp_path / "x.ipynb", presented=presented)
+    renew = RunOutcome("renew_tomcat", tmp_path, "ok", tmp_path / "y.ipynb",
+                       presented=[e for e in presented if e["client"] != "ecdsa"])
+    pre = RunOutcome("preflight", tmp_path, "ok", tmp_path / "z.ipynb")
+    assert ca.browser_view() == {
+        "uccx-pub": "RSA (self-signed) on 8443, EC (issuer lab EC) on 12015, port closed on 8445"}
+    rows = demo.summary_table([pre, ca, renew]).to_dict("records")
+    assert list(rows[0]) == ["scenario", "node", "result", "browser is shown",
+                             "ECDSA client gets", "RSA client gets"]
+    assert rows[0]["node"] == "-" and rows[0]["browser is shown"] == ""
+    assert rows[1]["browser is shown"] == ca.browser_view()["uccx-pub"]
+    assert rows[1]["ECDSA client gets"] == "uccx1-EC (EC, issuer lab EC)"
+    assert rows[2]["ECDSA client gets"] == "" and rows[2]["RSA client gets"] == \
+        "uccx1 (RSA, self-signed)"
+    assert batch._presented("renew_tomcat", renew) == (
+        "uccx-pub: browser RSA (self-signed) on 8443, EC (issuer lab EC) on 12015, port "
+        "closed on 8445; RSA uccx1 (RSA, self-signed)")
+    # the registry's clients decide, not what status.json happens to hold
+    assert "ECDSA" not in batch._presented("renew_tomcat", ca)

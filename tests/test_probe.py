@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import shutil
 import socket
 import ssl
@@ -76,11 +77,16 @@ def pki(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def tls_server(chains: list[tuple[Path, Path]]) -> Iterator[int]:
-    """A TLS server on 127.0.0.1 presenting every chain given (RSA first, then EC)."""
+def tls_server(chains: list[tuple[Path, Path]], prefer: str | None = None) -> Iterator[int]:
+    """A TLS server on 127.0.0.1 presenting every chain given (RSA first, then EC);
+    ``prefer``: TLS 1.2 only, choosing by this cipher order of its own."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     for cert, key in chains:
         ctx.load_cert_chain(cert, key)
+    if prefer:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        ctx.set_ciphers(prefer)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
@@ -149,6 +155,56 @@ def test_dual_server_presents_ec_to_ecdsa_and_rsa_to_rsa(pki, dual):
         assert e.reached and r.reached
 
 
+def test_browser_is_shown_what_the_server_prefers(pki, dual):
+    """A browser offers both: a plain OpenSSL server with both chains answers TLS 1.3 with
+    the client's first signature algorithm (ECDSA); a TLS 1.2 server that prefers its own
+    cipher order (as UCCX 11.x web servers do, Cisco 201000/210528) picks for it."""
+    (b,) = P.probe("127.0.0.1", dual, versions=("1.2",), clients=("browser",))
+    assert (b.status, b.tls_version, b.cert.key_type) == ("ok", "1.3", "EC")
+    for prefer, key in (("aRSA:aECDSA", "RSA"), ("aECDSA:aRSA", "EC")):
+        with tls_server([pki["files"]["rsa"], pki["files"]["ec"]], prefer=prefer) as port:
+            got = _by(P.probe("127.0.0.1", port, versions=("1.2",)))
+        b = got["browser", "1.2"]
+        assert b.cert.key_type == key
+        assert b.cipher.startswith("ECDHE-RSA-" if key == "RSA" else "ECDHE-ECDSA-"), b.cipher
+        assert got["ecdsa", "1.2"].cert.key_type == "EC"  # the others as before
+        assert got["rsa", "1.2"].cert.key_type == "RSA"
+
+
+def test_reuse_takes_a_browser_s_tls12_view_for_its_key_type_only(pki, rsa_only):
+    """``reuse``: the view of the single-type client of the key type a TLS 1.2 browser was
+    shown is that handshake's; the other type is still asked: the same views as without."""
+    with tls_server([pki["files"]["rsa"], pki["files"]["ec"]], prefer="aRSA:aECDSA") as port:
+        targets = [("127.0.0.1", port, None), ("127.0.0.1", rsa_only, None)]
+        plain = P.probe_each(targets, versions=("1.2",))
+        reused = P.probe_each(targets, versions=("1.2",), reuse=True)
+    key = [(r.port, r.client, r.status, r.cert and r.cert.sha256) for r in plain]
+    assert key == [(r.port, r.client, r.status, r.cert and r.cert.sha256) for r in reused]
+    assert [r.cipher.startswith("ECDHE-RSA") for r in reused if r.port == port] == [
+        True, False, True]  # the RSA view is the browser's handshake, the ECDSA one its own
+    assert reused[1].cipher.startswith("ECDHE-ECDSA") and reused[1].cert.key_type == "EC"
+
+
+def test_json_per_target(pki, dual, rsa_only, capsys):
+    assert P.main([f"127.0.0.1:{dual}", f"127.0.0.1:{rsa_only}", "--json",
+                   "--cafile", str(pki["root"])]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {f"127.0.0.1:{dual}", f"127.0.0.1:{rsa_only}"}
+    for entry in doc.values():
+        assert set(entry) == {"browser", "ecdsa_only", "rsa_only"}
+        for view in entry.values():
+            assert {"key_type", "sha256", "subject", "issuer", "trusted"} <= set(view)
+    both, rsa = doc[f"127.0.0.1:{dual}"], doc[f"127.0.0.1:{rsa_only}"]
+    assert both["ecdsa_only"]["sha256"] == pki["ec"].fingerprint(hashes.SHA256()).hex(":").upper()
+    assert both["ecdsa_only"]["subject"] == "CN=uccx1-EC.cc.example.com"
+    assert both["ecdsa_only"]["issuer"] == "CN=Probe Test Root,O=cckit tests"
+    assert both["ecdsa_only"]["trusted"] is True and both["rsa_only"]["key_type"] == "RSA"
+    assert rsa["ecdsa_only"] == {"key_type": None, "sha256": None, "subject": None,
+                                 "issuer": None, "trusted": None, "tls": None,
+                                 "status": "handshake_failed"}
+    assert rsa["browser"]["key_type"] == "RSA"
+
+
 def test_rsa_only_server_refuses_ecdsa_only_client(rsa_only):
     # What OpenSSL really does: no fallback to the RSA certificate. TLS 1.2 has no shared
     # cipher suite; TLS 1.3 has "no suitable signature algorithm". Both are alert 40.
@@ -199,12 +255,14 @@ def test_probe_many_and_dataframe(pki, dual, rsa_only):
     results = P.probe_many([f"127.0.0.1:{dual}", ("127.0.0.1", rsa_only)],
                            cafile=pki["root"], versions=("1.2",), max_workers=2)
     assert [(r.port, r.client) for r in results] == [
-        (dual, "ecdsa"), (dual, "rsa"), (rsa_only, "ecdsa"), (rsa_only, "rsa")]
+        (dual, "browser"), (dual, "ecdsa"), (dual, "rsa"),
+        (rsa_only, "browser"), (rsa_only, "ecdsa"), (rsa_only, "rsa")]
     df = display.frame(results)
     assert list(df.columns) == ["host", "port", "client", "tls", "status", "cn", "key",
                                 "issuer", "sha256", "trusted", "detail"]
-    assert df.loc[0, "cn"] == "uccx1-EC.cc.example.com"
-    assert df.loc[2, "status"] == "handshake_failed"
+    assert df.loc[1, "cn"] == "uccx1-EC.cc.example.com"
+    assert df.loc[3, "cn"] == "uccx1.cc.example.com"  # a browser gets RSA where only RSA is
+    assert df.loc[4, "status"] == "handshake_failed"
 
 
 @pytest.mark.parametrize("bad", ["uccx1", "uccx1:", ":443", "uccx1:0", "uccx1:70000",

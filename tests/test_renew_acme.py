@@ -4,9 +4,6 @@ Chromium trusting only pebble's root loads every web port of every node."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from cckit import certs
@@ -16,8 +13,9 @@ from cckit.procedures.renew_tomcat import RenewTomcat
 from cckit.sites import load_site
 from cckit.vosmock.testing import running_site
 from tests import pebble as pb
+from tests.chromium import needs_chromium, nssdb
 from tests.test_procedures import presented
-from tests.test_renew_tomcat import CHROMIUM, VERSION, _chromium_loads, nssdb
+from tests.test_renew_tomcat import VERSION, _chromium_loads
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow,
               pytest.mark.skipif(not pb.installed(), reason="pebble/pebble-challtestsrv not "
@@ -30,8 +28,7 @@ def pebble(tmp_path_factory):
         yield p
 
 
-@pytest.mark.skipif(not (os.path.exists(CHROMIUM) and shutil.which("certutil")),
-                    reason="chromium or certutil (libnss3-tools) missing")
+@needs_chromium
 @pytest.mark.parametrize("multi_san", [False, True])
 def test_renew_tomcat_with_acme_via_pebble(pebble, tmp_path, multi_san):
     with running_site(tmp_path / "mock", version=VERSION, restart_seconds=0.2) as mock, \

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -23,7 +21,8 @@ from cckit.procedures.renew_tomcat import RenewTomcat
 from cckit.sites import load_site
 from cckit.vosmock import journal
 from cckit.vosmock.testing import running_site
-from tests import certfactory
+from tests import certfactory, chromium
+from tests.chromium import nssdb
 from tests.test_procedures import mock_state, presented
 
 pytestmark = pytest.mark.timeout(240)
@@ -169,7 +168,10 @@ def test_cckit_run_renew_tomcat(mock, tmp_path):
     assert status["status"] == "complete" and status["schema"] == 1
     rsa = [p for p in status["presented"] if p["client"] == "rsa"]
     assert rsa and all(p["cn"].endswith(".cc.example.com") for p in rsa)
-    assert len(rsa) == len(status["presented"])  # 12.5: no ECDSA client view (PRESENTED_TO)
+    browser = [p for p in status["presented"] if p["client"] == "browser"]
+    # 12.5: no ECDSA client view (RENEW_TOMCAT.clients); a browser is shown the same renewed tomcat
+    assert len(rsa) + len(browser) == len(status["presented"])
+    assert [p["sha256"] for p in browser] == [p["sha256"] for p in rsa]
     assert assert_no_secret(out, secrets_of(mock)) > 3
 
 
@@ -208,50 +210,13 @@ def test_multi_san_refused_where_the_version_lacks_it(tmp_path):
 
 
 # ------------------------------------------------------------------ a real browser afterwards
-CHROMIUM = "/usr/bin/chromium"
-
-
 def _chromium_loads(home, urls: list[str], hosts: list[str]) -> dict[str, str]:
-    """Load each URL in a fresh headless Chromium whose only user trust is the NSS DB under
-    ``home`` (certificate errors are not ignored); url -> "ok" or the network error."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    rules = ", ".join(f"MAP {h} 127.0.0.1" for h in hosts)
-    out = {}
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  f"--host-resolver-rules={rules}"])
-        try:
-            page = browser.new_context(ignore_https_errors=False).new_page()
-            for url in urls:
-                try:
-                    r = page.goto(url, timeout=15000)
-                    out[url] = "ok" if r is not None and r.ok else f"HTTP {r and r.status}"
-                except sync_api.Error as e:
-                    out[url] = str(e).splitlines()[0]
-        finally:
-            browser.close()
-    return out
-
-
-def nssdb(home, *roots):
-    """A browser profile under ``home`` whose only trusted certificates are ``roots``
-    (Chromium reads ``$HOME/.pki/nssdb``); the database's folder."""
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
-    for i, root in enumerate(roots):
-        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", f"root {i}", "-t", "C,,",
-                        "-i", str(root)], check=True)
-    return db
+    """url -> "ok" or the network error, in a fresh Chromium trusting what ``home`` holds."""
+    return {url: shown.outcome for url, shown in chromium.load(home, urls, hosts).items()}
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (os.path.exists(CHROMIUM) and shutil.which("certutil")),
-                    reason="chromium or certutil (libnss3-tools) missing")
+@chromium.needs_chromium
 @pytest.mark.parametrize("multi_san", [False, True])
 def test_chromium_trusting_only_the_lab_root_loads_every_port(session, tmp_path, multi_san):
     ca = get_adapter("lab", directory=tmp_path / "labca")
@@ -259,7 +224,7 @@ def test_chromium_trusting_only_the_lab_root_loads_every_port(session, tmp_path,
     assert proc.run_all()[-1].ok
     urls = [f"https://{n.fqdn}:{wp.connect}/" for n in session.nodes for wp in n.web_ports]
     hosts = sorted({n.fqdn for n in session.nodes})
-    assert len(urls) == 7  # 3 + 3 UCCX web ports, 1 SocialMiner
+    assert len(urls) == 12  # 5 + 5 UCCX web ports, 2 SocialMiner
     # a browser profile trusting nothing of ours: every port is a certificate error
     empty = tmp_path / "home-empty"
     nssdb(empty)

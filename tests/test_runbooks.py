@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from cckit.headless import run_runbook
 from cckit.vosmock.testing import running_site
@@ -74,6 +75,9 @@ def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
         "uccx1-EC.cc.example.com", "uccx2-EC.cc.example.com", "sm1-EC.cc.example.com"}
     assert {(p["port"], p["service"]) for p in ecdsa} >= {(8443, "Cisco Tomcat"),
                                                          (8445, "Cisco Finesse Tomcat")}
+    # what agents' browsers are shown now: the CA-signed tomcat-ECDSA on Live Data and chat
+    # (Cisco 210528), the RSA tomcat elsewhere; `cckit probe --json` says the same
+    assert_browsers(status["presented"], mock, ca_signed=True)
     nb = nbformat.read(out / "ca_signed.ipynb", as_version=4)
     assert nb.metadata.papermill.parameters["site_file"] == str(mock.site_file)
     html = (out / "ca_signed.html").read_text()
@@ -132,6 +136,8 @@ def test_rsa_only_and_rollback_headless(mock, tmp_path):
     status = json.loads((tmp_path / "d" / "status.json").read_text())
     ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
     assert ecdsa and all(p["status"] == "handshake_failed" for p in ecdsa)
+    browser = [p for p in status["presented"] if p["client"] == "browser"]
+    assert len(browser) == 12 and {p["key_type"] for p in browser} == {"RSA"}  # no ECDSA
     r = cckit("run", "rsa_only", "--site", str(mock.site_file), *CONFIRM,
               "--out", str(tmp_path / "r"),
               "-q", "-p", "action", "rollback")
@@ -139,7 +145,33 @@ def test_rsa_only_and_rollback_headless(mock, tmp_path):
     status = json.loads((tmp_path / "r" / "status.json").read_text())
     ecdsa = [p for p in status["presented"] if p["client"] == "ecdsa"]
     assert ecdsa and all(p["key_type"] == "EC" and p["self_signed"] for p in ecdsa)
+    assert_browsers(status["presented"], mock, ca_signed=False)
     assert_no_secret(tmp_path, secrets_of(mock), skip=("mock",))
+
+
+#: where agents' browsers are shown tomcat-ECDSA (Cisco 210528): Live Data, chat and email
+AGENTS_ECDSA = {("uccx-pub", 12015), ("uccx-sub", 12015), ("sm", 7443)}
+
+
+def assert_browsers(presented: list[dict], mock, *, ca_signed: bool) -> None:
+    """status.json's browser entries and `cckit probe --json`: tomcat-ECDSA (CA-signed or
+    self-signed) on Live Data and chat only, the RSA tomcat on the other ports."""
+    ecdsa = {(p["node"], p["port"]): p for p in presented if p["client"] == "ecdsa"}
+    browser = {(p["node"], p["port"]): p for p in presented if p["client"] == "browser"}
+    assert len(browser) == 12 == len(ecdsa)
+    for key, p in browser.items():
+        if key in AGENTS_ECDSA:
+            assert p["sha256"] == ecdsa[key]["sha256"] and p["self_signed"] is not ca_signed
+        else:
+            assert p["key_type"] == "RSA", key
+    doc = yaml.safe_load(mock.site_file.read_text())
+    local = {(n["name"], real): port for n in doc["nodes"]
+             for real, port in n["web_ports"].items()}
+    r = cckit("probe", "--json", *(f"127.0.0.1:{port}" for port in local.values()))
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    for key, port in local.items():
+        assert got[f"127.0.0.1:{port}"]["browser"]["sha256"] == browser[key]["sha256"], key
 
 
 def test_plan_only_changes_nothing(mock, tmp_path):

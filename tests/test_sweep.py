@@ -42,6 +42,14 @@ EXPECTED = {
                                  "tomcat-ECDSA", "ca_signed"),
     "old-csr": (Code.OLD_CSR, Severity.LOW, "uccx-pub", "tomcat-ECDSA", "ca_signed"),
 }
+#: and every site but the one at 12.5 (no tomcat-ECDSA): agents' browsers are shown a
+#: self-signed tomcat-ECDSA on Live Data or chat where no other finding explains it
+AGENTS = (Code.AGENTS_PROMPTED, Severity.MEDIUM, "", "tomcat-ECDSA", "preflight")
+
+
+def _expected(defects: list[str]) -> list[tuple]:
+    return sorted([EXPECTED[d] for d in defects]
+                  + ([] if "no-client-auth" in defects else [AGENTS]))
 
 
 def _state(state_dir: Path) -> dict[str, bytes]:
@@ -123,8 +131,8 @@ def test_each_seeded_defect_is_reported_once_with_its_severity_and_runbook(fleet
     got = {}
     for f in sweep.findings:
         got.setdefault(f.site, []).append((f.code, f.severity, f.node, f.unit, f.runbook))
-    want = {site: [EXPECTED[d] for d in ds] for site, ds in seeded.items() if ds}
-    assert got == want
+    want = {site: _expected(ds) for site, ds in seeded.items()}
+    assert {site: sorted(fs) for site, fs in got.items()} == want
     assert all(f.fix and f.message for f in sweep.findings)
     assert not any(n.error for n in sweep.nodes)
     assert sweep.summary().ok
@@ -188,12 +196,17 @@ def test_rows_hold_every_certificate_with_its_facts(fleet):
     assert gap["chain"].startswith("incomplete: vosmock seed EC root CA site-006")
     ports = sweep.frame("ports")
     refused = ports[ports["status"] != "ok"]
-    assert set(ports["client"]) == {"ecdsa", "rsa"}
+    assert set(ports["client"]) == {"browser", "ecdsa", "rsa"}
     at_12_5 = refused[refused["site"] == "site-005"]  # no tomcat-ECDSA at 12.5: no ECDSA
-    assert len(at_12_5) == 7 and set(at_12_5["client"]) == {"ecdsa"}
+    assert len(at_12_5) == 12 and set(at_12_5["client"]) == {"ecdsa"}
     assert refused[refused["site"] != "site-005"][["site", "node", "client", "status"]
                                                   ].values.tolist() == [
-        ["site-008", "sm", "ecdsa", "handshake_failed"]]  # the disable COP is in effect
+        ["site-008", "sm", "ecdsa", "handshake_failed"]] * 2  # the disable COP is in effect
+    # a browser: tomcat-ECDSA on Live Data (12015) and chat (SocialMiner 7443) only
+    shown = ports[(ports["client"] == "browser") & ports["key_type"].str.startswith("EC")]
+    assert set(zip(shown["node"], shown["port"], shown["serves"], strict=True)) == {
+        ("uccx-pub", 12015, "Live Data"), ("uccx-sub", 12015, "Live Data"),
+        ("sm", 7443, "chat and email")}
     nodes = sweep.frame("nodes")
     assert nodes.loc[nodes["site"] == "site-008", "ecdsa_cop"].tolist() == ["", "", "disable"]
     csr = sweep.frame("csrs")
@@ -211,14 +224,16 @@ def test_files_prometheus_and_parquet(fleet):
                  "ports.csv", "csrs.csv", "dashboard.html", "cckit.prom"):
         assert (out / name).exists(), name
     assert len(pd.read_parquet(out / "inventory.parquet")) == len(sweep.certs)
-    assert len(pd.read_csv(out / "findings.csv")) == len(DEFECTS)
+    n = len(sweep.findings)
+    assert n == len(DEFECTS) + len(fleet["sites"]) - 1  # + the agents' finding per site
+    assert len(pd.read_csv(out / "findings.csv")) == n
     families = {f.name: f for f in text_string_to_metric_families(
         (out / "cckit.prom").read_text())}
     expiry = families["cckit_certificate_expiry_seconds"].samples
     assert len(expiry) == len({(c.site, c.node, c.unit, c.serial) for c in sweep.certs})
     assert {"site", "node", "unit", "serial"} == set(expiry[0].labels)
     findings = families["cckit_finding"].samples
-    assert sum(s.value for s in findings) == len(DEFECTS)
+    assert sum(s.value for s in findings) == n
     assert {s.labels["severity"] for s in findings} == {"critical", "high", "medium", "low"}
     (last,) = families["cckit_last_sweep_timestamp_seconds"].samples
     assert abs(last.value - sweep.now.timestamp()) < 1
@@ -297,9 +312,11 @@ def test_unreachable_node_is_a_finding_and_the_rest_is_read(tmp_path):
     with running_site(tmp_path / "m", restart_seconds=0) as site:
         site.faults.set("down", node="sm")
         s = run_sweep([site.site_file], tls_timeout=1, timeout=3)
-    (f,) = s.findings
+    f, agents = s.findings
     assert (f.code, f.severity, f.node, f.runbook) == (Code.NOT_INVENTORIED, Severity.HIGH,
                                                       "sm", "preflight")
+    assert agents.code == Code.AGENTS_PROMPTED and agents.ident == "uccx-pub uccx-sub"
+    assert "uccx-pub 12015 (Live Data)" in agents.message
     assert {n.node for n in s.nodes if not n.error} == {"uccx-pub", "uccx-sub"}
     assert not s.summary().ok
 
@@ -330,8 +347,9 @@ def test_sweep_on_a_dask_local_cluster(fleet, tmp_path):
         address = cluster.scheduler_address.replace("tcp://", "dask://")
         s = run_sweep([root / "sites" / "site-001.yaml", root / "sites" / "site-004.yaml"],
                       executor=address, concurrency=2)
-    assert [(f.site, f.code) for f in s.findings] == [("site-004", Code.RSA_SIGNED_ECDSA),
-                                                      ("site-001", Code.EXPIRING)]
+    assert [(f.site, f.code) for f in s.findings] == [
+        ("site-004", Code.RSA_SIGNED_ECDSA), ("site-001", Code.EXPIRING),
+        ("site-001", Code.AGENTS_PROMPTED), ("site-004", Code.AGENTS_PROMPTED)]
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -356,11 +374,11 @@ def test_dashboard_opens_in_chromium_without_errors(fleet):
             assert page.locator("svg#timeline circle.cert").count() > 20
             assert page.locator("button.badge").count() == len(DEFECTS) + 1
             rows = page.locator("#findings tbody tr")
-            assert rows.count() == len(DEFECTS)
+            assert rows.count() == len(fleet["sweep"].findings)
             page.select_option("#severity-findings", "critical")
             assert page.locator("#findings tbody tr:visible").count() == 2
             page.select_option("#severity-findings", "")
-            page.click("button.badge[data-site='site-007']")
+            page.click("button.badge[data-site='site-005']")  # at 12.5: its one finding
             assert page.locator("#findings tbody tr:visible").count() == 1
             page.fill("#filter-findings", "")
             page.dispatch_event("#filter-findings", "input")

@@ -157,7 +157,7 @@ def upgrade(s: SshCli, site, filename: str | None, password: str | None = None) 
     return out + s.expect(r"(?m)^admin:", timeout=30)
 
 
-def presented(port: int, tls: str = "1.3"):
+def presented(port: int, tls: str = "1.2"):
     return tls_probe(port, SIGALGS_ECDSA, tls), tls_probe(port, SIGALGS_RSA, tls)
 
 
@@ -178,7 +178,8 @@ def test_site_file_is_loadable_and_never_holds_a_secret(mock_site):
     hosts = {n["host"] for n in doc["nodes"]}
     assert hosts == {"uccx1.cc.example.com", "uccx2.cc.example.com", "sm1.cc.example.com"}
     # web_ports map each real port the listener stands for to where it listens here
-    assert [list(n["web_ports"]) for n in doc["nodes"]] == [[8443, 8445, 12015]] * 2 + [[443]]
+    assert [list(n["web_ports"]) for n in doc["nodes"]] == (
+        [[8443, 8445, 8444, 7443, 12015]] * 2 + [[443, 7443]])
     ports = [n["ssh_port"] for n in doc["nodes"]] + [
         p for n in doc["nodes"] for p in n["web_ports"].values()
     ]
@@ -226,14 +227,52 @@ def test_first_boot_cli(mock_site):
     assert out.rstrip().endswith("admin:")
 
 
-@pytest.mark.parametrize("tls", ["1.2", "1.3"])
-def test_web_ports_present_by_signature_algorithms(mock_site, tls):
+def test_web_ports_present_by_signature_algorithms(mock_site):
     for name, node in mock_site.nodes.items():
         short = node.host.split(".")[0]
         for port in node.web_ports:
-            ecp, rsap = presented(port, tls)
+            ecp, rsap = presented(port)
             assert (ecp.key_type, ecp.subject_cn) == ("EC", f"{short}-EC.cc.example.com"), name
             assert (rsap.key_type, rsap.subject_cn) == ("RSA", node.host), name
+
+
+def test_a_browser_is_shown_what_210528_says_and_no_tls_1_3(mock_site):
+    """A client offering RSA and ECDSA (openssl s_client's defaults, like Chromium) is shown
+    the RSA tomcat by the Tomcats and UCCX's Openfire, the self-signed tomcat-ECDSA by
+    Socket.IO (12015) and SocialMiner's Openfire (7443) [doc: Cisco 210528]; TLS 1.3 is
+    refused (UCCX 11.x: TLS 1.0-1.2, Cisco 201000)."""
+    from cckit import topology
+
+    doc = yaml.safe_load(mock_site.site_file.read_text())
+    for n in doc["nodes"]:
+        short = n["host"].split(".")[0]
+        spec = topology.spec(n["role"])
+        for real, port in n["web_ports"].items():
+            got = tls_probe(port, None, tls="any")
+            unit = spec.to_browser(real, topology.EcdsaState.SELF_SIGNED)
+            want = (f"{short}-EC.cc.example.com" if unit == topology.ECDSA_UNIT else n["host"])
+            assert (got.subject_cn, "Protocol  : TLSv1.2" in got.output) == (want, True), (
+                n["name"], real)
+            assert not tls_probe(port, None, tls="1.3").ok
+
+
+def test_the_mock_mirrors_the_topology():
+    """The mock imports nothing from cckit: its port -> service map and its browser rule
+    (which services present tomcat-ECDSA to a client offering both) agree with topology."""
+    from cckit import topology
+    from cckit.vosmock.node import BROWSER_ECDSA, TOMCAT, WEB_SERVICE_OF_PORT
+    from cckit.vosmock.site import NODE_SPECS
+
+    for ns in NODE_SPECS:
+        spec = topology.spec(ns.role)
+        assert ns.web == spec.ports, ns.role
+        product = ns.role.split("-")[0]
+        for port in ns.web:
+            service = spec.service_on(port)
+            assert WEB_SERVICE_OF_PORT[product].get(port, TOMCAT) == service.name
+            rule = BROWSER_ECDSA.get(service.name)
+            assert service.browser_ecdsa == (rule is not None), service.name
+            assert service.browser_rsa_signed_ecdsa == (rule == "any"), service.name
 
 
 def set_cert_type(site, node: str, kind: str) -> str:
@@ -328,19 +367,26 @@ def test_ca_signed_import_replication_and_restart(mock_site):
             out,
             re.DOTALL,
         )
-        # only the platform Tomcat's port (8443) reloaded; Finesse (8445) and Socket.IO
-        # (12015) present the new certificate after their own restarts
-        _, finesse_port, socketio_port = pub.web_ports
+        # only the platform Tomcat's port (8443) reloaded; Finesse (8445), CUIC (8444), the
+        # Notification Service (7443) and Socket.IO (12015) present the new certificate
+        # after their own restarts
+        _, finesse_port, _cuic, notification_port, socketio_port = pub.web_ports
         assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
         s.cmd("utils service restart Cisco Finesse Tomcat")
         assert tls_probe(finesse_port, SIGALGS_ECDSA).issuer_cn == "Lab EC Root CA"
         assert tls_probe(socketio_port, SIGALGS_ECDSA).issuer_cn == "uccx1-EC.cc.example.com"
-        s.cmd("utils service restart Cisco Unified CCX Socket.IO Service")
-    for tls in ("1.2", "1.3"):
-        for port in pub.web_ports:
-            ecp, rsap = presented(port, tls)
-            assert (ecp.issuer_cn, ecp.subject_cn) == ("Lab EC Root CA", "uccx1-EC.cc.example.com")
-            assert rsap.subject_cn == "uccx1.cc.example.com" and rsap.key_type == "RSA"
+        assert tls_probe(socketio_port, None).issuer_cn == "uccx1-EC.cc.example.com"
+        for service in ("Cisco Unified CCX Socket.IO Service",
+                        "Cisco Unified Intelligence Center Reporting Service",
+                        "Cisco Unified CCX Notification Service"):
+            s.cmd(f"utils service restart {service}")
+    for port in pub.web_ports:
+        ecp, rsap = presented(port)
+        assert (ecp.issuer_cn, ecp.subject_cn) == ("Lab EC Root CA", "uccx1-EC.cc.example.com")
+        assert rsap.subject_cn == "uccx1.cc.example.com" and rsap.key_type == "RSA"
+    # a browser: the EC-signed tomcat-ECDSA on Live Data (12015), the RSA tomcat elsewhere
+    assert tls_probe(socketio_port, None).issuer_cn == "Lab EC Root CA"
+    assert tls_probe(notification_port, None).key_type == "RSA"
     # trust imported on the publisher replicated to the subscriber, not to SocialMiner
     assert "Lab_EC_Root_CA_" in ssh(mock_site, "uccx-sub", "show cert list trust").stdout
     assert "Lab_EC_Root_CA_" not in ssh(mock_site, "sm", "show cert list trust").stdout
@@ -391,6 +437,37 @@ def test_service_restart_status_polling_and_refusal(tmp_path):
             a.expect(r"(?m)^admin:")
             assert "Cisco Tomcat[STARTED]" in b.cmd("utils service list")
             assert tls_probe(port, SIGALGS_RSA).ok
+
+
+def test_an_rsa_signed_tomcat_ecdsa_to_a_browser(mock_site):
+    """210528's RSA-signed row: Socket.IO (12015) shows a browser the RSA tomcat instead,
+    SocialMiner's Openfire (7443) keeps showing the RSA-signed tomcat-ECDSA (CSCvb58580: chat
+    and email break); an ECDSA-only client still gets it on both."""
+    rsa_ca = CA("Lab RSA CA", key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    for node, service, port in (("uccx-pub", "Cisco Unified CCX Socket.IO Service", 12015),
+                                ("sm", "Cisco SocialMiner Notification Service", 7443)):
+        info = mock_site.nodes[node]
+        local = dict(zip(_real_ports(mock_site, node), info.web_ports, strict=True))[port]
+        with cli(mock_site, node) as s:
+            csr = x509.load_pem_x509_csr(gen_csr(s).encode())
+            import_cert(s, "set cert import trust tomcat", rsa_ca.pem)
+            out = import_cert(s, f"set cert import own tomcat-ECDSA "
+                              f"{trust_name(s, 'Lab_RSA_CA')}", rsa_ca.sign(csr.public_key(),
+                                                                           info.host))
+            assert "Successfully imported certificate for tomcat-ECDSA." in out
+            s.cmd(f"utils service restart {service}")
+        ecp = tls_probe(local, SIGALGS_ECDSA)
+        assert (ecp.key_type, ecp.issuer_cn) == ("EC", "Lab RSA CA")
+        browser = tls_probe(local, None)
+        if node == "sm":
+            assert (browser.key_type, browser.issuer_cn) == ("EC", "Lab RSA CA")
+        else:
+            assert (browser.key_type, browser.subject_cn) == ("RSA", info.host)
+
+
+def _real_ports(site, node: str) -> list[int]:
+    doc = yaml.safe_load(site.site_file.read_text())
+    return next(list(n["web_ports"]) for n in doc["nodes"] if n["name"] == node)
 
 
 # ------------------------------------------------------------------------------ VOS rules
@@ -538,10 +615,9 @@ def test_cop_install_once_effect_after_restart_and_rollback(mock_site):
         assert f"Active Version Installed Software Options:\n{disable[:-4]}\n" in va
         assert tls_probe(port, SIGALGS_ECDSA).ok  # not before the restart
         s.cmd("utils service restart Cisco Tomcat")
-        for tls in ("1.2", "1.3"):
-            ecp, rsap = presented(port, tls)
-            assert not ecp.ok, ecp.output
-            assert rsap.key_type == "RSA"
+        ecp, rsap = presented(port)
+        assert not ecp.ok, ecp.output
+        assert rsap.key_type == "RSA"
         # the ECDSA cert stays in the keystore
         assert "tomcat-ECDSA/tomcat-ECDSA.pem" in s.cmd("show cert list own")
         out = upgrade(s, mock_site, disable)

@@ -138,16 +138,21 @@ def _read_node(site: Site, node: Node, options: SweepOptions) -> _Node:
 
 
 def _ports(site_name: str, node: Node, options: SweepOptions) -> list[PortRow]:
+    """What each web port shows a browser, an ECDSA-only and an RSA-only client (TLS 1.2
+    for the latter two), the node's handshakes at once."""
     sni = None if probe.is_ip(node.fqdn) else node.fqdn
+    results = probe.probe_each([(node.address, wp.connect, sni) for wp in node.web_ports],
+                               timeout=options.tls_timeout, versions=("1.2",), reuse=True)
+    ports = {wp.connect: wp for wp in node.web_ports}
     rows = []
-    for wp in node.web_ports:
-        for r in probe.probe(node.address, wp.connect, timeout=options.tls_timeout,
-                             versions=("1.2",), server_name=sni):
-            c = r.cert
-            rows.append(PortRow(site_name, node.name, wp.port, wp.service or "", r.client,
-                                r.status, c.subject_cn if c else "", c.issuer_cn if c else "",
-                                f"{c.key_type} {c.key_detail}".strip() if c else "",
-                                c.self_signed if c else None, c.sha256 if c else ""))
+    for r in results:
+        c, wp = r.cert, ports[r.port]
+        service = node.spec.service_on(wp.port)
+        rows.append(PortRow(site_name, node.name, wp.port, wp.service or "", r.client,
+                            r.status, c.subject_cn if c else "", c.issuer_cn if c else "",
+                            f"{c.key_type} {c.key_detail}".strip() if c else "",
+                            c.self_signed if c else None, c.sha256 if c else "",
+                            c.signed_with if c else "", service.serves if service else ""))
     return rows
 
 

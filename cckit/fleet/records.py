@@ -49,6 +49,7 @@ class Code(enum.StrEnum):
     DISABLE_COP_CA_SIGNED = "disable-cop-ca-signed"
     ROLLBACK_COP_SELF_SIGNED = "rollback-cop-self-signed"
     OLD_CSR = "old-csr"
+    AGENTS_PROMPTED = "agents-prompted"
     NOT_INVENTORIED = "not-inventoried"
 
 
@@ -111,13 +112,17 @@ class PortRow:
     node: str = col("node")
     port: int = col("port")
     service: str = col("service")
-    client: str = col("client")  # ecdsa | rsa
+    client: str = col("client")  # browser | ecdsa | rsa
     status: str = col("status")
     subject: str = col("subject CN", default="")
     issuer: str = col("issuer CN", default="")
     key_type: str = col("key", default="")
     self_signed: bool | None = col("self-signed", default=None)
     sha256: str = col("sha256", default="")
+    #: the key type the issuer signed it with (EC, RSA)
+    signed_with: str = col("signed with", default="")
+    #: what agents reach on the port (``Live Data``; topology)
+    serves: str = col("serves", default="")
 
 
 @dataclass(frozen=True)

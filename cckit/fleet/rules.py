@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .. import topology
-from ..scenarios import CA_SIGNED, PREFLIGHT, RSA_ONLY, renewing
+from ..scenarios import CA_SIGNED, PREFLIGHT, RSA_ONLY, SELF_SIGNED, renewing
 from ..topology import ECDSA_UNIT, RSA_UNIT
 from .records import CertRow, Code, CsrRow, Finding, NodeRow, PortRow, Severity, SiteInventory
 
@@ -31,6 +31,7 @@ TITLES = {
     Code.DISABLE_COP_CA_SIGNED: "ECDSA disabled although tomcat-ECDSA is CA-signed",
     Code.ROLLBACK_COP_SELF_SIGNED: "ECDSA enabled again with a self-signed tomcat-ECDSA",
     Code.OLD_CSR: "CSR pending for long",
+    Code.AGENTS_PROMPTED: "agents' browsers shown a self-signed or RSA-signed tomcat-ECDSA",
     Code.NOT_INVENTORIED: "node not (fully) inventoried",
 }
 
@@ -163,9 +164,12 @@ def _trust_gaps(s: _Site) -> Iterator[Finding]:
 
 
 def _expected(s: _Site, node: NodeRow, p: PortRow) -> str | None:
-    """The sha256 the port should present to this client ("" = nothing; None: unchecked)."""
+    """The sha256 the port should present to this client ("" = nothing; None: unchecked:
+    a browser is shown one of the two, which the agents rule judges)."""
     service = next((w for w in topology.spec(node.role).web_services if p.port in w.ports),
                    None)
+    if p.client == "browser":
+        return None
     if p.client == "rsa":
         unit = RSA_UNIT
     elif node.ecdsa_cop == "disable":
@@ -237,6 +241,38 @@ def _cops(s: _Site, reported: set[tuple[str, str]]) -> Iterator[Finding]:
                 f"{CA_SIGNED.name}; or {RSA_ONLY.name} (action = disable) again", ecdsa.serial)
 
 
+#: findings that already report why a node's tomcat-ECDSA troubles agents
+_ECDSA_CAUSES = (Code.ECDSA_SELF_SIGNED, Code.RSA_SIGNED_ECDSA, Code.ROLLBACK_COP_SELF_SIGNED,
+                 Code.PORT_MISMATCH)
+
+
+def _agents(s: _Site, reported: set[str]) -> Iterator[Finding]:
+    """One finding per site: the gadgets and ports where agents' browsers are shown a
+    self-signed or RSA-signed tomcat-ECDSA today (Cisco 210528: Live Data, chat and email),
+    on the nodes no other finding already explains (``reported``)."""
+    where: dict[str, list[PortRow]] = defaultdict(list)
+    for p in s.inv.ports:
+        problem = (topology.browser_problem(p.key_type.split(" ")[0], bool(p.self_signed),
+                                            p.signed_with)
+                   if p.client == "browser" and p.status == "ok" else None)
+        if problem and p.node not in reported:
+            where[problem].append(p)
+    for problem, ps in sorted(where.items()):
+        gadgets = ", ".join(dict.fromkeys(p.serves or str(p.port) for p in ps))
+        ports = ", ".join(f"{p.node} {p.port} ({p.serves or p.service})" for p in ps)
+        rsa = "RSA" in problem
+        yield s.finding(
+            Severity.HIGH if rsa else Severity.MEDIUM, Code.AGENTS_PROMPTED, "", ECDSA_UNIT,
+            gadgets, f"agents' browsers are shown {problem} on {ports}: "
+            + ("it should not be presented (CSCvb58580)" if rsa else
+               "agents are asked to accept it (a browser trusting CA-signed RSA certificates "
+               "blocks it)"), PREFLIGHT.name,
+            f"push the self-signed certificates to agent PCs ({SELF_SIGNED.name}), have "
+            f"tomcat-ECDSA CA-signed with an EC key ({CA_SIGNED.name}), or stop offering it "
+            f"({RSA_ONLY.name}); {PREFLIGHT.name} advises which",
+            " ".join(sorted({p.node for p in ps})))
+
+
 def _csrs(s: _Site, policy: Policy, csrs: Iterable[CsrRow]) -> Iterator[Finding]:
     for c in csrs:
         if c.age_days > policy.csr_days:
@@ -272,5 +308,7 @@ def findings(inv: SiteInventory, policy: Policy | None = None,
     reported = {(f.node, f.unit) for f in out
                 if f.code in (Code.ECDSA_SELF_SIGNED, Code.RSA_SIGNED_ECDSA)}
     out += [*_cops(s, reported), *_csrs(s, policy, inv.csrs if csrs is None else csrs)]
+    explained = {f.node for f in out if f.unit == ECDSA_UNIT and f.code in _ECDSA_CAUSES}
+    out += _agents(s, explained)
     return sorted(out, key=lambda f: (f.severity.rank, f.site, f.node, f.code.value,
                                       f.subject))

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from cryptography import x509
 
-from .. import certs
+from .. import certs, topology
 from ..audit import operation, read
 from ..ca import CertificateAuthority, SignedCertificate, sign_all
 from ..certs import GateCode
@@ -374,19 +374,41 @@ class CaSigned(Procedure):
 
     @step(after=("restart",))
     def verify(self) -> StepResult:
-        """Every web port presents the node's CA-signed certificate to an ECDSA client."""
+        """Every web port presents the node's CA-signed certificate to an ECDSA client, and
+        a browser is shown it where its web server chooses this unit (Cisco 210528: Live
+        Data and chat for tomcat-ECDSA), the other unit elsewhere."""
         s = self.session
         expected = self.expected()
+        nodes = {n.name: n for n in s.nodes}
         records = []
-        for node in s.nodes:
-            want = expected.get(node.name)
-            for v in s.presented(node, self.client):
+        for v in s.presented_to(s.nodes, (self.client, "browser")):
+            want = expected.get(v.node)
+            unit = (self.unit if v.client == self.client
+                    else self.browser_unit(nodes[v.node], v.port))
+            if unit is None:  # either identity: this run's wherever its key type is shown
+                unit = next((u for u, k in topology.KEY_TYPES.items()
+                             if v.cert is not None and v.cert.key_type == k), self.unit)
+            if unit == self.unit:
                 records.append(VerifyRecord(v, f"the CA-signed {self.unit}",
                                             want is not None and v.sha256 == want))
+            else:  # the other identity, as before; only its key type is ours to check
+                records.append(VerifyRecord(v, f"{unit}, as Cisco 210528 says",
+                                            v.cert is not None
+                                            and v.cert.key_type == topology.KEY_TYPES[unit]))
         bad = sum(not r.ok for r in records)
-        verdict = (f"every port presents the CA-signed {self.unit} certificate" if not bad
-                   else f"{bad} port(s) do not present the expected certificate")
+        shown = sorted({r.view.port_label for r in records
+                        if r.view.client == "browser" and r.expected.startswith("the CA")},
+                       key=lambda label: (len(label), label))
+        verdict = (f"every port presents the CA-signed {self.unit} certificate to an "
+                   f"{self.client.upper()} client, and browsers are shown it on "
+                   f"{', '.join(shown) or 'no port'}" if not bad
+                   else f"{bad} port view(s) do not present the expected certificate")
         return StepResult("verify", verdict, records, Outcome.FAILED if bad else Outcome.OK)
+
+    def browser_unit(self, node: Node, port: int) -> str | None:
+        """Which identity ``node``'s ``port`` presents to a browser once this run's
+        certificate is in place: the new tomcat-ECDSA is EC-signed (the gate saw to it)."""
+        return node.spec.to_browser(port, topology.EcdsaState.EC_SIGNED) or self.unit
 
     def run_all(self) -> list[StepResult]:
         """Every step in order (what a headless run does)."""

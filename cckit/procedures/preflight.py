@@ -7,15 +7,26 @@ When you have a CA which is capable to sign ECDSA certificates with RSA only").
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal
 
 from cryptography.x509.verification import VerificationError
 
 from .. import certs, topology
 from ..ca import CertificateAuthority, SigningKey
+from ..display import agent_prompts
 from ..errors import CckitError
 from ..orchestration import parallel
-from ..results import DONE, Advice, CertRecord, Outcome, Plan, StepResult, VersionRecord
+from ..results import (
+    DONE,
+    Advice,
+    CertRecord,
+    Outcome,
+    Plan,
+    PortView,
+    StepResult,
+    VersionRecord,
+)
 from ..scenarios import CA_SIGNED, PREFLIGHT, RENEW_TOMCAT, RSA_ONLY, SELF_SIGNED
 from ..session import SiteSession
 from ..sites import Node
@@ -29,6 +40,8 @@ CaCapability = Literal["ec", "rsa-only", "none"]
 
 #: a renewal is due this many days before the first presented certificate expires
 RENEW_BEFORE_DAYS = 30
+
+
 def advise(
     versions: dict[str, VersionRecord],
     *,
@@ -37,6 +50,7 @@ def advise(
     agents_may_accept_certificates: bool = False,
     disable_cops: set[str] | frozenset[str] = frozenset(),
     ca_key: SigningKey | None = None,
+    agents_prompted: Sequence[str] = (),
 ) -> Advice:
     """Which scenario the procedure recommends for this site.
 
@@ -44,10 +58,12 @@ def advise(
     ``ca_capability``: ``ec`` (the CA signs with an EC key), ``rsa-only`` (it can only sign
     with RSA), ``none`` (no CA). ``disable_cops``: names of ECDSA-disabling COP files.
     ``ca_key``: the configured CA's probed signing key (it then decides ``ca_capability``).
+    ``agents_prompted``: what agents' browsers are shown today that troubles them, in their
+    words (:func:`cckit.display.agent_prompts`): the advice starts with it.
     """
     if ca_key is not None:
         ca_capability = "ec" if ca_key.signs_ec else "rsa-only"
-    reasons: list[str] = []
+    reasons: list[str] = list(agents_prompted)
     if versions and not any(v.ecdsa_in_use for v in versions.values()):
         return Advice(RENEW_TOMCAT.name, (
             "From UCCX 11.6 on, ECDSA is no longer used by the UCCX solution (no tomcat-ECDSA; "
@@ -97,6 +113,8 @@ class Preflight(Procedure):
         super().__init__(session)
         self.versions: dict[str, VersionRecord] = {}
         self.cert_records: list[CertRecord] = []
+        #: what each web port presents to a browser (read by ``certificates``)
+        self.browser_views: list[PortView] = []
 
     def plan(self) -> Plan:
         """The read-only commands preflight sends to each node."""
@@ -110,7 +128,8 @@ class Preflight(Procedure):
                   f"{s.command(node, 'list_own')}; {s.command(node, 'list_csr')}",
                   "stored certificates and pending CSRs", stage=2)
             p.add(node.name, "certificates", f"TLS handshakes to its {len(node.web_ports)} "
-                  "web port(s)", "what ECDSA-only and RSA-only clients are shown", stage=2)
+                  "web port(s)", "what a browser, ECDSA-only and RSA-only clients are shown",
+                  stage=2)
         p.notes.append("Read-only: nothing on any node changes.")
         return p
 
@@ -143,7 +162,7 @@ class Preflight(Procedure):
         """Own certificates (tomcat, tomcat-ECDSA), pending CSRs, what the web ports present."""
         s = self.session
 
-        def one(node: Node) -> list[CertRecord]:
+        def one(node: Node) -> tuple[list[CertRecord], list[PortView]]:
             records = []
             with s.on(node) as t:
                 try:
@@ -152,26 +171,36 @@ class Preflight(Procedure):
                     readable = True
                 except NotSupported:  # certmgr REST cannot list own certificates or CSRs
                     own, pending, readable = {}, None, False
+            views = s.presented_to([node], ("browser", "ecdsa", "rsa"))
+            browser = [v for v in views if v.client == "browser"]
             for unit, client in ((topology.RSA_UNIT, "rsa"), (topology.ECDSA_UNIT, "ecdsa")):
                 e = own.get(unit)
-                views = s.presented(node, client)
-                shown = sorted({v.cert.subject_cn for v in views if v.cert}) or \
-                    sorted({v.status for v in views})
+                mine = [v for v in views if v.client == client]
+                shown = sorted({v.cert.subject_cn for v in mine if v.cert}) or \
+                    sorted({v.status for v in mine})
+                to_browsers = [v.port_label for v in browser if v.cert is not None
+                               and v.cert.key_type == topology.KEY_TYPES[unit]]
                 records.append(CertRecord(
                     node.name, unit,
                     e.description if e else ("not readable over REST" if not readable
                                              else "missing"),
                     e.self_signed if e else None, e.signed_by if e else None,
                     (pending is not None) if unit == topology.ECDSA_UNIT and readable else None,
-                    f"to {client.upper()} clients: {', '.join(shown) or '-'}"))
-            return records
+                    f"to {client.upper()} clients: {', '.join(shown) or '-'}",
+                    ", ".join(to_browsers) or "no port"))
+            return records, browser
 
         # every node at once (site order kept): CLI reads and TLS handshakes per node
-        records = [r for rs in parallel(s.nodes, one) for r in rs]
+        done = parallel(s.nodes, one)
+        records = [r for rs, _ in done for r in rs]
         self.cert_records = records
-        return StepResult("certificates", "stored certificates, pending CSRs and what the "
-                          f"ports present, on {len(s.nodes)} node(s)",
-                          records)
+        self.browser_views = [v for _, vs in done for v in vs]
+        prompts = agent_prompts(self.browser_views)
+        verdict = (f"stored certificates, pending CSRs and what the ports present, on "
+                   f"{len(s.nodes)} node(s); "
+                   + ("; ".join(prompts) or "agents' browsers are shown no tomcat-ECDSA they "
+                                            "would have to accept"))
+        return StepResult("certificates", verdict, records)
 
     def advise(self, *, ca_capability: CaCapability = "ec",
                app_certs_ca_signed: bool | None = None,
@@ -194,10 +223,13 @@ class Preflight(Procedure):
         cops = self.session.site.cop_files
         disable = set(cops.for_action("disable"))
         site = self.session.site
+        if not self.browser_views:
+            self.certificates()
         return advise(self.versions, app_certs_ca_signed=app_certs_ca_signed,
                       ca_capability=ca_capability,
                       agents_may_accept_certificates=agents_may_accept_certificates,
                       disable_cops=disable, ca_key=ca_key,
+                      agents_prompted=agent_prompts(self.browser_views),
                       ).with_next(str(site.path or "SITE.yaml"), site.name)
 
     def _ca_signed_everywhere(self) -> Advice | None:

@@ -67,6 +67,14 @@ class RenewTomcat(CaSigned):
         self.multi_san = multi_san
         self._versions: dict[str, str] = {}
 
+    def browser_unit(self, node: Node, port: int) -> str | None:
+        """The renewed tomcat on every port of a node with no tomcat-ECDSA (11.6+); where
+        tomcat-ECDSA is still used (CUCM) it depends on that one, which this run leaves
+        alone: None (``verify`` then wants the renewed tomcat wherever RSA is shown)."""
+        if not topology.ecdsa_in_use(node.role, self._version(node)):
+            return self.unit
+        return None
+
     # ------------------------------------------------------------------ multi-SAN
     def cluster(self) -> tuple[Node | None, list[Node]]:
         """With ``multi_san``: the UCCX publisher and its subscribers in this session."""

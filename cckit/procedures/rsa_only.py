@@ -7,6 +7,7 @@ skips it), restart in HA-safe order, then check no web port offers ECDSA.
 
 from __future__ import annotations
 
+from .. import topology
 from ..audit import operation
 from ..errors import InputError
 from ..orchestration import parallel, restart_nodes, restart_waves
@@ -118,17 +119,33 @@ class RsaOnly(Procedure):
 
     @step(after=("restart",))
     def verify(self) -> StepResult:
-        """disable: no port offers ECDSA; rollback: every port offers ECDSA again."""
+        """disable: no port shows ECDSA to anyone (an ECDSA-only client gets nothing, a
+        browser RSA); rollback: every port offers ECDSA again, and a browser is shown it
+        where its web server chooses tomcat-ECDSA (Cisco 210528: Live Data, chat)."""
         rollback = self.action == "rollback"
-        want = "offers ECDSA again" if rollback else "offers no ECDSA certificate"
+        s = self.session
+        nodes = {n.name: n for n in s.nodes}
+        views = s.presented_to(s.nodes, ("ecdsa", "browser"))
+        ecdsa = {(v.node, v.port): v for v in views if v.client == "ecdsa"}
         records = []
-        for node in self.session.nodes:
-            for v in self.session.presented(node, "ecdsa"):
-                ec = v.cert is not None and v.cert.key_type == "EC"
-                records.append(VerifyRecord(v, "ECDSA" if rollback else "no ECDSA",
-                                            ec if rollback else not ec))
+        for v in views:
+            ec = v.cert is not None and v.cert.key_type == "EC"
+            if not rollback:
+                records.append(VerifyRecord(v, "no ECDSA", not ec))
+                continue
+            if v.client == "ecdsa":
+                records.append(VerifyRecord(v, "ECDSA", ec))
+                continue
+            e = ecdsa[(v.node, v.port)].cert
+            state = (topology.EcdsaState.of(e.self_signed, e.signed_with) if e is not None
+                     and e.key_type == "EC" else topology.EcdsaState.NOT_OFFERED)
+            unit = nodes[v.node].spec.to_browser(v.port, state) or topology.RSA_UNIT
+            want_ec = unit == topology.ECDSA_UNIT
+            records.append(VerifyRecord(v, f"{unit}, as Cisco 210528 says", ec == want_ec))
         bad = sum(not r.ok for r in records)
-        verdict = f"every port {want}" if not bad else f"{bad} port(s) do not: {want}"
+        want = ("offers ECDSA again (browsers: where 210528 says)" if rollback
+                else "shows no ECDSA certificate to any client")
+        verdict = f"every port {want}" if not bad else f"{bad} port view(s) do not: {want}"
         return StepResult("verify", verdict, records, Outcome.FAILED if bad else Outcome.OK)
 
     def run_all(self) -> list[StepResult]:

@@ -3,8 +3,10 @@
 The procedure: "If the UCCX or SocialMiner use self-signed certificates, the agents need to be
 advised to accept the certificate warning ... use a group policy or package manager, or
 install them individually in the browser of each agent PC." This collects the self-signed
-certificate each node's web ports present to an ECDSA client (what the agents' browsers
-see), and writes the trust bundle the desktop team deploys.
+certificates the nodes' web ports present to a browser -- the tomcat-ECDSA where Live Data
+(12015) and chat and email (SocialMiner 7443) are served (Cisco 210528), and with
+``include_rsa`` the RSA tomcat of the other ports -- and writes the trust bundle the desktop
+team deploys, naming the ports each one is shown on.
 """
 
 from __future__ import annotations
@@ -31,32 +33,39 @@ class SelfSigned(Procedure):
         self.out_dir = Path(out_dir)
         self.include_rsa = include_rsa
         self.certificates: list[tuple[str, x509.Certificate]] = []
+        #: sha256 -> where browsers are shown it ("uccx-pub 12015 (Live Data), ...")
+        self.shown_on: dict[str, str] = {}
 
     def plan(self) -> Plan:
         p = Plan(SELF_SIGNED.name)
         for node in self.session.nodes:
             p.add(node.name, "collect",
                   f"TLS handshakes to its {len(node.web_ports)} web port(s)",
-                  "read-only: see which certificate each port presents to an ECDSA client")
+                  "read-only: see which certificate each port presents to a browser")
         p.notes.append("No command changes any server in this scenario.")
         return p
 
     @step(changes=False)
     def collect(self) -> StepResult:
-        """The self-signed certificates each node's web ports present to agents' browsers."""
+        """The self-signed certificates the nodes' web ports present to agents' browsers."""
         s = self.session
-        views, found, seen = [], [], set()
-        for node in s.nodes:
-            for client in ("ecdsa", "rsa") if self.include_rsa else ("ecdsa",):
-                for v in s.presented(node, client):
-                    views.append(v)
-                    if v.cert is None or not v.cert.self_signed or v.sha256 in seen:
-                        continue
-                    seen.add(v.sha256)
-                    found.append((node.name, v.leaf))
-        self.certificates = found
-        verdict = (f"{len(found)} distinct self-signed certificate(s) presented" if found
-                   else "no self-signed certificate presented (nothing for agents to trust)")
+        views = s.presented_to(s.nodes, ("browser", "ecdsa", "rsa") if self.include_rsa
+                               else ("browser", "ecdsa"))
+        found: dict[str, tuple[str, x509.Certificate]] = {}
+        shown: dict[str, list[str]] = {}
+        for v in views:
+            c = v.cert
+            if (v.client != "browser" or c is None or v.leaf is None or not c.self_signed
+                    or (c.key_type != "EC" and not self.include_rsa)):
+                continue
+            found.setdefault(c.sha256, (v.node, v.leaf))
+            shown.setdefault(c.sha256, []).append(f"{v.node} {v.port_label}")
+        self.certificates = list(found.values())
+        self.shown_on = {sha: ", ".join(where) for sha, where in shown.items()}
+        verdict = (f"{len(found)} distinct self-signed certificate(s) shown to browsers, on "
+                   + "; ".join(self.shown_on.values()) if found
+                   else "no self-signed certificate shown to browsers (nothing for agents to "
+                        "trust)")
         return StepResult("collect", verdict, views,
                           Outcome.OK if found else Outcome.NOTHING_TO_DO)
 
@@ -65,7 +74,8 @@ class SelfSigned(Procedure):
         """PEM/DER files, GPO PowerShell script, Firefox policy, NSS commands, README."""
         if not self.certificates:
             self.collect()
-        bundle = build_trust_bundle(self.certificates, self.out_dir, site=self.session.site.name)
+        bundle = build_trust_bundle(self.certificates, self.out_dir, site=self.session.site.name,
+                                    shown_on=self.shown_on)
         return StepResult("build_bundle", f"trust bundle for {len(bundle.rows)} certificate(s) "
                           f"in {bundle.out_dir}", tuple(bundle.rows))
 

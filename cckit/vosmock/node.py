@@ -74,13 +74,36 @@ class NodeSpec:
 # names; [assumed] the SocialMiner ones. System services come first, with a space before "[".
 TOMCAT = "Cisco Tomcat"
 # Which service's web server answers each real port, so a restart reloads only its own
-# listeners [doc: UCCX 11.5 port utilization guide (8445 Finesse, 12015 Socket.IO);
-# Cisco 210528/118855 list Finesse, Socket.IO and the platform Tomcat as separate web
+# listeners [doc: UCCX 11.5 port utilization guide (8445 Finesse, 8444 CUIC, 7443 the
+# Notification Service, 12015 Socket.IO; SocialMiner 443 and its Openfire on 7443); Cisco
+# 210528/118855 list Finesse, Socket.IO, Openfire and the platform Tomcat as separate web
 # services]. Ports not listed are the platform Tomcat's.
 WEB_SERVICE_OF_PORT = {
-    8445: "Cisco Finesse Tomcat",
-    12015: "Cisco Unified CCX Socket.IO Service",
+    "uccx": {
+        8445: "Cisco Finesse Tomcat",
+        8444: "Cisco Unified Intelligence Center Reporting Service",
+        7443: "Cisco Unified CCX Notification Service",
+        12015: "Cisco Unified CCX Socket.IO Service",
+    },
+    "socialminer": {7443: "Cisco SocialMiner Notification Service"},
 }
+# What a client offering both RSA and ECDSA (a browser) is shown [doc: Cisco 210528, per web
+# server instance]: tomcat-ECDSA by these services, while it is offered -- "ec" only when no
+# CA signed it with RSA (Socket.IO falls back to RSA), "any" even then (SocialMiner's Openfire,
+# CSCvb58580) -- and the RSA tomcat by every other UCCX/SocialMiner web server. Mirrors
+# cckit.topology (WebService.to_browser), tested to agree.
+BROWSER_ECDSA = {
+    "Cisco Unified CCX Socket.IO Service": "ec",
+    "Cisco SocialMiner Notification Service": "any",
+}
+# [doc] Cisco 201000 (TLS support with UCCX): as a server, Unified CCX 11.x speaks TLS 1.0,
+# 1.1 and 1.2 -- no 1.3 (Java web servers of that era). So the server's cipher suite
+# preference (ECDHE-ECDSA or ECDHE-RSA) is what picks the certificate for a client offering
+# both; the mock keeps TLS 1.2 as its floor [assumed: 1.0/1.1 are off in modern OpenSSL].
+# CUCM keeps TLS 1.3 and the client's preference [assumed: no Cisco table for CUCM].
+TLS12_PRODUCTS = ("uccx", "socialminer")
+PREFER_RSA = "aRSA:aECDSA:!aNULL:!eNULL"
+PREFER_ECDSA = "aECDSA:aRSA:!aNULL:!eNULL"
 
 SYSTEM_SERVICES = ["System NTP", "System SSH"]
 PLATFORM_SERVICES = [
@@ -392,7 +415,7 @@ class MockNode:
 
     def web_service(self, index: int) -> str:
         """The service whose web server answers web listener ``index``."""
-        return WEB_SERVICE_OF_PORT.get(self.spec.web[index], TOMCAT)
+        return WEB_SERVICE_OF_PORT.get(self.product, {}).get(self.spec.web[index], TOMCAT)
 
     @property
     def web_services(self) -> list[str]:
@@ -676,13 +699,28 @@ class MockNode:
                             self.path(*where, "tomcat", "tomcat.key"))
         offered = self.ecdsa_offered if service == TOMCAT else self.service_ecdsa.get(
             service, self.ecdsa_offered)
+        ecdsa = None
         if offered and "tomcat-ECDSA" in self.units:
-            # a second chain of another key type: OpenSSL picks by the client's signature algs
-            ctx.load_cert_chain(
-                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.pem"),
-                self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.key"),
-            )
+            # a second chain of another key type: an ECDSA-only client gets this one, an
+            # RSA-only client the first
+            ecdsa = self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.pem")
+            ctx.load_cert_chain(ecdsa, self.path(*where, "tomcat-ECDSA", "tomcat-ECDSA.key"))
+        if self.product in TLS12_PRODUCTS:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            # a client offering both (a browser) gets what the server prefers (210528)
+            ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+            ctx.set_ciphers(PREFER_ECDSA if ecdsa and self._browser_ecdsa(service, ecdsa)
+                            else PREFER_RSA)
         return ctx
+
+    @staticmethod
+    def _browser_ecdsa(service: str, chain: Path) -> bool:
+        """Whether ``service`` presents its (offered) tomcat-ECDSA in ``chain`` to a
+        browser (:data:`BROWSER_ECDSA`)."""
+        rule = BROWSER_ECDSA.get(service)
+        if rule is None:
+            return False
+        return rule == "any" or not pki.signed_with_rsa(pki.load_cert(chain.read_bytes()))
 
     async def _start_web(self, relocate=None) -> None:
         """Every web server: the platform Tomcat's listeners and each other service's."""

@@ -160,6 +160,11 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def signed_with_rsa(cert: x509.Certificate) -> bool:
+    """Whether the issuer signed ``cert`` with an RSA key (PKCS#1 v1.5 or PSS)."""
+    return isinstance(cert.signature_algorithm_parameters, padding.PKCS1v15 | padding.PSS)
+
+
 def key_type_name(public_key) -> str:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return "EC"

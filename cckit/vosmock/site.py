@@ -30,11 +30,12 @@ DEFAULT_COP_FILES = {
     "socialminer_rollback": "ciscosm.1151.ecdsa-rollback.cop.sgn",
 }
 NODE_SPECS = [
-    # [doc] UCCX 11.5 port guide: 8443 platform Tomcat, 8445 Finesse, 12015 Socket.IO;
-    # SocialMiner's web application on 443
-    NodeSpec("uccx-pub", "uccx-publisher", "uccx1", (8443, 8445, 12015)),
-    NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", (8443, 8445, 12015)),
-    NodeSpec("sm", "socialminer", "sm1", (443,)),
+    # [doc] UCCX 11.5 port guide: 8443 platform Tomcat, 8445 Finesse, 8444 CUIC, 7443 the
+    # Notification Service (Openfire), 12015 Socket.IO; SocialMiner's web application on 443
+    # and its Openfire (chat and email) on 7443
+    NodeSpec("uccx-pub", "uccx-publisher", "uccx1", (8443, 8445, 8444, 7443, 12015)),
+    NodeSpec("uccx-sub", "uccx-subscriber", "uccx2", (8443, 8445, 8444, 7443, 12015)),
+    NodeSpec("sm", "socialminer", "sm1", (443, 7443)),
 ]
 # [doc] CUCM 11.5 TCP/UDP port usage: Cisco Tomcat serves the web pages on 8443; a
 # publisher and a subscriber
@@ -322,6 +323,7 @@ class MockSite:
             ports = free_port_map(iter(free_ports(PORTS_PER_SITE)), self.specs)
         if control_port is not None:
             ports["control"] = control_port
+        self._add_web_ports(ports)
         for node in self.nodes.values():
             p = ports["nodes"][node.name]
             node.ssh_port = p["ssh"]
@@ -332,6 +334,20 @@ class MockSite:
         self.ports = ports
         self.sftp_port = ports["sftp"]
         self.control_port = ports["control"]
+
+    def _add_web_ports(self, ports: dict) -> None:
+        """A state directory saved when a role served fewer web ports gets free ports for
+        the new ones (the saved ones stay where they were)."""
+        short = {n.name: n.spec.n_web_ports - len(ports["nodes"][n.name]["web"])
+                 for n in self.nodes.values()}
+        if not any(k > 0 for k in short.values()):
+            return
+        used = {ports["sftp"], ports["control"]}
+        for p in ports["nodes"].values():
+            used |= {p["ssh"], *p["web"], p.get("rest")}
+        fresh = iter(free_ports(sum(k for k in short.values() if k > 0), exclude=used))
+        for name, k in short.items():
+            ports["nodes"][name]["web"] += [next(fresh) for _ in range(max(k, 0))]
 
     def _save_meta(self) -> None:
         write_json(

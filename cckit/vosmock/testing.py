@@ -194,8 +194,11 @@ SIGALGS_ECDSA = "ECDSA+SHA256:ECDSA+SHA384"
 SIGALGS_RSA = "RSA-PSS+SHA256:RSA+SHA256"
 
 
-def tls_probe(port: int, sigalgs: str, tls: str = "1.3", timeout: float = 20) -> Presented:
-    """`openssl s_client` with only `sigalgs`: which certificate does the port present?"""
+def tls_probe(port: int, sigalgs: str | None, tls: str = "1.2", timeout: float = 20
+              ) -> Presented:
+    """`openssl s_client` with only `sigalgs` (None: its defaults, offering RSA and ECDSA as
+    a browser does): which certificate does the port present? TLS 1.2 by default, the
+    highest UCCX/SocialMiner 11.x serve (Cisco 201000); ``tls`` "any": let them agree."""
     from cryptography import x509
 
     from . import pki
@@ -205,9 +208,8 @@ def tls_probe(port: int, sigalgs: str, tls: str = "1.3", timeout: float = 20) ->
         "s_client",
         "-connect",
         f"127.0.0.1:{port}",
-        "-sigalgs",
-        sigalgs,
-        "-tls1_3" if tls == "1.3" else "-tls1_2",
+        *(["-sigalgs", sigalgs] if sigalgs else []),
+        *({"1.3": ["-tls1_3"], "1.2": ["-tls1_2"]}.get(tls, [])),
     ]
     proc = subprocess.run(args, input=b"", capture_output=True, timeout=timeout, check=False)
     out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
