@@ -113,6 +113,8 @@ class VosSession(asyncssh.SSHServerSession):
         self.echo = True
         self.exec_command: str | None = None
         self._partial = ""
+        #: echo collected while one received chunk is read (None: write at once)
+        self._echo_buf: list[str] | None = None
         self._last_cr = False
         self._esc = 0
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -170,8 +172,19 @@ class VosSession(asyncssh.SSHServerSession):
         pass
 
     def data_received(self, data: str, datatype) -> None:
-        for ch in data:
-            self._char(ch)
+        # The echo of what arrived together leaves together, as sshd sends a pty's output in
+        # whatever chunks it reads [assumed]: one write per received chunk, not one SSH
+        # packet per character (a pasted certificate was ~1,700 packets each way). The bytes
+        # and their order are the same; nothing else writes while a chunk is read (commands
+        # and the pager answer from their own tasks).
+        self._echo_buf = []
+        try:
+            for ch in data:
+                self._char(ch)
+        finally:
+            echoed, self._echo_buf = "".join(self._echo_buf), None
+            if echoed:
+                self._write(echoed)
 
     # ---------------------------------------------------------------- terminal input
     def _char(self, ch: str) -> None:
@@ -221,7 +234,10 @@ class VosSession(asyncssh.SSHServerSession):
 
     def _echo_out(self, text: str) -> None:
         if self.pty and self.echo:
-            self._write(text)
+            if self._echo_buf is not None:
+                self._echo_buf.append(text)
+            else:
+                self._write(text)
 
     def _push(self, item) -> None:
         self._queue.put_nowait(item)
