@@ -18,8 +18,12 @@ setup: $(STAMP)  ## create .venv, install cckit with test + lab extras, register
 demo: setup  ## run the main job against the embedded VOS mock
 	$(BIN)/cckit demo
 
-test: setup lint  ## the whole suite, nbval included
-	$(BIN)/python -m pytest
+# the suite's tests wait on mock restarts and kernels as much as they compute: 4 workers keep
+# 2 cores busy (conftest.py keeps a golden notebook's cells, and a few modules, on one worker)
+WORKERS ?= 4
+
+test: setup lint  ## the whole suite, nbval included (WORKERS=1: one process, no pytest-xdist)
+	$(BIN)/python -m pytest $(if $(filter 1,$(WORKERS)),,-n $(WORKERS))
 
 lint: setup
 	$(BIN)/ruff check cckit tests conftest.py

@@ -32,17 +32,28 @@ def pytest_configure(config):
     _own_folder("CCKIT_LOCK_DIR", "locks")
 
 
+#: test modules whose tests share an expensive module-scoped fixture: under pytest-xdist they
+#: run on one worker, so the fixture is built once, not once per worker
+ONE_WORKER = {
+    "tests/test_sweep.py": "a seeded fleet of mock sites swept twice",
+    "tests/test_autopilot.py": "six mock sites seeded expiring",
+    "tests/test_acme.py": "pebble and a mock site",
+    "tests/test_renew_acme.py": "pebble",
+}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist (``-n N``): every test is its own unit of work, except a golden
-    notebook's cells, which run in order in one kernel and so go to one worker together.
-    (pytest-xdist's own ``loadgroup`` cannot group them on pytest 9.2: it rewrites a node id
-    attribute that pytest no longer reads.)"""
+    """Under pytest-xdist (``make test`` runs ``-n 4``): every test is its own unit of work,
+    except a golden notebook's cells, which run in order in one kernel, and the modules in
+    :data:`ONE_WORKER`; each of those goes to one worker whole. (pytest-xdist's own
+    ``loadgroup`` cannot group them on pytest 9.2: it rewrites a node id attribute that
+    pytest no longer reads.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    class NotebooksTogether(LoadScopeScheduling):
+    class Grouped(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return path if path.endswith(".ipynb") else nodeid
+            return path if path.endswith(".ipynb") or path in ONE_WORKER else nodeid
 
-    return NotebooksTogether(config, log)
+    return Grouped(config, log)
