@@ -265,6 +265,12 @@ def run_runbook(
             status = "interrupted"
         except DeadKernelError:
             status, message = "interrupted", "the kernel running the notebook died (killed?)"
+        except Exception as e:  # outside any cell: the kernel did not start
+            # recorded like any other end (status, scrub, HTML), never a raw traceback
+            status = "interrupted" if kernel.interrupted else "failed"
+            message = (f"the notebook's kernel failed before or between its steps "
+                       f"({type(e).__name__}: {redact(str(e))}); its log is kernel.log in "
+                       f"the run folder")
         finally:
             kernel.close(now=status == "interrupted")
         outcome = RunOutcome(sc.name, folder.path, status, notebook,
@@ -361,8 +367,14 @@ class _Kernel:
                 _running.discard(self)
 
     def interrupt(self) -> bool:
-        """Interrupt the running cell (SIGINT to the kernel); False if there is no kernel."""
+        """Interrupt the running cell (SIGINT to the kernel); False if there is no kernel.
+
+        Before the first cell has started, no signal is sent: a kernel still starting has
+        not installed its handler yet, and SIGINT would kill it ("Kernel died before
+        replying to kernel_info"). The flag alone stops the run at its first cell."""
         self.interrupted = True
+        if self.cell is None:
+            return True
         prov = getattr(self.km, "provisioner", None)
         pgid, pid = getattr(prov, "pgid", None), getattr(prov, "pid", None)
         try:

@@ -541,6 +541,50 @@ def test_killed_run_is_recorded_as_interrupted_by_the_next(mock, tmp_path):
     assert len(list(out.glob("ca_signed.2*.ipynb"))) == 1
 
 
+def test_an_interrupt_while_the_kernel_starts_stops_the_run_before_its_first_step(
+        shared_mock, tmp_path):
+    """The window's end (or Ctrl-C) while the kernel is still starting: SIGINT then would
+    kill the half-started kernel ("Kernel died before replying to kernel_info", a raw
+    RuntimeError out of the run, no record). The run stops before its first cell instead,
+    recorded interrupted, its kernel shut down cleanly."""
+    import threading
+    import time
+
+    from cckit import headless
+
+    out = tmp_path / "run"
+    ended: dict = {}
+
+    def run() -> None:
+        try:
+            ended["outcome"] = headless.run_runbook("preflight", out,
+                                                    site_file=shared_mock.site_file,
+                                                    progress=False)
+        except BaseException as e:  # the test reports it
+            ended["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 60
+    launched = None
+    while launched is None and time.monotonic() < deadline and t.is_alive():
+        with headless._running_lock:
+            launched = next((k for k in headless._running
+                             if getattr(getattr(k.km, "provisioner", None), "pid", None)), None)
+        time.sleep(0.001)
+    assert launched is not None and launched.cell is None, "the kernel was not caught starting"
+    assert headless.interrupt_run(out)
+    t.join(120)
+    assert not t.is_alive()
+    assert "error" not in ended, ended.get("error")
+    outcome = ended["outcome"]
+    assert outcome.status == "interrupted" and "kernel" not in (outcome.message or ""), outcome
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "interrupted" and not status["steps"], status
+    assert "KeyboardInterrupt" not in (out / "kernel.log").read_text()
+    assert outcome.html is not None and outcome.html.exists()
+
+
 # --------------------------------------------------------------------------- the site lock
 
 

@@ -368,3 +368,31 @@ def test_a_locked_site_is_skipped_a_paused_one_not_read_a_killed_attempt_settled
     killed = [r for r in rows(state) if r["attempt"] == "killed"]
     assert killed[0]["outcome"] == "interrupted" and "killed or crashed" in killed[0]["message"]
     assert RunFolder(folder).read().status is State.INTERRUPTED
+
+
+def test_a_pass_stopped_by_an_error_of_its_own_does_not_wait_on_its_runs(monkeypatch):
+    """Anything but SIGTERM/Ctrl-C stopping the pass's thread (a bug, a test's timeout)
+    interrupts the runs and returns at once: it never sits joining a run nobody waits for."""
+    import concurrent.futures as cf
+    import threading
+    from types import SimpleNamespace
+
+    from cckit.autopilot import renew, runner
+
+    release = threading.Event()
+    interrupted = []
+    monkeypatch.setattr(runner, "interrupt_all", lambda: interrupted.append(1) or 0)
+
+    def boom(*a, **k):
+        raise RuntimeError("the pass's own bug")
+
+    monkeypatch.setattr(cf, "wait", boom)
+    p = SimpleNamespace(site=lambda path: release.wait(60), stop=threading.Event(),
+                        now=dt.datetime.now(dt.UTC), dry_run=False)
+    t = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError, match="own bug"):
+            renew._sweep(p, [Path("a.yaml")], 1)
+        assert time.monotonic() - t < 10 and p.stop.is_set() and interrupted
+    finally:
+        release.set()

@@ -296,7 +296,8 @@ class _Pass:
         outcome, message, new = self._judge(site, path, job, run)
         if over.fired and outcome == "interrupted":
             message = (f"stopped at the end of the window ({deadline:%Y-%m-%d %H:%M} UTC) "
-                       f"at {run.failed_step or 'its step'}; the next window resumes it")
+                       + (f"at {run.failed_step}" if run.failed_step else "before its first step")
+                       + "; the next window resumes it")
         self.ledger.end(attempt, outcome=outcome, ended=_utcnow(), new=new,
                         failed_step=run.failed_step, message=message)
         if outcome in ALERTING:
@@ -549,10 +550,10 @@ def run_pass(sites: Sequence[str | os.PathLike], state: str | os.PathLike, *,
 def _sweep(p: _Pass, paths: Sequence[Path], concurrency: int) -> PassResult:
     views: dict[Path, SiteView] = {}
     interrupted = False
-    with cf.ThreadPoolExecutor(max_workers=concurrency,
-                               thread_name_prefix="cckit-renew") as pool:
-        futures = {pool.submit(p.site, path): path for path in paths}
-        pending = set(futures)
+    pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="cckit-renew")
+    futures = {pool.submit(p.site, path): path for path in paths}
+    pending = set(futures)
+    try:
         while pending:
             try:
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -574,6 +575,14 @@ def _sweep(p: _Pass, paths: Sequence[Path], concurrency: int) -> PassResult:
                 except Exception as e:  # a crash on one site is that site's failure
                     views[path] = SiteView(path.stem, str(path), "on", "failed",
                                            f"{type(e).__name__}: {redact(str(e))}")
+    except BaseException:
+        # anything else stopping this thread (an unexpected error, a test's timeout) stops
+        # the runs too instead of waiting on them unseen; their records say interrupted
+        p.stop.set()
+        runner.interrupt_all()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return PassResult([views[x] for x in paths], p.now, p.dry_run, interrupted)
 
 
