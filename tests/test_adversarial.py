@@ -16,6 +16,7 @@ import yaml
 
 from cckit._internal.fs import safe_name
 from cckit.errors import InputError
+from cckit.vosmock import journal
 from cckit.vosmock.testing import running_site
 
 from .test_runbooks import assert_no_secret
@@ -407,13 +408,32 @@ def test_ctrl_c_mid_command_then_rerun_reuses_every_pending_csr(mock, tmp_path):
     with SiteSession(load_site(mock.site_file), workdir=tmp_path / "run", tls_timeout=3) as s:
         CaSigned(s, ca).generate_csrs()
         pending = _pending_keys(s)
-        mock.faults.set("slow_output", 0.3, node="uccx-pub")
-        timer = threading.Timer(0.5, _thread.interrupt_main)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            with s.on(s.site.publisher) as t:
-                t.list_certificates("own")  # several slow lines: interrupted half-way
-        timer.cancel()
+        mock.faults.set("slow_output", 1.0, node="uccx-pub")
+
+        def said() -> list[str]:
+            return [e["command"] for e in journal.read(mock.state_dir) if e["node"] == "uccx-pub"]
+
+        heard = len(said())
+        stop = threading.Event()
+
+        def interrupt_once_received() -> None:
+            # Ctrl-C once the node has the command: its lines then come one a second, so the
+            # interrupt lands half-way through the output however loaded the machine is
+            while not stop.wait(0.02):
+                if "show cert list own" in said()[heard:]:
+                    if not stop.wait(1.3):  # after its first line, before the rest
+                        _thread.interrupt_main()
+                    return
+
+        watcher = threading.Thread(target=interrupt_once_received)
+        watcher.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                with s.on(s.site.publisher) as t:
+                    t.list_certificates("own")  # several slow lines: interrupted half-way
+        finally:
+            stop.set()
+            watcher.join()
         mock.faults.set("slow_output", 0.0, node="uccx-pub")
         r = CaSigned(s, ca).generate_csrs()  # the rerun, in the same kernel
         assert {rec.action.value for rec in r.records} == {"reused pending CSR"}, r.records
