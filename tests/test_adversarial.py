@@ -392,7 +392,19 @@ def _pending_keys(session) -> dict[str, str]:
     return out
 
 
-def test_ctrl_c_mid_command_then_rerun_reuses_every_pending_csr(mock, tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C as a kernel receives it, a KeyboardInterrupt: a process a shell started in the
+    background without job control (a CI runner) inherits SIGINT ignored, and
+    ``_thread.interrupt_main()`` then does nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_mid_command_then_rerun_reuses_every_pending_csr(mock, tmp_path, ctrl_c_raises):
     """Ctrl-C (a kernel interrupt) in the middle of a CLI command left the SSH session with
     the rest of that command's output unread; the rerun's 'show csr list own' then read the
     stale output, saw no CSR and generated a new one over the pending CSR."""

@@ -394,7 +394,9 @@ class MockSite:
             else:
                 p["rest"] = node.rest_port = new
         self._save_meta()
-        log.warning("%s: port %d was taken; %s moved to %d", self.name, port, slot[0], new)
+        # handled (site.json has the new port): info, like the mock's other events, so an
+        # embedded mock never writes into a runbook's cells (`cckit mock serve -v` shows it)
+        log.info("%s: port %d was taken; %s moved to %d", self.name, port, slot[0], new)
         return new
 
     def publisher_download_settings(self) -> dict | None:
