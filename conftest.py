@@ -42,6 +42,14 @@ ONE_WORKER = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the tests marked ``slow`` start first (a stable sort: a module's
+    and a golden notebook's order is kept): a long test started last would run alone on one
+    worker at the end while the others sit idle."""
+    if getattr(config.option, "numprocesses", None):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist (``make test`` runs ``-n 4``): every test is its own unit of work,

@@ -524,6 +524,7 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in out.split()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "kernel killed"])
 def test_interrupted_run_is_recorded_as_interrupted_with_its_step(how, mock, tmp_path):
     import os
@@ -557,6 +558,7 @@ def test_interrupted_run_is_recorded_as_interrupted_with_its_step(how, mock, tmp
     assert assert_no_secret(out, [mock.password, mock.sftp_password]) >= 6
 
 
+@pytest.mark.slow
 def test_killed_run_is_recorded_as_interrupted_by_the_next(mock, tmp_path):
     out = tmp_path / "run"
     p = _start_run(mock, out)
@@ -695,6 +697,7 @@ def test_two_runs_never_share_a_run_folder(shared_mock, tmp_path):
     assert files_under(out) == before
 
 
+@pytest.mark.slow
 def test_concurrent_runs_of_copies_of_one_site(mock, tmp_path):
     a, b = (site_variant(mock, tmp_path / d / "site.yaml") for d in ("a", "b"))
     first = _start_run(mock, tmp_path / "run-a", after="plan", site=a)
@@ -707,6 +710,7 @@ def test_concurrent_runs_of_copies_of_one_site(mock, tmp_path):
     assert first.returncode == 0, stdout + stderr
 
 
+@pytest.mark.slow
 def test_batch_sigterm_stops_new_sites_and_a_second_interrupts_the_running_one(tmp_path):
     import signal
     import time

@@ -82,6 +82,7 @@ def test_batch_one_failure_does_not_stop_the_others(tmp_path, two_sites):
         assert (tmp_path / "out" / site / "ca_signed.html").exists()
 
 
+@pytest.mark.slow
 def test_batch_cli_exit_status(tmp_path, two_sites):
     folder, _ = two_sites
     r = subprocess.run([sys.executable, "-m", "cckit", "batch", "preflight", "--sites",
@@ -96,6 +97,7 @@ def test_batch_cli_exit_status(tmp_path, two_sites):
     assert r.returncode == 1 and "2 of 3 site(s) ok" in r.stdout
 
 
+@pytest.mark.slow
 def test_batch_on_a_dask_local_cluster(tmp_path, two_sites):
     distributed = pytest.importorskip("distributed")
     folder, _ = two_sites
@@ -108,6 +110,7 @@ def test_batch_on_a_dask_local_cluster(tmp_path, two_sites):
     assert {r["site"] for r in result.rows} == {"east", "west"}
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_records_and_starts_nothing_new(tmp_path):
     import json
     import signal

@@ -154,6 +154,7 @@ def test_gate_eku_rules_by_version(tmp_path):
                              key_size=384)
 
 
+@pytest.mark.slow
 def test_cckit_run_renew_tomcat(mock, tmp_path):
     """`cckit run renew_tomcat` against the 12.5 site: the record says complete, schema 1,
     and every RSA handshake presents the renewed (CA-signed) tomcat."""

@@ -58,6 +58,7 @@ def node_state(mock) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
     out = tmp_path / "run"
     r = cckit("run", "ca_signed", "--site", str(mock.site_file), *CONFIRM,
@@ -97,6 +98,7 @@ def test_run_ca_signed_writes_the_record_and_no_secret(mock, tmp_path):
     assert assert_no_secret(out, secrets_of(mock)) >= 5
 
 
+@pytest.mark.slow
 def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path):
     before = node_state(mock)
     bad = tmp_path / "bad"
@@ -128,6 +130,7 @@ def test_gate_failure_stops_at_the_gate_then_a_good_ca_completes(mock, tmp_path)
     assert_no_secret(good, secrets_of(mock))
 
 
+@pytest.mark.slow
 def test_rsa_only_and_rollback_headless(mock, tmp_path):
     r = cckit("run", "rsa_only", "--site", str(mock.site_file), *CONFIRM,
               "--out", str(tmp_path / "d"),
@@ -223,6 +226,7 @@ def test_start_cell_run_twice_in_one_kernel(mock, tmp_path):
     SiteSession(load_site(mock.site_file), workdir=tmp_path / "d").close()
 
 
+@pytest.mark.slow
 def test_files_ca_waits_then_resumes(mock, tmp_path):
     from cryptography.hazmat.primitives.serialization import Encoding
 

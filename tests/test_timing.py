@@ -112,6 +112,7 @@ def test_cisco_profile_carries_the_waits_and_fixtures_stay_instant(tmp_path):
 # ------------------------------------------------------------------------------ the client
 
 
+@pytest.mark.slow
 def test_one_uccx_node_out_of_service_at_a_time_in_every_scenario(tmp_path):
     """ca_signed, rsa_only and its rollback against real timing, each in one run, while an
     outside watcher reads both UCCX nodes' SystemInfo: one node out during the restarts,
