@@ -1,6 +1,7 @@
 """Session-wide test set-up (repo root, so it covers tests/ and the nbval runbooks)."""
 
 import os
+import sys
 import tempfile
 
 import pytest
@@ -20,6 +21,11 @@ def _own_folder(variable: str, leaf: str) -> None:
 
 
 def pytest_configure(config):
+    # The suite starts hundreds of Python processes (kernels, cckit commands, pytest-xdist's
+    # workers): with PYTHONDONTWRITEBYTECODE set (CI images often set it) each one compiled
+    # cckit's sources anew, ~0.2-0.5 CPU-s a process. Cached bytecode is safe to share.
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        sys.dont_write_bytecode = False
     # nbval opens the sanitize file relative to the current directory when each notebook
     # starts; anchor it to the repository so nothing a test does to the cwd can break it.
     files = getattr(config.option, "nbval_sanitize_with", None)

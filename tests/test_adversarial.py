@@ -728,7 +728,9 @@ def test_batch_sigterm_stops_new_sites_and_a_second_interrupts_the_running_one(t
     def wait_for(check) -> None:
         deadline = time.monotonic() + 120
         while not check():
-            assert time.monotonic() < deadline and proc.poll() is None
+            assert time.monotonic() < deadline, "timed out"
+            assert proc.poll() is None, ("the batch ended first", *proc.communicate(),
+                                         {s: status_of(s) for s in ("site-001", "site-002")})
             time.sleep(0.05)
 
     with running_sites(tmp_path / "mock", 3, restart_seconds=0.1,
