@@ -122,7 +122,25 @@ def test_runbooks_dir_prefers_the_env_then_the_checkout(monkeypatch, tmp_path):
     assert runbooks_dir() == tmp_path
 
 
-def test_ci_runs_the_wheel_check_after_the_suite():
-    lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert lines.index(".ci/wheel-check") > lines.index("make test")
+def test_ci_runs_the_wheel_check_beside_the_suite_and_fails_if_either_fails(tmp_path):
+    """.ci/run with stand-ins for both: it waits for both, shows both outputs, and exits
+    non-zero when either failed."""
+    ci = (ROOT / ".ci" / "run").read_text()
     assert os.access(ROOT / ".ci" / "wheel-check", os.X_OK)
+    for suite, wheel in [(0, 0), (1, 0), (0, 3)]:
+        root = tmp_path / f"{suite}{wheel}"
+        (root / ".ci").mkdir(parents=True)
+        (root / ".ci" / "run").write_text(ci)
+        (root / ".ci" / "wheel-check").write_text(f"#!/bin/sh\necho wheel-said\nexit {wheel}\n")
+        (root / ".ci" / "wheel-check").chmod(0o755)
+        (root / "Makefile").write_text(f"test:\n\t@echo suite-said; exit {suite}\n")
+        stub = root / "bin"
+        stub.mkdir()
+        for tool in ("chromium", "certutil", "pebble", "pebble-challtestsrv"):
+            (stub / tool).write_text("#!/bin/sh\n")
+            (stub / tool).chmod(0o755)
+        r = subprocess.run(["bash", str(root / ".ci" / "run")], capture_output=True, text=True,
+                           env={**os.environ, "PATH": f"{stub}:{os.environ['PATH']}"},
+                           timeout=60)
+        assert "suite-said" in r.stdout and "wheel-said" in r.stdout, r.stdout + r.stderr
+        assert (r.returncode == 0) == (suite == wheel == 0), (suite, wheel, r.returncode)
