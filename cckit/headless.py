@@ -14,8 +14,10 @@ import functools
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -333,7 +335,13 @@ class _Kernel:
                 kw.setdefault("env", {**os.environ, "CCKIT_HEADLESS": "1"})
                 await base.start_kernel(self, **kw)
 
-        self.km = Manager(kernel_name=kernel_name or "python3")
+        # Unix sockets, not TCP ports: a kernel's five ports are picked free, then bound by
+        # the kernel a moment later, and on a busy machine another listener took one in
+        # between ("Address already in use": the kernel died before its first cell). Short
+        # paths in a private folder (a socket path is limited to about 100 bytes).
+        self._ipc = tempfile.mkdtemp(prefix="cckit-kernel-")
+        self.km = Manager(kernel_name=kernel_name or "python3", transport="ipc",
+                          ip=os.path.join(self._ipc, "k"))
         self._clients = clients
         self._log = log_file
         #: the run folder it writes into (kernel.log is there)
@@ -399,6 +407,7 @@ class _Kernel:
                 run_sync(self.km.shutdown_kernel)(now=now)
         with contextlib.suppress(Exception):
             run_sync(self.km.cleanup_resources)()
+        shutil.rmtree(self._ipc, ignore_errors=True)
         self._log.close()
 
 
