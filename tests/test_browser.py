@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -81,10 +82,14 @@ def lab(tmp_path):
                JUPYTERLAB_SETTINGS_DIR=str(settings))
     log = (tmp_path / "lab.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
+            # where it says it serves: when another process took the free port in the
+            # meantime, Jupyter moves to the next one ("The port ... is already in use")
+            served = re.findall(r"http://127\.0\.0\.1:(\d+)/lab",
+                                (tmp_path / "lab.log").read_text())
+            url = f"http://127.0.0.1:{served[-1] if served else port}"
             try:
                 urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)  # noqa: S310
                 break
